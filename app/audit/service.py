@@ -1,0 +1,48 @@
+"""Audit trail: settings changes, verifications, restore-kit reads, restores, deletions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import Principal
+from app.models import AuditEvent
+
+
+async def record(
+    session: AsyncSession,
+    action: str,
+    *,
+    principal: Principal | None = None,
+    account_id: uuid.UUID | None = None,
+    pod_id: uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+    client: str | None = None,
+) -> AuditEvent:
+    """Add an audit event to the session's transaction (it commits with the change)."""
+    event = AuditEvent(
+        action=action,
+        actor=principal.actor if principal else "system",
+        token_id=principal.token_id if principal else None,
+        account_id=account_id or (principal.account_id if principal else None),
+        pod_id=pod_id,
+        detail=detail or {},
+        client=client,
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+def list_query(
+    *, pod_id: uuid.UUID | None = None, account_id: uuid.UUID | None = None
+) -> Select[tuple[AuditEvent]]:
+    stmt = select(AuditEvent).order_by(AuditEvent.id.desc())
+    if pod_id is not None:
+        stmt = stmt.where(AuditEvent.pod_id == pod_id)
+    if account_id is not None:
+        stmt = stmt.where(AuditEvent.account_id == account_id)
+    return stmt

@@ -1,0 +1,139 @@
+"""Service settings: one class, read from the environment (prefix ``PODBACKUP_``) and ``.env``.
+
+Nothing else in the code base reads ``os.environ``; pass a ``Settings`` around instead.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PODBACKUP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/podbackup",
+        description="PostgreSQL URL (postgresql+asyncpg://user@host:port/db): the record.",
+    )
+    database_pool_size: int = Field(10, ge=1, description="Connections per process in the pool.")
+    database_max_overflow: int = Field(
+        5, ge=0, description="Extra connections above the pool size."
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL: the job transport (arq), never the record.",
+    )
+    queue_name: str = Field(
+        "podbackup:queue",
+        description="arq queue name; also the prefix of this deployment's other Redis keys.",
+    )
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Encryption keys for secrets at rest, newest first, comma-separated `id:base64key` "
+            "(32-byte AES-256-GCM keys). `podbackup keys generate` prints one."
+        ),
+    )
+    allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "CIDRs exempt from the outbound-address policy, comma-separated "
+            "(e.g. `127.0.0.0/8` for tests and the demo). Empty: loopback, private, "
+            "link-local and metadata addresses are refused."
+        ),
+    )
+    local_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Folders under which admin-only `local` file sources and targets may lie, "
+            "comma-separated. Empty: `local` kinds are refused."
+        ),
+    )
+    data_dir: Path = Field(Path("./var"), description="Service data: demo files, local exports.")
+    cache_dir: Path = Field(
+        Path("./var/cache"), description="Worker cache: SFTP mirrors, staging and restic caches."
+    )
+    restic_binary: str = Field("restic", description="Path or name of the restic binary.")
+    log_level: str = Field("INFO", description="Python log level.")
+    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+    page_limit_max: int = Field(200, ge=1, description="Largest `limit` a list accepts.")
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL clients reach the API at (download links)."
+    )
+
+    # jobs
+    job_heartbeat_seconds: float = Field(5.0, gt=0, description="How often a running job beats.")
+    job_stale_seconds: float = Field(
+        60.0, gt=0, description="A running job silent this long is taken as dead and retried."
+    )
+    job_max_attempts: int = Field(3, ge=1, description="Attempts for retryable failures.")
+    job_retry_base_seconds: float = Field(
+        15.0, ge=0, description="First retry delay; doubles each attempt."
+    )
+    job_cancel_grace_seconds: float = Field(
+        10.0, ge=0, description="SIGINT to SIGKILL grace when a job is canceled."
+    )
+    job_timeout_seconds: int = Field(6 * 3600, ge=60, description="Hard limit for one job attempt.")
+    reconcile_seconds: int = Field(
+        30, ge=1, description="How often the reconciler re-checks queued/running jobs."
+    )
+    worker_concurrency: int = Field(4, ge=1, description="Jobs one worker process runs at once.")
+
+    # outbound connections
+    verify_budget_seconds: float = Field(
+        15.0, gt=0, description="Time budget of a settings verify."
+    )
+    http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of hooks and webhooks.")
+    hook_secret: SecretStr | None = Field(
+        None, description="HMAC key signing stop/start hook bodies (defaults to a derived key)."
+    )
+
+    # auth
+    auth_fail_limit: int = Field(
+        20, ge=1, description="Failed authentications per client address per minute before 429."
+    )
+
+    # exports
+    export_dir: Path | None = Field(
+        None, description="Folder of the export store (development); default `<data_dir>/exports`."
+    )
+    export_ttl_seconds: int = Field(24 * 3600, ge=60, description="How long an export link lives.")
+
+    # drills (trial restore of database dumps)
+    drill_postgres_url: str | None = Field(
+        None, description="libpq URL of a PostgreSQL server for trial restores (scratch databases)."
+    )
+    drill_mysql_url: str | None = Field(
+        None, description="mysql://user@host:port of a MariaDB/MySQL server for trial restores."
+    )
+
+    @field_validator("secret_keys", "allow_networks", "local_roots", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @property
+    def sync_database_url(self) -> str:
+        return self.database_url.replace("+asyncpg", "")
+
+    @property
+    def export_path(self) -> Path:
+        return self.export_dir or self.data_dir / "exports"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

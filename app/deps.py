@@ -1,0 +1,31 @@
+"""Process-wide objects held on ``app.state``, as typed dependencies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Request
+
+from app.config import Settings
+from app.kit.crypto import Keyring
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _keyring(request: Request) -> Keyring:
+    keyring: Keyring = request.app.state.keyring
+    return keyring
+
+
+def _redis(request: Request) -> ArqRedis:
+    redis: ArqRedis = request.app.state.redis
+    return redis
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+KeyringDep = Annotated[Keyring, Depends(_keyring)]
+RedisDep = Annotated[ArqRedis, Depends(_redis)]

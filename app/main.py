@@ -1,0 +1,73 @@
+"""The FastAPI application: ``create_app()`` and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from arq.connections import ArqRedis
+from fastapi import FastAPI
+from redis.asyncio import ConnectionPool
+
+from app.api import api_router
+from app.config import Settings, get_settings
+from app.db import make_engine, make_sessionmaker
+from app.errors import install_error_handlers
+from app.kit.crypto import Keyring
+from app.kit.metrics import MetricsMiddleware
+
+DESCRIPTION = """
+Incremental, encrypted, deduplicated backups of every pod into its owner's own S3
+bucket with restic, plus database dumps, snapshot browsing, restore, retention,
+verification and one-time exports.
+
+Authenticate with `Authorization: Bearer <token>`. Errors always have the shape
+`{"error": "<Name>", "detail": ..., "hint": "..."}`. Lists take `?page=&limit=` and
+answer `{"items": [...], "pagination": {"total_count", "max_page"}}`.
+"""
+
+
+def make_redis(settings: Settings) -> ArqRedis:
+    """An arq-capable Redis client; it connects on first use, not here."""
+    pool = ConnectionPool.from_url(
+        settings.redis_url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
+    )
+    return ArqRedis(connection_pool=pool)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.keyring is None:
+            Keyring.from_settings(settings.secret_keys)  # raises with the fix in its message
+        engine = make_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.redis = make_redis(settings)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="podbackup",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "health", "description": "Liveness, readiness, metrics."},
+            {"name": "accounts", "description": "Accounts and API tokens (admin)."},
+            {"name": "pods", "description": "Pods: file source, database, hooks."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.keyring = (
+        Keyring.from_settings(settings.secret_keys) if settings.secret_keys else None
+    )
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+    app.include_router(api_router)
+    return app

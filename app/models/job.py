@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, IdMixin, utcnow
+
+# Kinds that change a pod or its repository exclusively: at most one queued/running per pod.
+EXCLUSIVE_KINDS = ("backup", "restore", "prune", "check")
+ACTIVE_STATUSES = ("queued", "running")
+FINAL_STATUSES = ("succeeded", "partial", "failed", "canceled")
+
+
+class Job(IdMixin, Base):
+    """Every long operation. Postgres is the record; Redis (arq) only carries the id."""
+
+    __tablename__ = "jobs"
+
+    pod_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("pods.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    plan: Mapped[str] = mapped_column(String(16), default="owner")
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    run_after: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_jobs_pod_created", "pod_id", "created_at"),
+        Index(
+            "ix_jobs_active",
+            "status",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+        # One exclusive job per pod at a time; enforced by the database, not by luck.
+        Index(
+            "uq_jobs_one_exclusive_per_pod",
+            "pod_id",
+            unique=True,
+            postgresql_where=text(
+                "status IN ('queued', 'running') "
+                "AND kind IN ('backup', 'restore', 'prune', 'check')"
+            ),
+        ),
+    )
+
+
+class JobEvent(Base):
+    """Log lines, progress samples and state changes of a job, for its event stream."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    type: Mapped[str] = mapped_column(String(16))  # log | progress | state
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)

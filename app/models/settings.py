@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, TimestampMixin
+
+
+class BackupSettings(TimestampMixin, Base):
+    """The owner plan's target, schedule, retention and verification for one pod."""
+
+    __tablename__ = "backup_settings"
+
+    pod_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("pods.id", ondelete="CASCADE"), primary_key=True
+    )
+    target_kind: Mapped[str] = mapped_column(String(16))  # s3 | local
+    # s3: endpoint, bucket, region, provider, scheme, access_key_id; local: path
+    target: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    target_secret: Mapped[str | None] = mapped_column(Text)  # secret_access_key, encrypted
+    repo_password: Mapped[str] = mapped_column(Text)  # encrypted; generated once
+    repository_id: Mapped[str | None] = mapped_column(String(64))  # restic config id
+    repository_initialized_at: Mapped[datetime | None] = mapped_column()
+    schedule: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    retention: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    verification: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    verified_at: Mapped[datetime | None] = mapped_column()
+    verified_ok: Mapped[bool | None] = mapped_column()

@@ -1,0 +1,325 @@
+"""Pod rules: tenancy, secrets encrypted at rest, outbound-address checks on save."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import Principal
+from app.config import Settings
+from app.errors import Forbidden, NotFound, ValidationFailed
+from app.kit import netpolicy
+from app.kit.crypto import Keyring
+from app.kit.validators import under_roots, url_host
+from app.models import Account, Pod
+from app.pods.schemas import (
+    DEFAULT_DB_PORTS,
+    DatabaseConfig,
+    DatabaseRead,
+    Hooks,
+    HooksRead,
+    LocalSource,
+    LocalSourceRead,
+    PodCreate,
+    PodRead,
+    PodUpdate,
+    SftpSource,
+    SftpSourceRead,
+)
+
+
+@dataclass(frozen=True)
+class PodSecrets:
+    """Decrypted secrets of a pod, for a worker's memory only."""
+
+    sftp_password: str | None = None
+    sftp_private_key: str | None = None
+    db_password: str | None = None
+
+    def values(self) -> list[str]:
+        return [v for v in (self.sftp_password, self.sftp_private_key, self.db_password) if v]
+
+
+def files_context(pod_id: uuid.UUID) -> str:
+    return f"pod:{pod_id}:files"
+
+
+def database_context(pod_id: uuid.UUID) -> str:
+    return f"pod:{pod_id}:database"
+
+
+def decrypt_secrets(keyring: Keyring, pod: Pod) -> PodSecrets:
+    files: dict[str, Any] = {}
+    db: dict[str, Any] = {}
+    if pod.files_secret:
+        files = json.loads(keyring.decrypt(pod.files_secret, files_context(pod.id)))
+    if pod.database_secret:
+        db = json.loads(keyring.decrypt(pod.database_secret, database_context(pod.id)))
+    return PodSecrets(
+        sftp_password=files.get("password"),
+        sftp_private_key=files.get("private_key"),
+        db_password=db.get("password"),
+    )
+
+
+def _secret_update(new: SecretStr | None, old: str | None) -> str | None:
+    """Omitted keeps the stored value; an empty string clears it."""
+    if new is None:
+        return old
+    value = new.get_secret_value()
+    return value or None
+
+
+def _seal(
+    keyring: Keyring, values: dict[str, str | None], context: str
+) -> tuple[str | None, list[str]]:
+    """Ciphertext of the set values, and the names of those set (kept in clear for reads)."""
+    kept = {k: v for k, v in values.items() if v}
+    return (keyring.encrypt(json.dumps(kept), context) if kept else None), sorted(kept)
+
+
+async def _check_hosts(
+    settings: Settings,
+    principal: Principal,
+    files: SftpSource | LocalSource | None,
+    database: DatabaseConfig | None,
+    hooks: Hooks | None,
+) -> None:
+    policy = netpolicy.Policy.from_settings(settings.allow_networks)
+    if isinstance(files, SftpSource):
+        await netpolicy.check_on_save(policy, "files.host", files.host)
+        if files.host_key is not None:
+            _check_host_key(files.host_key)
+    if isinstance(files, LocalSource):
+        if not principal.is_admin:
+            raise Forbidden(
+                "a local file source is for operators (admin tokens) only",
+                hint="use kind 'sftp' with the pod's SFTP access",
+            )
+        if not settings.local_roots:
+            raise ValidationFailed(
+                "files.path",
+                "local sources are disabled on this service",
+                hint="an operator enables them with PODBACKUP_LOCAL_ROOTS",
+            )
+        if not under_roots(files.path, settings.local_roots):
+            raise ValidationFailed(
+                "files.path",
+                f"'{files.path}' is not under an allowed local root",
+                hint="allowed roots: " + ", ".join(str(r) for r in settings.local_roots),
+            )
+    if database is not None:
+        await netpolicy.check_on_save(policy, "database.host", database.host)
+    if hooks is not None:
+        for field in ("stop_url", "start_url"):
+            url = getattr(hooks, field)
+            if url:
+                await netpolicy.check_on_save(policy, f"hooks.{field}", url_host(url))
+
+
+def _check_host_key(line: str) -> None:
+    import asyncssh
+
+    try:
+        asyncssh.import_public_key(line.strip())
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        raise ValidationFailed(
+            "files.host_key",
+            "host_key is not an OpenSSH public key line",
+            hint="paste a line like 'ssh-ed25519 AAAAC3Nz...' (from ssh-keyscan)",
+        ) from exc
+
+
+def _apply_files(
+    keyring: Keyring, pod: Pod, files: SftpSource | LocalSource | None, keep_old: bool
+) -> None:
+    old: dict[str, Any] = {}
+    if keep_old and pod.files_secret:
+        old = json.loads(keyring.decrypt(pod.files_secret, files_context(pod.id)))
+    if files is None:
+        pod.files, pod.files_secret = None, None
+        return
+    if isinstance(files, LocalSource):
+        pod.files, pod.files_secret = {"kind": "local", "path": files.path}, None
+        return
+    previous = pod.files or {}
+    same_server = previous.get("host") == files.host and previous.get("port") == files.port
+    pod.files = {
+        "kind": "sftp",
+        "host": files.host,
+        "port": files.port,
+        "username": files.username,
+        "path": files.path,
+        "host_key": files.host_key.strip() if files.host_key else None,
+    }
+    if files.host_key:
+        pod.pinned_host_key, pod.pinned_host_key_at = files.host_key.strip(), None
+    elif not same_server:
+        pod.pinned_host_key, pod.pinned_host_key_at = None, None
+    pod.files_secret, pod.files["secrets_set"] = _seal(
+        keyring,
+        {
+            "password": _secret_update(files.password, old.get("password")),
+            "private_key": _secret_update(files.private_key, old.get("private_key")),
+        },
+        files_context(pod.id),
+    )
+
+
+def _apply_database(
+    keyring: Keyring, pod: Pod, database: DatabaseConfig | None, keep_old: bool
+) -> None:
+    old: dict[str, Any] = {}
+    if keep_old and pod.database_secret:
+        old = json.loads(keyring.decrypt(pod.database_secret, database_context(pod.id)))
+    if database is None:
+        pod.database, pod.database_secret = None, None
+        return
+    pod.database = {
+        "kind": database.kind,
+        "host": database.host,
+        "port": database.port or DEFAULT_DB_PORTS[database.kind],
+        "name": database.name,
+        "username": database.username,
+    }
+    pod.database_secret, pod.database["secrets_set"] = _seal(
+        keyring,
+        {"password": _secret_update(database.password, old.get("password"))},
+        database_context(pod.id),
+    )
+
+
+def _hooks_dict(hooks: Hooks | None) -> dict[str, Any] | None:
+    if hooks is None or not (hooks.stop_url or hooks.start_url):
+        return None
+    return {"stop_url": hooks.stop_url, "start_url": hooks.start_url}
+
+
+async def create(
+    session: AsyncSession,
+    settings: Settings,
+    keyring: Keyring,
+    principal: Principal,
+    body: PodCreate,
+) -> Pod:
+    if principal.is_admin:
+        if body.account_id is None:
+            raise ValidationFailed(
+                "account_id", "admin tokens must give account_id", hint="add the owner's account id"
+            )
+        account_id = body.account_id
+    else:
+        if body.account_id is not None and body.account_id != principal.account_id:
+            raise ValidationFailed(
+                "account_id",
+                "account tokens create pods in their own account only",
+                hint="omit account_id",
+            )
+        assert principal.account_id is not None
+        account_id = principal.account_id
+    if await session.get(Account, account_id) is None:
+        raise ValidationFailed("account_id", "no such account")
+    await _check_hosts(settings, principal, body.files, body.database, body.hooks)
+    pod = Pod(id=uuid.uuid4(), account_id=account_id, name=body.name, app=body.app)
+    _apply_files(keyring, pod, body.files, keep_old=False)
+    _apply_database(keyring, pod, body.database, keep_old=False)
+    pod.hooks = _hooks_dict(body.hooks)
+    session.add(pod)
+    await session.flush()
+    return pod
+
+
+async def update(
+    session: AsyncSession,
+    settings: Settings,
+    keyring: Keyring,
+    principal: Principal,
+    pod: Pod,
+    body: PodUpdate,
+) -> Pod:
+    given = body.model_fields_set
+    await _check_hosts(
+        settings,
+        principal,
+        body.files if "files" in given else None,
+        body.database if "database" in given else None,
+        body.hooks if "hooks" in given else None,
+    )
+    if "name" in given and body.name is not None:
+        pod.name = body.name
+    if "app" in given and body.app is not None:
+        pod.app = body.app
+    if "files" in given:
+        if isinstance(body.files, LocalSource) and not principal.is_admin:
+            raise Forbidden("a local file source is for operators (admin tokens) only")
+        _apply_files(keyring, pod, body.files, keep_old=True)
+    if "database" in given:
+        _apply_database(keyring, pod, body.database, keep_old=True)
+    if "hooks" in given:
+        pod.hooks = _hooks_dict(body.hooks)
+    await session.flush()
+    return pod
+
+
+async def get_visible(session: AsyncSession, principal: Principal, pod_id: uuid.UUID) -> Pod:
+    """The pod, when this principal may see it; otherwise 404 exactly like a missing one."""
+    pod = await session.get(Pod, pod_id)
+    if pod is None or not principal.owns(pod.account_id):
+        raise NotFound("Pod not found", hint="check the pod id")
+    return pod
+
+
+def list_query(principal: Principal, account_id: uuid.UUID | None = None) -> Any:
+    stmt = select(Pod).order_by(Pod.created_at, Pod.id)
+    if not principal.is_admin:
+        stmt = stmt.where(Pod.account_id == principal.account_id)
+    elif account_id is not None:
+        stmt = stmt.where(Pod.account_id == account_id)
+    return stmt
+
+
+def to_read(pod: Pod) -> PodRead:
+    files_read: SftpSourceRead | LocalSourceRead | None = None
+    if pod.files and pod.files.get("kind") == "sftp":
+        f = pod.files
+        files_read = SftpSourceRead(
+            kind="sftp",
+            host=f["host"],
+            port=f["port"],
+            username=f["username"],
+            path=f["path"],
+            password_set="password" in f.get("secrets_set", []),
+            private_key_set="private_key" in f.get("secrets_set", []),
+            host_key=pod.pinned_host_key or f.get("host_key"),
+        )
+    elif pod.files:
+        files_read = LocalSourceRead(kind="local", path=pod.files["path"])
+    db_read = None
+    if pod.database:
+        d = pod.database
+        db_read = DatabaseRead(
+            kind=d["kind"],
+            host=d["host"],
+            port=d["port"],
+            name=d["name"],
+            username=d["username"],
+            password_set="password" in d.get("secrets_set", []),
+        )
+    hooks = HooksRead(**pod.hooks) if pod.hooks else None
+    return PodRead(
+        id=pod.id,
+        account_id=pod.account_id,
+        name=pod.name,
+        app=pod.app,
+        files=files_read,
+        database=db_read,
+        hooks=hooks,
+        created_at=pod.created_at,
+        updated_at=pod.updated_at,
+    )
