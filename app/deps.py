@@ -8,6 +8,7 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Request
 
 from app.config import Settings
+from app.integrations.restic import Restic
 from app.kit.crypto import Keyring
 
 
@@ -29,3 +30,16 @@ def _redis(request: Request) -> ArqRedis:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 KeyringDep = Annotated[Keyring, Depends(_keyring)]
 RedisDep = Annotated[ArqRedis, Depends(_redis)]
+
+
+async def _restic(request: Request) -> Restic:
+    """The restic binary, its version detected once per process."""
+    restic: Restic | None = getattr(request.app.state, "restic", None)
+    if restic is None:
+        settings: Settings = request.app.state.settings
+        restic = await Restic.detect(settings.restic_binary)
+        request.app.state.restic = restic
+    return restic
+
+
+ResticDep = Annotated[Restic, Depends(_restic)]

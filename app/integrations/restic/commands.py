@@ -1,0 +1,401 @@
+"""restic commands used by the service, for restic 0.14 (Debian 12) up to 0.18 (Debian 13)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.integrations.restic.errors import ResticError, classify
+from app.integrations.restic.repository import Repository
+from app.integrations.restic.version import ResticVersion, detect
+from app.kit import subprocess as sp
+
+log = logging.getLogger(__name__)
+
+JsonCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+RETENTION_FLAGS = {
+    "keep_last": "--keep-last",
+    "keep_hourly": "--keep-hourly",
+    "keep_daily": "--keep-daily",
+    "keep_weekly": "--keep-weekly",
+    "keep_monthly": "--keep-monthly",
+    "keep_yearly": "--keep-yearly",
+}
+
+
+@dataclass
+class BackupOutcome:
+    snapshot_id: str
+    short_id: str
+    summary: dict[str, Any]
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.unreadable)
+
+
+@dataclass
+class CheckOutcome:
+    ok: bool
+    output: list[str]
+    errors: list[str]
+
+
+class Restic:
+    """One restic binary. ``stall_seconds``: give up on storage retries after this long."""
+
+    def __init__(
+        self,
+        binary: str,
+        version: ResticVersion,
+        *,
+        grace: float = 10.0,
+        stall_seconds: float = 300.0,
+    ) -> None:
+        self.binary = binary
+        self.version = version
+        self.grace = grace
+        self.stall_seconds = stall_seconds
+
+    @classmethod
+    async def detect(cls, binary: str, **kwargs: Any) -> Restic:
+        return cls(binary, await detect(binary), **kwargs)
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run(
+        self,
+        repo: Repository,
+        args: Sequence[str],
+        *,
+        on_json: JsonCallback | None = None,
+        on_line: Callable[[str], None] | None = None,
+        cwd: Path | None = None,
+        timeout: float | None = None,
+        cancel: asyncio.Event | None = None,
+        ok_codes: tuple[int, ...] = (0,),
+        extra_env: Mapping[str, str] | None = None,
+    ) -> sp.Completed:
+        """Run one restic command; raise a classified ResticError unless its exit is ok."""
+        argv = [self.binary, *args]
+        stop = asyncio.Event()
+        stalled = False
+        retry_since: float | None = None
+
+        async def _stdout(line: str) -> None:
+            nonlocal retry_since
+            if on_line is not None:
+                on_line(line)
+            if on_json is None or not line.startswith("{"):
+                return
+            try:
+                message = json.loads(line)
+            except ValueError:
+                return
+            if message.get("message_type") == "status":
+                retry_since = None  # progress means storage answers again
+            result = on_json(message)
+            if result is not None:
+                await result
+
+        def _stderr(line: str) -> None:
+            nonlocal retry_since
+            if "retrying after" in line or "returned error, retrying" in line:
+                retry_since = retry_since or time.monotonic()
+
+        async def _watch() -> None:
+            nonlocal stalled
+            while not stop.is_set():
+                if cancel is not None and cancel.is_set():
+                    stop.set()
+                    return
+                if retry_since and time.monotonic() - retry_since > self.stall_seconds:
+                    stalled = True
+                    stop.set()
+                    return
+                await asyncio.sleep(0.2)
+
+        watcher = asyncio.create_task(_watch())
+        try:
+            done = await sp.run(
+                argv,
+                env={**repo.child_env(), **(extra_env or {})},
+                cwd=cwd,
+                on_stdout=_stdout,
+                on_stderr=_stderr,
+                timeout=timeout,
+                cancel=stop,
+                grace=self.grace,
+            )
+        except sp.Cancelled as exc:
+            if stalled:
+                raise ResticError(
+                    "storage_unreachable",
+                    f"the storage kept failing for {int(self.stall_seconds)}s; gave up",
+                ) from exc
+            raise ResticError("interrupted", "canceled on request") from exc
+        except sp.TimedOut as exc:
+            raise ResticError("timeout", str(exc)) from exc
+        finally:
+            stop.set()
+            watcher.cancel()
+        if done.returncode not in ok_codes:
+            raise classify(done.returncode, done.stderr_tail)
+        return done
+
+    async def _json(self, repo: Repository, args: Sequence[str], **kw: Any) -> Any:
+        lines: list[str] = []
+        await self.run(repo, [*args, "--json"], on_line=lines.append, **kw)
+        text = "\n".join(ln for ln in lines if ln.strip())
+        try:
+            return json.loads(text) if text else None
+        except ValueError as exc:
+            raise ResticError("failed", f"restic printed unreadable JSON for {args[0]}") from exc
+
+    # -- repository ------------------------------------------------------------------------
+
+    async def init(self, repo: Repository, **kw: Any) -> str:
+        """Create the repository (compressed where supported); return its id."""
+        args = ["init"]
+        if self.version.compression:
+            args += ["--repository-version", "2"]
+        await self.run(repo, args, **kw)
+        return await self.repository_id(repo, **kw)
+
+    async def cat_config(self, repo: Repository, **kw: Any) -> dict[str, Any]:
+        config = await self._json(repo, ["cat", "config"], **kw)
+        if not isinstance(config, dict) or "id" not in config:
+            raise ResticError("failed", "restic printed no repository config")
+        return config
+
+    async def repository_id(self, repo: Repository, **kw: Any) -> str:
+        return str((await self.cat_config(repo, **kw))["id"])
+
+    async def unlock(self, repo: Repository, **kw: Any) -> None:
+        """Remove stale locks only (never `--remove-all`: a live process may hold one)."""
+        await self.run(repo, ["unlock"], **kw)
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    async def snapshots(
+        self,
+        repo: Repository,
+        *,
+        ids: Sequence[str] = (),
+        host: str | None = None,
+        tags: Sequence[str] = (),
+        **kw: Any,
+    ) -> list[dict[str, Any]]:
+        args = ["snapshots"]
+        if host:
+            args += ["--host", host]
+        for tag in tags:
+            args += ["--tag", tag]
+        result = await self._json(repo, [*args, *ids], **kw)
+        return list(result or [])
+
+    async def backup(
+        self,
+        repo: Repository,
+        paths: Sequence[str],
+        *,
+        cwd: Path,
+        host: str,
+        tags: Sequence[str],
+        parent: str | None = None,
+        on_status: JsonCallback | None = None,
+        mirrored: bool = True,
+        **kw: Any,
+    ) -> BackupOutcome:
+        """Back up ``paths`` (relative to ``cwd``, so the tree starts at them).
+
+        Exit 3 (some files unreadable) still writes a snapshot: it comes back with
+        ``unreadable`` listing the files, for the caller to report as partial.
+        """
+        args = ["backup", "--json", "--host", host]
+        for tag in tags:
+            args += ["--tag", tag]
+        if parent:
+            args += ["--parent", parent]
+        if mirrored:
+            # A mirror re-created elsewhere keeps sizes and mtimes but not inodes/ctimes.
+            args += ["--ignore-inode", "--ignore-ctime"]
+        summary: dict[str, Any] = {}
+        unreadable: list[dict[str, str]] = []
+
+        async def _line(message: dict[str, Any]) -> None:
+            kind = message.get("message_type")
+            if kind == "summary":
+                summary.update(message)
+            elif kind == "error":
+                err = message.get("error") or {}
+                unreadable.append(
+                    {
+                        "path": str(message.get("item") or err.get("Path") or ""),
+                        "during": str(message.get("during") or ""),
+                        "error": _errno_text(err),
+                    }
+                )
+            if on_status is not None:
+                result = on_status(message)
+                if result is not None:
+                    await result
+
+        await self.run(repo, [*args, "--", *paths], on_json=_line, cwd=cwd, ok_codes=(0, 3), **kw)
+        snap_id = str(summary.get("snapshot_id") or "")
+        if not snap_id:
+            raise ResticError("failed", "restic finished without naming a snapshot")
+        # Evidence: the snapshot must be in the repository, and we want its full id.
+        found = await self.snapshots(repo, ids=[snap_id], timeout=kw.get("timeout"))
+        if len(found) != 1:
+            raise ResticError("failed", f"snapshot {snap_id} is not in the repository")
+        full = found[0]
+        return BackupOutcome(
+            snapshot_id=full["id"],
+            short_id=full.get("short_id") or full["id"][:8],
+            summary={k: v for k, v in summary.items() if k != "message_type"},
+            unreadable=unreadable,
+        )
+
+    # -- retention and maintenance ------------------------------------------------------
+
+    def retention_args(self, policy: Mapping[str, int | None]) -> list[str]:
+        args: list[str] = []
+        for key, flag in RETENTION_FLAGS.items():
+            value = policy.get(key)
+            if value:
+                args += [flag, str(value)]
+        if not args:
+            raise ValueError("a retention policy needs at least one keep rule")
+        return args
+
+    async def forget(
+        self,
+        repo: Repository,
+        policy: Mapping[str, int | None],
+        *,
+        host: str | None = None,
+        tags: Sequence[str] = (),
+        dry_run: bool = False,
+        **kw: Any,
+    ) -> list[dict[str, Any]]:
+        args = ["forget", *self.retention_args(policy), "--group-by", "host"]
+        if host:
+            args += ["--host", host]
+        for tag in tags:
+            args += ["--tag", tag]
+        if dry_run:
+            args.append("--dry-run")
+        result = await self._json(repo, args, **kw)
+        return list(result or [])
+
+    async def forget_ids(self, repo: Repository, ids: Sequence[str], **kw: Any) -> None:
+        if ids:
+            await self.run(repo, ["forget", *ids], **kw)
+
+    async def prune(self, repo: Repository, **kw: Any) -> list[str]:
+        lines: list[str] = []
+        await self.run(repo, ["prune"], on_line=lines.append, **kw)
+        return lines
+
+    async def check(
+        self, repo: Repository, *, read_data_subset: str | None = None, **kw: Any
+    ) -> CheckOutcome:
+        args = ["check"]
+        if read_data_subset:
+            args.append(f"--read-data-subset={read_data_subset}")
+        lines: list[str] = []
+        errors: list[str] = []
+
+        def _err(line: str) -> None:
+            if line.strip() and not line.startswith(("using temporary cache", "created new cache")):
+                errors.append(line)
+
+        done = await self.run(repo, args, on_line=lines.append, ok_codes=(0, 1), **kw)
+        ok = done.returncode == 0
+        if not ok:
+            tail = done.stderr_tail.splitlines()
+            for line in tail:
+                _err(line)
+            problem = classify(done.returncode, done.stderr_tail)
+            if problem.code in (
+                "wrong_password",
+                "storage_unreachable",
+                "repository_locked",
+                "repository_not_found",
+                "access_denied",
+            ):
+                raise problem
+        return CheckOutcome(ok=ok, output=lines, errors=errors)
+
+    async def stats(self, repo: Repository, mode: str = "raw-data", **kw: Any) -> dict[str, Any]:
+        result = await self._json(repo, ["stats", "--mode", mode], **kw)
+        return dict(result or {})
+
+    # -- reading snapshots ---------------------------------------------------------------
+
+    async def ls(self, repo: Repository, snapshot: str, on_node: JsonCallback, **kw: Any) -> None:
+        """Stream every node of a snapshot (``struct_type == "node"``) to ``on_node``."""
+
+        async def _line(message: dict[str, Any]) -> None:
+            if message.get("struct_type") == "node":
+                result = on_node(message)
+                if result is not None:
+                    await result
+
+        await self.run(repo, ["ls", "--json", snapshot], on_json=_line, **kw)
+
+    async def restore(
+        self,
+        repo: Repository,
+        snapshot: str,
+        target: Path,
+        *,
+        include: Sequence[str] = (),
+        on_status: JsonCallback | None = None,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        args = ["restore", snapshot, "--target", str(target), "--json"]
+        for path in include:
+            args += ["--include", path]
+        summary: dict[str, Any] = {}
+
+        async def _line(message: dict[str, Any]) -> None:
+            if message.get("message_type") == "summary":
+                summary.update(message)
+            if on_status is not None:
+                result = on_status(message)
+                if result is not None:
+                    await result
+
+        await self.run(repo, args, on_json=_line, **kw)
+        return summary
+
+    @contextlib.asynccontextmanager
+    async def dump_stream(
+        self, repo: Repository, snapshot: str, path: str, *, archive: str | None = None
+    ) -> AsyncIterator[asyncio.StreamReader]:
+        """Yield restic dump's stdout (a file's bytes, or a tar of a folder), unbuffered."""
+        args = ["dump", snapshot, path]
+        if archive:
+            args += ["--archive", archive]
+        async with sp.stream([self.binary, *args], env=repo.child_env(), grace=2) as proc:
+            assert proc.stdout is not None
+            yield proc.stdout
+
+
+def _errno_text(err: Mapping[str, Any]) -> str:
+    code = err.get("Err")
+    names = {2: "no such file", 13: "permission denied", 5: "input/output error"}
+    if isinstance(code, int):
+        return names.get(code, f"errno {code}")
+    return str(code or err.get("Op") or "unreadable")

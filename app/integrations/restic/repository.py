@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Repository:
+    """Where a repository lives and how to open it. Secrets go to the child's env only."""
+
+    url: str  # "s3:https://host/bucket" or a local path
+    password: str = field(repr=False)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # AWS_* for S3
+    cache_dir: Path | None = None
+
+    def child_env(self) -> dict[str, str]:
+        env = {"RESTIC_REPOSITORY": self.url, "RESTIC_PASSWORD": self.password, **self.env}
+        if self.cache_dir is not None:
+            env["RESTIC_CACHE_DIR"] = str(self.cache_dir)
+        else:
+            env["RESTIC_CACHE_DIR"] = "/nonexistent"
+        return env
+
+    def secret_values(self) -> list[str]:
+        return [v for v in (self.password, self.env.get("AWS_SECRET_ACCESS_KEY")) if v]
+
+    @property
+    def lock_key(self) -> str:
+        """What identifies the repository for cross-worker locking."""
+        return self.url.rstrip("/")

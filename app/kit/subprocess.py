@@ -1,0 +1,207 @@
+"""Every child process goes through here: argv lists, secrets only in a minimal env,
+a timeout, cancellation that interrupts and then kills the whole process group.
+
+``run()`` streams stdout line by line to a callback (restic's ``--json`` output, dump
+progress) and keeps a bounded tail of stderr for error messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.kit.logging import redact
+
+log = logging.getLogger(__name__)
+
+LineCallback = Callable[[str], Awaitable[None] | None]
+
+# Only these variables of the worker's own environment reach a child; never the
+# service's keys or database URL.
+_PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+_argv_log: Path | None = None
+
+
+def set_argv_log(path: Path | None) -> None:
+    """Append the argv of every spawned child to ``path`` (one JSON line each), for audits."""
+    global _argv_log
+    _argv_log = path
+
+
+class Cancelled(Exception):
+    """The run was interrupted on request (SIGINT, then SIGKILL after the grace period)."""
+
+
+class TimedOut(Exception):
+    """The run exceeded its timeout and was killed."""
+
+
+@dataclass
+class Completed:
+    argv: list[str]
+    returncode: int
+    stderr_tail: str
+    duration: float
+    stdout_tail: list[str] = field(default_factory=list)
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k in _PASS_THROUGH if (v := os.environ.get(k)) is not None}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    env.update(extra or {})
+    return env
+
+
+def _record_argv(argv: Sequence[str]) -> None:
+    if _argv_log is None:
+        return
+    with contextlib.suppress(OSError), _argv_log.open("a") as fh:
+        fh.write(json.dumps({"at": time.time(), "argv": list(argv)}) + "\n")
+
+
+def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+async def _pump(
+    stream: asyncio.StreamReader,
+    on_line: LineCallback | None,
+    tail: deque[str],
+) -> None:
+    while True:
+        try:
+            raw = await stream.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            raw = exc.partial
+            if not raw:
+                return
+        except asyncio.LimitOverrunError as exc:
+            raw = await stream.readexactly(exc.consumed)
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        tail.append(line)
+        if on_line is not None:
+            result = on_line(line)
+            if result is not None:
+                await result
+
+
+async def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    on_stdout: LineCallback | None = None,
+    on_stderr: LineCallback | None = None,
+    stdin: int | None = asyncio.subprocess.DEVNULL,
+    stdout: int | None = asyncio.subprocess.PIPE,
+    timeout: float | None = None,
+    cancel: asyncio.Event | None = None,
+    grace: float = 10.0,
+    stderr_lines: int = 200,
+) -> Completed:
+    """Run ``argv`` to completion. Raises Cancelled or TimedOut after killing the group.
+
+    ``env`` is added to a minimal environment; put secrets there, never in ``argv``.
+    """
+    argv = [str(a) for a in argv]
+    _record_argv(argv)
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=asyncio.subprocess.PIPE,
+        env=child_env(env),
+        cwd=str(cwd) if cwd else None,
+        start_new_session=True,  # own process group: signals reach restic and its helpers
+        limit=1 << 20,
+    )
+    err_tail: deque[str] = deque(maxlen=stderr_lines)
+    out_tail: deque[str] = deque(maxlen=50)
+    pumps = [asyncio.create_task(_pump(proc.stderr, on_stderr, err_tail))]  # type: ignore[arg-type]
+    if proc.stdout is not None:
+        pumps.append(asyncio.create_task(_pump(proc.stdout, on_stdout, out_tail)))
+    waiter = asyncio.create_task(proc.wait())
+    cancel_task = asyncio.create_task(cancel.wait()) if cancel else None
+    outcome: type[Exception] | None = None
+    try:
+        pending = {waiter} | ({cancel_task} if cancel_task else set())
+        done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            outcome = Cancelled if cancel_task in done else TimedOut
+            _signal_group(proc, signal.SIGINT)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), timeout=grace)
+            except TimeoutError:
+                _signal_group(proc, signal.SIGKILL)
+                await waiter
+    except BaseException:
+        # Our own task was cancelled (worker shutting down): never leave a child behind.
+        _signal_group(proc, signal.SIGINT)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=grace)
+        _signal_group(proc, signal.SIGKILL)
+        raise
+    finally:
+        if cancel_task:
+            cancel_task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), timeout=5)
+        for task in pumps:
+            task.cancel()
+    duration = time.monotonic() - started
+    if outcome is not None:
+        log.info("%s %s after %.1fs", argv[0], outcome.__name__.lower(), duration)
+        what = "interrupted" if outcome is Cancelled else "killed after its timeout"
+        raise outcome(f"{Path(argv[0]).name} was {what}")
+    return Completed(
+        argv=argv,
+        returncode=proc.returncode if proc.returncode is not None else -1,
+        stderr_tail=redact("\n".join(err_tail)),
+        duration=duration,
+        stdout_tail=list(out_tail),
+    )
+
+
+@contextlib.asynccontextmanager
+async def stream(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, grace: float = 2.0
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Start ``argv`` with stdout piped for the caller to read; always reaped on exit.
+
+    A caller that stops reading early (a client closed the download) gets the whole
+    process group interrupted, then killed.
+    """
+    argv = [str(a) for a in argv]
+    _record_argv(argv)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=child_env(env),
+        start_new_session=True,
+        limit=1 << 20,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            _signal_group(proc, signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=grace)
+            except TimeoutError:
+                _signal_group(proc, signal.SIGKILL)
+                await proc.wait()
