@@ -91,6 +91,15 @@ class Settings(BaseSettings):
         30, ge=1, description="How often the reconciler re-checks queued/running jobs."
     )
     worker_concurrency: int = Field(4, ge=1, description="Jobs one worker process runs at once.")
+    worker_metrics_port: int | None = Field(
+        None, description="Serve the worker's Prometheus metrics on this port (127.0.0.1)."
+    )
+    storage_stall_seconds: float = Field(
+        300.0, gt=0, description="Give up on a storage that keeps failing restic's retries."
+    )
+    argv_log: Path | None = Field(
+        None, description="Append the argv of every child process here (security audits)."
+    )
 
     # outbound connections
     verify_budget_seconds: float = Field(

@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "health", "description": "Liveness, readiness, metrics."},
             {"name": "accounts", "description": "Accounts and API tokens (admin)."},
             {"name": "pods", "description": "Pods: file source, database, hooks."},
+            {"name": "backups", "description": "Trigger backups."},
+            {"name": "jobs", "description": "Every long operation: progress, cancel, events."},
+            {"name": "status", "description": "Backup overview of a pod."},
         ],
     )
     app.state.settings = settings

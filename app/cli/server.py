@@ -160,9 +160,10 @@ def worker() -> None:
         _fail(str(exc))
     check_backing_services(settings)
     from arq.worker import run_worker
+
     from workers.settings import WorkerSettings
 
-    run_worker(WorkerSettings)
+    run_worker(WorkerSettings)  # type: ignore[arg-type]
 
 
 @app.command()

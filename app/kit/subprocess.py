@@ -63,6 +63,18 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the worker dies (even by SIGKILL), so no
+    restic or dump process outlives the job that owns it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _record_argv(argv: Sequence[str]) -> None:
     if _argv_log is None:
         return
@@ -126,6 +138,7 @@ async def run(
         env=child_env(env),
         cwd=str(cwd) if cwd else None,
         start_new_session=True,  # own process group: signals reach restic and its helpers
+        preexec_fn=_die_with_parent,
         limit=1 << 20,
     )
     err_tail: deque[str] = deque(maxlen=stderr_lines)
@@ -193,6 +206,7 @@ async def stream(
         stderr=asyncio.subprocess.PIPE,
         env=child_env(env),
         start_new_session=True,
+        preexec_fn=_die_with_parent,
         limit=1 << 20,
     )
     try:

@@ -37,6 +37,7 @@ class BackupOutcome:
     short_id: str
     summary: dict[str, Any]
     unreadable: list[dict[str, str]] = field(default_factory=list)
+    snapshot: dict[str, Any] | None = None  # as `restic snapshots --json` lists it
 
     @property
     def partial(self) -> bool:
@@ -264,6 +265,7 @@ class Restic:
             short_id=full.get("short_id") or full["id"][:8],
             summary={k: v for k, v in summary.items() if k != "message_type"},
             unreadable=unreadable,
+            snapshot=full,
         )
 
     # -- retention and maintenance ------------------------------------------------------

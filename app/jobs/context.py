@@ -1,0 +1,166 @@
+"""What a job handler gets: the job, its dependencies, progress/log reporting, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from arq.connections import ArqRedis
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.integrations.restic import Restic
+from app.jobs.errors import JobCanceled
+from app.kit.crypto import Keyring
+from app.kit.logging import redact, register_secret
+from app.models import Job, JobEvent
+from app.models.base import utcnow
+
+log = logging.getLogger("app.jobs")
+
+Finalize = Callable[[AsyncSession], Awaitable[None]]
+
+
+@dataclass
+class Services:
+    """Process-wide objects of a worker."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    keyring: Keyring
+    restic: Restic
+    redis: ArqRedis
+    worker_id: str
+
+
+@dataclass
+class JobOutcome:
+    status: str = "succeeded"  # succeeded | partial
+    result: dict[str, Any] = field(default_factory=dict)
+    # Runs in the transaction that finishes the job (snapshots, pod status…).
+    finalize: Finalize | None = None
+
+
+class Handler(Protocol):
+    async def run(self, ctx: JobContext) -> JobOutcome: ...
+
+    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None: ...
+
+
+class JobContext:
+    def __init__(self, services: Services, job: Job, cancel: asyncio.Event) -> None:
+        self.services = services
+        self.job = job
+        self.cancel = cancel
+        self._progress: dict[str, Any] = dict(job.progress or {})
+        self._last_write = 0.0
+        self._pending = False
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def job_id(self) -> uuid.UUID:
+        return self.job.id
+
+    def session(self) -> AsyncSession:
+        return self.services.sessionmaker()
+
+    def secret(self, *values: str | None) -> None:
+        """Mask these values in every log line and job event from now on."""
+        register_secret(*values)
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise JobCanceled()
+
+    async def phase(self, name: str, **fields: Any) -> None:
+        await self.progress(force=True, phase=name, **fields)
+        await self.log(f"phase: {name}")
+
+    async def progress(self, *, force: bool = False, **fields: Any) -> None:
+        """Merge ``fields`` into the job's progress; written at most about once a second."""
+        self._progress.update({k: v for k, v in fields.items() if v is not None})
+        now = time.monotonic()
+        if not force and now - self._last_write < 1.0:
+            self._pending = True
+            return
+        await self.flush_progress()
+
+    async def flush_progress(self) -> None:
+        self._last_write = time.monotonic()
+        self._pending = False
+        snapshot = dict(self._progress)
+        async with self.session() as session:
+            await session.execute(
+                update(Job).where(Job.id == self.job.id).values(progress=snapshot)
+            )
+            session.add(JobEvent(job_id=self.job.id, type="progress", data=snapshot, at=utcnow()))
+            await session.commit()
+
+    @property
+    def current_progress(self) -> dict[str, Any]:
+        return dict(self._progress)
+
+    async def log(self, message: str, level: str = "info", **data: Any) -> None:
+        text = redact(message)
+        log.log(logging.getLevelName(level.upper()), "job %s: %s", self.job.id, text)
+        async with self.session() as session:
+            session.add(
+                JobEvent(
+                    job_id=self.job.id,
+                    type="log",
+                    data={"level": level, "message": text, **data},
+                    at=utcnow(),
+                )
+            )
+            await session.commit()
+
+
+class ProgressPump:
+    """Bridge a synchronous progress callback (integrations) to the job's throttled writes.
+
+    Use: ``async with ProgressPump(ctx, convert) as pump: await work(on_progress=pump)``.
+    """
+
+    def __init__(self, ctx: JobContext, convert: Callable[[Any], dict[str, Any]]) -> None:
+        self.ctx = ctx
+        self.convert = convert
+        self.latest: Any = None
+        self._seen: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self, value: Any) -> None:
+        self.latest = value
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await self._push()
+
+    async def _push(self) -> None:
+        value = self.latest
+        if value is not None and value is not self._seen:
+            self._seen = value
+            await self.ctx.progress(**self.convert(value))
+
+    async def __aenter__(self) -> ProgressPump:
+        self._task = asyncio.create_task(self._loop())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if exc[0] is None:
+            await self._push()

@@ -1,0 +1,347 @@
+"""Runs one job attempt in a worker: claim, heartbeat, handler, then the truth in Postgres.
+
+A job ends in exactly one of: succeeded, partial, failed, canceled — or goes back to
+queued for another attempt when its failure is retryable. The state change and the
+handler's own writes (snapshots, pod status) commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+
+from app.jobs import metrics
+from app.jobs.context import Handler, JobContext, JobOutcome, Services
+from app.jobs.errors import JobCanceled, JobFailure
+from app.jobs.service import now
+from app.kit import subprocess as sp
+from app.kit.logging import redact
+from app.models import Job, JobEvent
+
+log = logging.getLogger(__name__)
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def register(kind: str, handler: Handler) -> None:
+    HANDLERS[kind] = handler
+
+
+@dataclass
+class RunResult:
+    status: str  # final status, "retry", or "skipped"
+    retry_in: float | None = None
+
+
+def _coded(exc: BaseException) -> JobFailure | None:
+    """Integration errors carry code/message/hint; turn them into a JobFailure."""
+    code = getattr(exc, "code", None)
+    message = getattr(exc, "message", None)
+    if isinstance(code, str) and isinstance(message, str):
+        hint = getattr(exc, "hint", None)
+        return JobFailure(code, redact(message), hint=hint if isinstance(hint, str) else None)
+    return None
+
+
+class JobRunner:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+
+    async def execute(self, job_id: uuid.UUID) -> RunResult:
+        job = await self._claim(job_id)
+        if job is None:
+            return RunResult("skipped")
+        cancel = asyncio.Event()
+        lost = asyncio.Event()
+        ctx = JobContext(self.services, job, cancel)
+        beat = asyncio.create_task(self._heartbeat(job.id, cancel, lost))
+        started = time.monotonic()
+        outcome: JobOutcome | None = None
+        failure: JobFailure | None = None
+        canceled = False
+        try:
+            handler = HANDLERS.get(job.kind)
+            if handler is None:
+                raise JobFailure(
+                    "unknown_kind", f"no handler for job kind {job.kind!r}", retryable=False
+                )
+            async with asyncio.timeout(self.settings.job_timeout_seconds):
+                outcome = await handler.run(ctx)
+        except (JobCanceled, sp.Cancelled):
+            canceled = True
+        except JobFailure as exc:
+            failure = exc
+        except TimeoutError:
+            failure = JobFailure(
+                "timeout",
+                f"the job ran longer than {self.settings.job_timeout_seconds}s",
+                hint="a larger pod may need a longer PODBACKUP_JOB_TIMEOUT_SECONDS",
+                retryable=False,
+            )
+        except asyncio.CancelledError:
+            # The worker is shutting down: hand the job back untouched for another worker.
+            beat.cancel()
+            await self._release(job.id)
+            raise
+        except Exception as exc:
+            coded = _coded(exc)
+            if coded is not None:
+                failure = coded
+            else:
+                log.exception("job %s failed unexpectedly", job.id)
+                failure = JobFailure(
+                    "internal",
+                    f"unexpected error ({type(exc).__name__}); the event was logged",
+                    retryable=False,
+                )
+        finally:
+            beat.cancel()
+        if lost.is_set():
+            log.warning("job %s was taken away from this worker; not recording", job.id)
+            return RunResult("skipped")
+        if failure is not None and cancel.is_set() and failure.code in ("interrupted", "canceled"):
+            canceled, failure = True, None
+        if ctx._pending:
+            await ctx.flush_progress()
+        duration = time.monotonic() - started
+        if canceled:
+            return await self._finish(
+                ctx,
+                handler_of(job),
+                "canceled",
+                None,
+                {"code": "canceled", "message": "canceled on request", "hint": None},
+                duration,
+            )
+        if failure is not None:
+            if failure.retryable and job.attempt < job.max_attempts and not cancel.is_set():
+                return await self._retry(ctx, failure)
+            return await self._finish(
+                ctx, handler_of(job), "failed", None, failure.as_dict(), duration
+            )
+        assert outcome is not None
+        return await self._finish(ctx, handler_of(job), outcome.status, outcome, None, duration)
+
+    # -- state transitions ---------------------------------------------------------------
+
+    async def _claim(self, job_id: uuid.UUID) -> Job | None:
+        ts = now()
+        async with self.services.sessionmaker() as session:
+            job = await session.scalar(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.status == "queued",
+                    (Job.run_after.is_(None)) | (Job.run_after <= ts + timedelta(seconds=1)),
+                )
+                .values(
+                    status="running",
+                    worker_id=self.services.worker_id,
+                    heartbeat_at=ts,
+                    started_at=func.coalesce(Job.started_at, ts),
+                    run_after=None,
+                    progress={"phase": "starting"},
+                )
+                .returning(Job)
+            )
+            if job is None:
+                await session.rollback()
+                return None
+            session.add(
+                JobEvent(
+                    job_id=job_id,
+                    type="state",
+                    at=ts,
+                    data={
+                        "status": "running",
+                        "attempt": job.attempt,
+                        "worker": self.services.worker_id,
+                    },
+                )
+            )
+            await session.commit()
+            return job
+
+    async def _release(self, job_id: uuid.UUID) -> None:
+        try:
+            async with self.services.sessionmaker() as session:
+                await session.execute(
+                    update(Job)
+                    .where(
+                        Job.id == job_id,
+                        Job.worker_id == self.services.worker_id,
+                        Job.status == "running",
+                    )
+                    .values(
+                        status="queued",
+                        worker_id=None,
+                        heartbeat_at=None,
+                        progress={"phase": "queued"},
+                    )
+                )
+                await session.commit()
+        except Exception:
+            log.warning("could not hand job %s back; the reconciler will", job_id)
+
+    async def _heartbeat(
+        self, job_id: uuid.UUID, cancel: asyncio.Event, lost: asyncio.Event
+    ) -> None:
+        failing_since: float | None = None
+        while True:
+            await asyncio.sleep(self.settings.job_heartbeat_seconds)
+            try:
+                async with self.services.sessionmaker() as session:
+                    row = (
+                        await session.execute(
+                            update(Job)
+                            .where(
+                                Job.id == job_id,
+                                Job.status == "running",
+                                Job.worker_id == self.services.worker_id,
+                            )
+                            .values(heartbeat_at=now())
+                            .returning(Job.cancel_requested)
+                        )
+                    ).first()
+                    await session.commit()
+                failing_since = None
+            except Exception:
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > self.settings.job_stale_seconds * 0.8:
+                    log.warning("job %s: cannot reach the database to beat; stopping", job_id)
+                    lost.set()
+                    cancel.set()
+                    return
+                continue
+            if row is None:  # deleted with its pod, or taken over by the reconciler
+                lost.set()
+                cancel.set()
+                return
+            if row[0]:
+                cancel.set()
+
+    async def _retry(self, ctx: JobContext, failure: JobFailure) -> RunResult:
+        job = ctx.job
+        delay = self.settings.job_retry_base_seconds * (2 ** (job.attempt - 1))
+        ts = now()
+        async with self.services.sessionmaker() as session:
+            result = await session.execute(
+                update(Job)
+                .where(
+                    Job.id == job.id,
+                    Job.status == "running",
+                    Job.worker_id == self.services.worker_id,
+                )
+                .values(
+                    status="queued",
+                    attempt=Job.attempt + 1,
+                    run_after=ts + timedelta(seconds=delay),
+                    worker_id=None,
+                    heartbeat_at=None,
+                    error=failure.as_dict(),
+                    progress={**ctx.current_progress, "phase": "waiting to retry"},
+                )
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                await session.rollback()
+                return RunResult("skipped")
+            session.add(
+                JobEvent(
+                    job_id=job.id,
+                    type="state",
+                    at=ts,
+                    data={
+                        "status": "queued",
+                        "attempt": job.attempt + 1,
+                        "retry_in": delay,
+                        "error": failure.as_dict(),
+                    },
+                )
+            )
+            await session.commit()
+        metrics.JOB_RETRIES.labels(job.kind, failure.code).inc()
+        log.info("job %s: %s; retry %d in %.0fs", job.id, failure.code, job.attempt + 1, delay)
+        return RunResult("retry", retry_in=delay)
+
+    async def _finish(
+        self,
+        ctx: JobContext,
+        handler: Handler | None,
+        status: str,
+        outcome: JobOutcome | None,
+        error: dict[str, Any] | None,
+        duration: float,
+    ) -> RunResult:
+        job = ctx.job
+        ts = now()
+        progress = {**ctx.current_progress, "phase": status}
+        if status in ("succeeded", "partial"):
+            progress["percent"] = 100.0
+        async with self.services.sessionmaker() as session:
+            result = await session.execute(
+                update(Job)
+                .where(
+                    Job.id == job.id,
+                    Job.status == "running",
+                    Job.worker_id == self.services.worker_id,
+                )
+                .values(
+                    status=status,
+                    result=outcome.result if outcome else None,
+                    error=error,
+                    finished_at=ts,
+                    progress=progress,
+                    heartbeat_at=ts,
+                )
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                await session.rollback()
+                return RunResult("skipped")
+            if outcome is not None and outcome.finalize is not None:
+                await outcome.finalize(session)
+            elif error is not None and handler is not None:
+                await handler.failed(session, job, error)
+            session.add(
+                JobEvent(
+                    job_id=job.id,
+                    type="state",
+                    at=ts,
+                    data={
+                        "status": status,
+                        "final": True,
+                        "error": error,
+                        "result": outcome.result if outcome else None,
+                    },
+                )
+            )
+            await emit_job_event(session, job, status, outcome, error)
+            await session.commit()
+        metrics.JOBS_FINISHED.labels(job.kind, job.plan, status).inc()
+        metrics.JOB_SECONDS.labels(job.kind).observe(duration)
+        log.info("job %s (%s) %s in %.1fs", job.id, job.kind, status, duration)
+        return RunResult(status)
+
+
+def handler_of(job: Job) -> Handler | None:
+    return HANDLERS.get(job.kind)
+
+
+async def emit_job_event(
+    session: Any,
+    job: Job,
+    status: str,
+    outcome: JobOutcome | None,
+    error: dict[str, Any] | None,
+) -> None:
+    """Queue webhook deliveries for the job's final state (no-op without webhooks)."""
+    from app.webhooks.events import emit_for_job
+
+    await emit_for_job(session, job, status, outcome.result if outcome else None, error)

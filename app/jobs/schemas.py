@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+JobKind = Literal["backup", "restore", "export", "prune", "check", "refresh"]
+JobStatus = Literal["queued", "running", "succeeded", "partial", "failed", "canceled"]
+Trigger = Literal["manual", "schedule", "api"]
+
+
+class Progress(BaseModel):
+    percent: float | None = None
+    bytes_done: int | None = None
+    bytes_total: int | None = None
+    files_done: int | None = None
+    files_total: int | None = None
+    phase: str | None = None
+    seconds_remaining: float | None = None
+
+
+class JobErrorRead(BaseModel):
+    code: str
+    message: str
+    hint: str | None = None
+
+
+class JobRead(BaseModel):
+    id: uuid.UUID
+    pod_id: uuid.UUID | None
+    plan: str
+    kind: str
+    status: str
+    trigger: str
+    progress: Progress
+    result: dict[str, Any] | None
+    error: JobErrorRead | None
+    attempt: int
+    max_attempts: int
+    cancel_requested: bool
+    params: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_after: datetime | None = Field(None, description="A retry waits until this time.")
+
+
+class JobEventRead(BaseModel):
+    id: int
+    at: datetime
+    type: str
+    data: dict[str, Any]

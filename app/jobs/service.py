@@ -1,0 +1,226 @@
+"""Job rules: create (idempotent per pod), cancel, read, and events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from arq.connections import ArqRedis
+from sqlalchemy import Select, and_, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import Principal
+from app.config import Settings
+from app.db import after_commit
+from app.errors import NotFound
+from app.jobs import queue
+from app.jobs.errors import JobAlreadyFinished, PodBusy
+from app.jobs.schemas import JobErrorRead, JobEventRead, JobRead, Progress
+from app.models import Job, JobEvent
+from app.models.job import ACTIVE_STATUSES, EXCLUSIVE_KINDS, FINAL_STATUSES
+
+_KIND_NOUN = {
+    "backup": "a backup",
+    "restore": "a restore",
+    "prune": "a prune",
+    "check": "a check",
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def create(
+    session: AsyncSession,
+    redis: ArqRedis,
+    settings: Settings,
+    *,
+    kind: str,
+    pod_id: uuid.UUID | None,
+    account_id: uuid.UUID | None,
+    trigger: str = "manual",
+    plan: str = "owner",
+    params: dict[str, Any] | None = None,
+    max_attempts: int | None = None,
+) -> tuple[Job, bool]:
+    """Insert a queued job and enqueue it after commit. Returns (job, created).
+
+    For exclusive kinds (backup, restore, prune, check) the database allows one queued or
+    running job per pod: a second backup trigger gets the existing backup back
+    (created=False); any other exclusive job in the way is a 409 naming it.
+    """
+    job_id = uuid.uuid4()
+    values = {
+        "id": job_id,
+        "pod_id": pod_id,
+        "account_id": account_id,
+        "plan": plan,
+        "kind": kind,
+        "status": "queued",
+        "trigger": trigger,
+        "params": params or {},
+        "progress": {"phase": "queued"},
+        "attempt": 1,
+        "max_attempts": max_attempts or settings.job_max_attempts,
+        "cancel_requested": False,
+        "created_at": now(),
+    }
+    if kind in EXCLUSIVE_KINDS and pod_id is not None:
+        stmt = (
+            pg_insert(Job)
+            .values(**values)
+            .on_conflict_do_nothing(
+                index_elements=["pod_id"],
+                index_where=and_(Job.status.in_(ACTIVE_STATUSES), Job.kind.in_(EXCLUSIVE_KINDS)),
+            )
+            .returning(Job.id)
+        )
+        inserted = await session.scalar(stmt)
+        if inserted is None:
+            existing = await session.scalar(
+                select(Job).where(
+                    Job.pod_id == pod_id,
+                    Job.status.in_(ACTIVE_STATUSES),
+                    Job.kind.in_(EXCLUSIVE_KINDS),
+                )
+            )
+            if existing is not None and existing.kind == kind and existing.plan == plan:
+                return existing, False
+            busy = existing.kind if existing else "another job"
+            raise PodBusy(
+                f"{_KIND_NOUN.get(busy, busy)} job is {existing.status if existing else 'active'}"
+                " for this pod",
+                hint=f"wait for job {existing.id if existing else ''} to finish, or cancel it",
+                detail={"job_id": str(existing.id) if existing else None, "kind": busy},
+            )
+    else:
+        await session.execute(insert(Job).values(**values))
+    job = await session.get(Job, job_id)
+    assert job is not None
+    await add_event(session, job.id, "state", {"status": "queued", "attempt": 1})
+
+    async def _enqueue() -> None:
+        await queue.enqueue(redis, settings.queue_name, job_id)
+
+    after_commit(session, _enqueue)
+    return job, True
+
+
+async def add_event(
+    session: AsyncSession, job_id: uuid.UUID, type_: str, data: dict[str, Any]
+) -> None:
+    session.add(JobEvent(job_id=job_id, type=type_, data=data, at=now()))
+    await session.flush()
+
+
+async def get_visible(session: AsyncSession, principal: Principal, job_id: uuid.UUID) -> Job:
+    job = await session.get(Job, job_id)
+    if (
+        job is None
+        or not principal.owns(job.account_id)
+        or (job.plan == "platform" and not principal.is_admin)
+    ):
+        raise NotFound("Job not found", hint="check the job id")
+    return job
+
+
+def list_query(
+    principal: Principal,
+    *,
+    pod_id: uuid.UUID | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+) -> Select[tuple[Job]]:
+    stmt = select(Job).order_by(Job.created_at.desc(), Job.id)
+    if pod_id is not None:
+        stmt = stmt.where(Job.pod_id == pod_id)
+    if not principal.is_admin:
+        stmt = stmt.where(Job.account_id == principal.account_id, Job.plan == "owner")
+    if kind:
+        stmt = stmt.where(Job.kind == kind)
+    if status:
+        stmt = stmt.where(Job.status == status)
+    return stmt
+
+
+async def cancel(session: AsyncSession, redis: ArqRedis, settings: Settings, job: Job) -> Job:
+    """Queued: canceled at once. Running: the worker interrupts restic and ends it canceled."""
+    if job.status in FINAL_STATUSES:
+        raise JobAlreadyFinished(
+            f"job {job.id} already {job.status}", hint="only queued or running jobs can be canceled"
+        )
+    if job.status == "queued":
+        result = await session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == "queued")
+            .values(
+                status="canceled",
+                cancel_requested=True,
+                finished_at=now(),
+                error={"code": "canceled", "message": "canceled before it started", "hint": None},
+                progress={**(job.progress or {}), "phase": "canceled"},
+            )
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            await add_event(session, job.id, "state", {"status": "canceled", "final": True})
+
+            async def _forget() -> None:
+                await queue.forget(redis, settings.queue_name, job.id)
+
+            after_commit(session, _forget)
+            await session.refresh(job)
+            return job
+    await session.execute(update(Job).where(Job.id == job.id).values(cancel_requested=True))
+    await add_event(session, job.id, "log", {"level": "info", "message": "cancel requested"})
+    await session.refresh(job)
+    return job
+
+
+def to_read(job: Job) -> JobRead:
+    return JobRead(
+        id=job.id,
+        pod_id=job.pod_id,
+        plan=job.plan,
+        kind=job.kind,
+        status=job.status,
+        trigger=job.trigger,
+        progress=Progress.model_validate(job.progress or {}),
+        result=job.result,
+        error=JobErrorRead.model_validate(job.error) if job.error else None,
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        cancel_requested=job.cancel_requested,
+        params=_public_params(job.params or {}),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        run_after=job.run_after,
+    )
+
+
+def _public_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if not k.startswith("_")}
+
+
+async def events_after(
+    session: AsyncSession, job_id: uuid.UUID, after_id: int, limit: int = 500
+) -> list[JobEventRead]:
+    rows = (
+        await session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.id > after_id)
+            .order_by(JobEvent.id)
+            .limit(limit)
+        )
+    ).all()
+    return [JobEventRead(id=r.id, at=r.at, type=r.type, data=r.data) for r in rows]
+
+
+async def count_active(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(Job.status, func.count()).where(Job.status.in_(ACTIVE_STATUSES)).group_by(Job.status)
+    )
+    return {status: int(n) for status, n in rows.all()}

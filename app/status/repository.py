@@ -1,0 +1,26 @@
+"""Every SQL query on plan_states (the per-pod, per-plan outcome and schedule cursors)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import PlanState
+
+
+async def upsert(session: AsyncSession, pod_id: uuid.UUID, plan: str, **values: Any) -> None:
+    stmt = insert(PlanState).values(pod_id=pod_id, plan=plan, **values)
+    if values:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["pod_id", "plan"], set_={k: stmt.excluded[k] for k in values}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["pod_id", "plan"])
+    await session.execute(stmt)
+
+
+async def get(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> PlanState | None:
+    return await session.get(PlanState, (pod_id, plan))

@@ -1,0 +1,86 @@
+"""Events for webhooks: recorded as pending deliveries in the same transaction as the
+change they describe; the worker delivers them (signed, retried, idempotent by id)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Job, Webhook, WebhookDelivery
+from app.models.base import utcnow
+
+EVENTS = (
+    "job.succeeded",
+    "job.partial",
+    "job.failed",
+    "backup.stale",
+    "check.failed",
+    "restore.finished",
+)
+
+
+async def emit(
+    session: AsyncSession, account_id: uuid.UUID | None, event: str, data: dict[str, Any]
+) -> int:
+    """Queue ``event`` for every active webhook of the account subscribed to it."""
+    if account_id is None:
+        return 0
+    hooks = (
+        await session.scalars(
+            select(Webhook).where(Webhook.account_id == account_id, Webhook.active.is_(True))
+        )
+    ).all()
+    count = 0
+    for hook in hooks:
+        if hook.events and event not in hook.events:
+            continue
+        delivery_id = uuid.uuid4()
+        payload = {
+            "id": str(delivery_id),
+            "event": event,
+            "created_at": utcnow().isoformat(),
+            "data": data,
+        }
+        session.add(
+            WebhookDelivery(id=delivery_id, webhook_id=hook.id, event=event, payload=payload)
+        )
+        count += 1
+    if count:
+        await session.flush()
+    return count
+
+
+def _job_data(
+    job: Job, status: str, result: dict[str, Any] | None, error: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "job_id": str(job.id),
+        "pod_id": str(job.pod_id) if job.pod_id else None,
+        "kind": job.kind,
+        "status": status,
+        "trigger": job.trigger,
+        "attempt": job.attempt,
+        "result": result,
+        "error": error,
+    }
+
+
+async def emit_for_job(
+    session: AsyncSession,
+    job: Job,
+    status: str,
+    result: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+) -> None:
+    if job.plan != "owner":
+        return  # platform jobs are the operator's, not the account's
+    data = _job_data(job, status, result, error)
+    if status in ("succeeded", "partial", "failed"):
+        await emit(session, job.account_id, f"job.{status}", data)
+    if job.kind == "restore" and status in ("succeeded", "partial", "failed"):
+        await emit(session, job.account_id, "restore.finished", data)
+    if job.kind == "check" and (status == "failed" or (result or {}).get("ok") is False):
+        await emit(session, job.account_id, "check.failed", data)
