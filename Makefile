@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test test-long lint fmt openapi bench clean
+.PHONY: venv run test test-long lint fmt openapi bench clean docs
 
 venv: $(STAMP)
 
@@ -42,3 +42,6 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+docs: venv
+	$(BIN)/python -c "from pathlib import Path; from app.kit.configdoc import BEGIN, END, block; p = Path('README.md'); s = p.read_text(); i = s.index(BEGIN); j = s.index(END) + len(END); p.write_text(s[:i] + block() + s[j:])"

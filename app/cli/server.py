@@ -27,7 +27,7 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-async def _probe(settings: Settings) -> list[str]:
+async def _probe(settings: Settings, need_database: bool) -> list[str]:
     """What is unreachable, each with how to start it."""
     import asyncpg
     from redis.asyncio import Redis
@@ -36,6 +36,12 @@ async def _probe(settings: Settings) -> list[str]:
     try:
         conn = await asyncio.wait_for(asyncpg.connect(settings.sync_database_url), 5)
         await conn.close()
+    except asyncpg.InvalidCatalogNameError:
+        if need_database:
+            problems.append(
+                f"the database of {_safe_url(settings.sync_database_url)} does not exist yet.\n"
+                "  Create it and its tables: podbackup migrate"
+            )
     except Exception as exc:
         problems.append(
             f"PostgreSQL is unreachable at {_safe_url(settings.sync_database_url)} "
@@ -64,8 +70,8 @@ def _safe_url(url: str) -> str:
         return "<unparseable url>"
 
 
-def check_backing_services(settings: Settings) -> None:
-    problems = asyncio.run(_probe(settings))
+def check_backing_services(settings: Settings, need_database: bool = True) -> None:
+    problems = asyncio.run(_probe(settings, need_database))
     if problems:
         _fail("\n".join(problems))
 
@@ -110,7 +116,7 @@ def run_migrations(settings: Settings) -> None:
 def migrate() -> None:
     """Create the database if missing and apply all migrations."""
     settings = get_settings()
-    check_backing_services(settings)
+    check_backing_services(settings, need_database=False)
     ensure_database(settings)
     run_migrations(settings)
     typer.echo("database is at the newest schema")
@@ -218,6 +224,14 @@ def token_create(
     check_backing_services(settings)
     token = asyncio.run(_create_token(settings, "admin" if admin else "account", account_id, name))
     typer.echo(token)
+
+
+@app.command("config-doc")
+def config_doc() -> None:
+    """Print the configuration table (README.md embeds it; a test keeps them equal)."""
+    from app.kit.configdoc import table
+
+    typer.echo(table())
 
 
 @keys_app.command("generate")

@@ -63,7 +63,7 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: get SIGTERM when the worker dies (even by SIGKILL), so no
     restic or dump process outlives the job that owns it."""
     try:
@@ -138,7 +138,7 @@ async def run(
         env=child_env(env),
         cwd=str(cwd) if cwd else None,
         start_new_session=True,  # own process group: signals reach restic and its helpers
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
         limit=1 << 20,
     )
     err_tail: deque[str] = deque(maxlen=stderr_lines)
@@ -206,7 +206,7 @@ async def stream(
         stderr=asyncio.subprocess.PIPE,
         env=child_env(env),
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
         limit=1 << 20,
     )
     try:
