@@ -7,7 +7,7 @@ import hmac
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
@@ -34,12 +34,20 @@ async def post_signed(
     timeout: float,
     headers: dict[str, str] | None = None,
     field: str = "url",
+    read_body: bool = True,
 ) -> httpx.Response:
     """POST ``payload`` as JSON with an HMAC-SHA256 signature; redirects are not followed
-    (a redirect could point at an address the policy refuses)."""
-    host = urlsplit(url).hostname or ""
+    (a redirect could point at an address the policy refuses).
+
+    The connection goes to the addresses the policy check approved, not to the name again
+    (the Host header and TLS server name stay the URL's), so a name re-pointed between the
+    check and the connect cannot reach a refused address. With ``read_body=False`` the
+    response is closed unread: status and headers only, whatever the receiver sends.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
     try:
-        await netpolicy.check_before_connect(policy, host, field=field)
+        addrs = await netpolicy.check_before_connect(policy, host, parts.port, field=field)
     except netpolicy.HostUnresolvable as exc:
         raise HookError("unreachable", f"the name '{host}' does not resolve") from exc
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
@@ -51,8 +59,39 @@ async def post_signed(
         "X-Podbackup-Signature": sign(secret, stamp, body),
         **(headers or {}),
     }
+    pinned = netpolicy.parse_ip(host) is None
+    if pinned:
+        all_headers["Host"] = parts.netloc.rpartition("@")[2]
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-        return await client.post(url, content=body, headers=all_headers)
+        last: httpx.ConnectError | None = None
+        for addr in addrs if pinned else [None]:
+            target, extensions = url, {}
+            if addr is not None:
+                target = _with_address(parts, addr)
+                if parts.scheme == "https":
+                    extensions["sni_hostname"] = host
+            request = client.build_request(
+                "POST", target, content=body, headers=all_headers, extensions=extensions
+            )
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                last = exc  # try the name's next address, like a resolver-driven connect
+                continue
+            try:
+                if read_body:
+                    await response.aread()
+            finally:
+                await response.aclose()
+            return response
+        assert last is not None
+        raise last
+
+
+def _with_address(parts: SplitResult, addr: netpolicy.IPAddress) -> str:
+    shown = f"[{addr}]" if addr.version == 6 else str(addr)
+    netloc = f"{shown}:{parts.port}" if parts.port else shown
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
 async def call(

@@ -20,6 +20,25 @@ EVENTS = (
     "check.failed",
     "restore.finished",
 )
+# Sent only by `POST /v1/webhooks/{id}/test`, to that one webhook whatever it subscribes to.
+TEST_EVENT = "webhook.test"
+
+
+def queue(
+    session: AsyncSession, hook: Webhook, event: str, data: dict[str, Any]
+) -> WebhookDelivery:
+    """Add one pending delivery of ``event`` to ``hook`` (the caller flushes). The payload is
+    fixed now, so every retry sends the same body with the same event id."""
+    delivery_id = uuid.uuid4()
+    payload = {
+        "id": str(delivery_id),
+        "event": event,
+        "created_at": utcnow().isoformat(),
+        "data": data,
+    }
+    delivery = WebhookDelivery(id=delivery_id, webhook_id=hook.id, event=event, payload=payload)
+    session.add(delivery)
+    return delivery
 
 
 async def emit(
@@ -37,16 +56,7 @@ async def emit(
     for hook in hooks:
         if hook.events and event not in hook.events:
             continue
-        delivery_id = uuid.uuid4()
-        payload = {
-            "id": str(delivery_id),
-            "event": event,
-            "created_at": utcnow().isoformat(),
-            "data": data,
-        }
-        session.add(
-            WebhookDelivery(id=delivery_id, webhook_id=hook.id, event=event, payload=payload)
-        )
+        queue(session, hook, event, data)
         count += 1
     if count:
         await session.flush()
