@@ -5,11 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.accounts.endpoints import router as accounts_router
+from app.audit.endpoints import router as audit_router
 from app.backups.endpoints import router as backups_router
 from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
 from app.pods.endpoints import router as pods_router
+from app.restores.endpoints import router as restores_router
+from app.snapshots.endpoints import router as snapshots_router
 from app.status.endpoints import router as status_router
+from app.targets.endpoints import providers_router
+from app.targets.endpoints import router as targets_router
+from app.webhooks.endpoints import router as webhooks_router
 
 api_router = APIRouter()
 for router in (
@@ -19,5 +25,11 @@ for router in (
     backups_router,
     jobs_router,
     status_router,
+    snapshots_router,
+    restores_router,
+    targets_router,
+    providers_router,
+    audit_router,
+    webhooks_router,
 ):
     api_router.include_router(router)

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
         20, ge=1, description="Failed authentications per client address per minute before 429."
     )
 
+    download_concurrency: int = Field(
+        4, ge=1, description="Snapshot downloads one API process streams at once (429 above)."
+    )
+
     # exports
     export_dir: Path | None = Field(
         None, description="Folder of the export store (development); default `<data_dir>/exports`."
@@ -127,6 +131,39 @@ class Settings(BaseSettings):
     )
     drill_mysql_url: str | None = Field(
         None, description="mysql://user@host:port of a MariaDB/MySQL server for trial restores."
+    )
+
+    # webhooks
+    webhook_interval_seconds: int = Field(
+        5, ge=1, le=60, description="How often a worker looks for due webhook deliveries."
+    )
+    webhook_batch_size: int = Field(
+        100, ge=1, le=1000, description="Deliveries one worker claims per tick."
+    )
+    webhook_concurrency: int = Field(
+        8, ge=1, le=100, description="Deliveries one worker sends at once."
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=50, description="Attempts before a delivery is marked failed."
+    )
+    webhook_retry_base_seconds: float = Field(
+        30.0, ge=0, description="Delay before the second attempt; grows by the factor after."
+    )
+    webhook_retry_factor: float = Field(4.0, ge=1, description="Backoff growth per attempt.")
+    webhook_retry_max_seconds: float = Field(
+        6 * 3600.0, ge=0, description="Longest delay between two attempts."
+    )
+    webhook_max_per_account: int = Field(20, ge=1, description="Webhooks one account may have.")
+
+    # scheduler
+    scheduler_enabled: bool = Field(
+        True, description="Run the scheduler tick in this worker (nightly backups, prune, check)."
+    )
+    scheduler_tick_seconds: int = Field(
+        60, ge=1, le=60, description="How often the scheduler looks for due pods."
+    )
+    scheduler_batch_size: int = Field(
+        2000, ge=1, le=20_000, description="Due pods a tick claims per transaction."
     )
 
     @field_validator("secret_keys", "allow_networks", "local_roots", mode="before")

@@ -59,8 +59,14 @@ def start(name: str, argv: list[str], log_dir: Path) -> subprocess.Popen[bytes]:
     from app.kit.subprocess import die_with_parent
 
     log = (log_dir / f"{name}.log").open("ab")
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=die_with_parent)
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
     log.close()
     return proc
 
@@ -84,12 +90,20 @@ def admin_token() -> str:
     if path.exists():
         token = path.read_text().strip()
         with contextlib.suppress(httpx.HTTPError):
-            r = httpx.get(f"http://127.0.0.1:{PORT}/v1/me",
-                          headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            r = httpx.get(
+                f"http://127.0.0.1:{PORT}/v1/me",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=5,
+            )
             if r.status_code == 200:
                 return token
-    out = subprocess.run(podbackup("token", "create", "--admin", "--name", "dev"), cwd=ROOT,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        podbackup("token", "create", "--admin", "--name", "dev"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     token = out.stdout.strip().splitlines()[-1]
     path.write_text(token + "\n")
     path.chmod(0o600)

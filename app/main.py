@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -64,9 +65,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "backups", "description": "Trigger backups."},
             {"name": "jobs", "description": "Every long operation: progress, cancel, events."},
             {"name": "status", "description": "Backup overview of a pod."},
+            {"name": "snapshots", "description": "Snapshots: list, browse, download."},
+            {"name": "restores", "description": "Restore files and databases into pods."},
+            {"name": "webhooks", "description": "Signed event deliveries to your URLs."},
+            {"name": "backup-settings", "description": "Target, schedule, retention, restore kit."},
+            {"name": "providers", "description": "S3 provider presets and key-setup hints."},
+            {"name": "audit", "description": "Audit trail of settings, verifications, kit reads."},
         ],
     )
     app.state.settings = settings
+    app.state.download_gate = asyncio.Semaphore(settings.download_concurrency)
     app.state.keyring = (
         Keyring.from_settings(settings.secret_keys) if settings.secret_keys else None
     )

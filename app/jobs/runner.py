@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, update
 
+from app.db import commit
 from app.jobs import metrics
 from app.jobs.context import Handler, JobContext, JobOutcome, Services
 from app.jobs.errors import JobCanceled, JobFailure
@@ -323,7 +324,7 @@ class JobRunner:
                 )
             )
             await emit_job_event(session, job, status, outcome, error)
-            await session.commit()
+            await commit(session)  # runs after-commit callbacks (e.g. follow-up jobs' enqueue)
         metrics.JOBS_FINISHED.labels(job.kind, job.plan, status).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(duration)
         log.info("job %s (%s) %s in %.1fs", job.id, job.kind, status, duration)

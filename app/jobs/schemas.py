@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-JobKind = Literal["backup", "restore", "export", "prune", "check", "refresh"]
+JobKind = Literal["backup", "restore", "export", "prune", "check", "refresh", "index"]
 JobStatus = Literal["queued", "running", "succeeded", "partial", "failed", "canceled"]
 Trigger = Literal["manual", "schedule", "api"]
 

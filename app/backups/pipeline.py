@@ -1,0 +1,244 @@
+"""The backup job: stop hook → files → database dump → start hook → restic backup →
+evidence (the snapshot confirmed in the repository) → snapshot row and pod status, in the
+transaction that finishes the job."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.backups import targets
+from app.backups.sources import Staged, stage_database, stage_dir, stage_files
+from app.integrations import hooks
+from app.integrations.restic.commands import BackupOutcome
+from app.jobs import metrics
+from app.jobs.context import JobContext, JobOutcome
+from app.jobs.errors import JobFailure
+from app.jobs.locks import repository_lock
+from app.jobs.runner import register
+from app.kit.netpolicy import Policy
+from app.models import Job, Pod
+from app.pods.service import PodSecrets, decrypt_secrets
+from app.snapshots import repository as snapshots
+from app.snapshots.jobs import request_index
+from app.status import repository as plan_states
+
+log = logging.getLogger(__name__)
+
+
+async def _load(ctx: JobContext) -> tuple[Pod, PodSecrets, targets.Target]:
+    async with ctx.session() as session:
+        pod = await session.get(Pod, ctx.job.pod_id)
+        if pod is None:
+            raise JobFailure("pod_deleted", "the pod was deleted", retryable=False)
+        secrets = decrypt_secrets(ctx.services.keyring, pod)
+        target = await targets.resolve(
+            session, ctx.settings, ctx.services.keyring, pod, ctx.job.plan
+        )
+    ctx.secret(*secrets.values(), *target.repo.secret_values())
+    if not pod.files and not pod.database:
+        raise JobFailure(
+            "nothing_to_back_up",
+            "the pod has neither a file source nor a database",
+            hint="add the pod's SFTP access or database in its settings",
+            retryable=False,
+        )
+    return pod, secrets, target
+
+
+def _hook_payload(pod: Pod, job: Job) -> dict[str, Any]:
+    return {"pod_id": str(pod.id), "job_id": str(job.id), "kind": job.kind}
+
+
+@contextlib.asynccontextmanager
+async def pod_stopped(ctx: JobContext, pod: Pod, policy: Policy) -> AsyncIterator[None]:
+    """Call the pod's stop hook, and always its start hook afterwards, even on failure."""
+    hook_urls = pod.hooks or {}
+    keyring = ctx.services.keyring
+    secret = hooks.hook_secret(
+        ctx.settings.hook_secret.get_secret_value() if ctx.settings.hook_secret else None,
+        keyring.keys[keyring.current],
+    )
+    call = functools.partial(
+        hooks.call, secret=secret, policy=policy, timeout=ctx.settings.http_timeout_seconds
+    )
+    if hook_urls.get("stop_url"):
+        await ctx.phase("stopping pod")
+        await call(hook_urls["stop_url"], "stop", _hook_payload(pod, ctx.job))
+    try:
+        yield
+    finally:
+        if hook_urls.get("start_url"):
+            await ctx.phase("starting pod")
+            await call(hook_urls["start_url"], "start", _hook_payload(pod, ctx.job))
+
+
+@dataclass
+class BackupRun:
+    staged: Staged
+    backup: BackupOutcome
+    repository_id: str | None
+
+
+async def run_backup(
+    ctx: JobContext,
+    pod: Pod,
+    secrets: PodSecrets,
+    target: targets.Target,
+    *,
+    extra_tags: Sequence[str] = (),
+) -> BackupRun:
+    """Stage the pod and make one snapshot of it (used by backups and safety backups)."""
+    settings = ctx.settings
+    policy = Policy.from_settings(settings.allow_networks)
+    stage = stage_dir(settings.cache_dir, pod.id, ctx.job.plan)
+    stage.mkdir(parents=True, exist_ok=True)
+    parent = await targets.last_snapshot_id(ctx, pod.id, ctx.job.plan)
+
+    async def _waiting() -> None:
+        await ctx.phase("waiting for the repository lock")
+
+    async with repository_lock(
+        ctx.services.engine, target.repo.lock_key, cancel=ctx.cancel, on_wait=_waiting
+    ):
+        await ctx.phase("opening repository")
+        repository_id = await target.ensure(ctx)
+        # A local source is staged as hard links to the live files: keep the pod stopped
+        # until restic has read them. An SFTP mirror is a copy: the pod may start again.
+        hold_through_upload = bool(pod.files and pod.files.get("kind") == "local")
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(pod_stopped(ctx, pod, policy))
+            staged = await stage_files(ctx, pod, secrets, stage, policy)
+            await stage_database(ctx, pod, secrets, stage, policy, staged)
+            if not hold_through_upload:
+                await stack.aclose()
+            await ctx.phase("uploading", percent=0.0)
+            backup = await ctx.services.restic.backup(
+                target.repo,
+                staged.paths,
+                cwd=stage,
+                host=str(pod.id),
+                tags=[*backup_tags(pod, ctx.job), *extra_tags],
+                parent=parent,
+                on_status=lambda m: _on_status(ctx, m),
+                cancel=ctx.cancel,
+            )
+    return BackupRun(staged=staged, backup=backup, repository_id=repository_id)
+
+
+def backup_tags(pod: Pod, job: Job) -> list[str]:
+    return [
+        f"pod:{pod.id}",
+        f"app:{pod.app}",
+        f"plan:{job.plan}",
+        f"trigger:{job.trigger}",
+        f"job:{job.id}",
+    ]
+
+
+async def _on_status(ctx: JobContext, message: dict[str, Any]) -> None:
+    if message.get("message_type") != "status":
+        return
+    fraction = float(message.get("percent_done") or 0.0)
+    await ctx.progress(
+        phase="uploading",
+        percent=round(fraction * 100, 1),
+        bytes_done=message.get("bytes_done"),
+        bytes_total=message.get("total_bytes"),
+        files_done=message.get("files_done"),
+        files_total=message.get("total_files"),
+        seconds_remaining=message.get("seconds_remaining"),
+    )
+
+
+class BackupHandler:
+    async def run(self, ctx: JobContext) -> JobOutcome:
+        pod, secrets, target = await _load(ctx)
+        run = await run_backup(ctx, pod, secrets, target)
+        return self._outcome(ctx, pod, run.staged, run.backup, run.repository_id)
+
+    def _outcome(
+        self,
+        ctx: JobContext,
+        pod: Pod,
+        staged: Staged,
+        backup: BackupOutcome,
+        repository_id: str | None,
+    ) -> JobOutcome:
+        unreadable = staged.unreadable + [
+            u for u in backup.unreadable if u["path"] not in {x["path"] for x in staged.unreadable}
+        ]
+        status = "partial" if unreadable else "succeeded"
+        result = {
+            "snapshot_id": backup.snapshot_id,
+            "short_id": backup.short_id,
+            "repository_id": repository_id,
+            "summary": backup.summary,
+            "files": staged.files,
+            "database": staged.database,
+            "unreadable": unreadable[:1000],
+            "unreadable_count": len(unreadable),
+        }
+        job = ctx.job
+        metrics.BACKUP_BYTES_ADDED.labels(job.plan).inc(int(backup.summary.get("data_added") or 0))
+        if staged.files and staged.files.get("bytes_downloaded"):
+            metrics.BACKUP_FILES_BYTES.inc(int(staged.files["bytes_downloaded"]))
+
+        async def finalize(session: AsyncSession) -> None:
+            snap_summary = {
+                **backup.summary,
+                "files": staged.files,
+                "database": staged.database,
+                "unreadable_count": len(unreadable),
+                "status": status,
+            }
+            assert backup.snapshot is not None
+            await snapshots.upsert(
+                session,
+                pod_id=pod.id,
+                plan=job.plan,
+                snap=backup.snapshot,
+                job_id=job.id,
+                summary=snap_summary,
+            )
+            now = datetime.now(UTC)
+            values: dict[str, Any] = {
+                "last_attempt_at": now,
+                "last_status": status,
+                "last_job_id": job.id,
+                "last_snapshot_id": backup.snapshot_id,
+                "snapshot_count": await snapshots.count(session, pod.id, job.plan),
+            }
+            if status == "succeeded":
+                values["last_success_at"] = now
+                values["stale_alerted_at"] = None
+            await plan_states.upsert(session, pod.id, job.plan, **values)
+            if staged.seen_host_key:
+                await targets.pin_host_key(session, pod.id, staged.seen_host_key)
+            await request_index(
+                session, ctx.services.redis, ctx.settings, pod, job.plan, backup.snapshot_id
+            )
+
+        return JobOutcome(status=status, result=result, finalize=finalize)
+
+    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+        if job.pod_id is None:
+            return
+        await plan_states.upsert(
+            session,
+            job.pod_id,
+            job.plan,
+            last_attempt_at=datetime.now(UTC),
+            last_status="failed",
+            last_job_id=job.id,
+        )
+
+
+register("backup", BackupHandler())

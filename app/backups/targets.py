@@ -1,0 +1,84 @@
+"""Which repository a (pod, plan) backs up into, and small state reads/writes around it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.integrations.restic import Repository
+from app.jobs.context import JobContext
+from app.jobs.errors import JobFailure
+from app.kit.crypto import Keyring
+from app.models import BackupSettings, Pod
+from app.models.base import utcnow
+from app.status import repository as plan_states
+
+Ensure = Callable[[JobContext], Awaitable[str | None]]
+
+
+@dataclass
+class Target:
+    repo: Repository
+    ensure: Ensure  # initialise once / check it is the pod's repository; its id
+
+
+async def resolve(
+    session: AsyncSession, settings: Settings, keyring: Keyring, pod: Pod, plan: str
+) -> Target:
+    """The repository of (pod, plan); usable from the API (downloads) and from workers."""
+    if plan == "owner":
+        return await _owner_target(session, settings, keyring, pod)
+    raise JobFailure("bad_plan", f"unknown plan {plan!r}", retryable=False)
+
+
+async def _owner_target(
+    session: AsyncSession, settings: Settings, keyring: Keyring, pod: Pod
+) -> Target:
+    from app.targets.repository import build_repository, ensure_repository
+
+    row = await session.get(BackupSettings, pod.id)
+    if row is None:
+        raise JobFailure(
+            "not_configured",
+            "the pod has no backup settings",
+            hint="set a target with PUT /v1/pods/{pod_id}/backup-settings and verify it",
+            retryable=False,
+        )
+    cache = settings.cache_dir / "restic" / str(pod.id) / "owner"
+    repo = build_repository(row, keyring, cache)
+    pod_id = pod.id
+
+    async def _ensure(ctx: JobContext) -> str | None:
+        async with ctx.session() as s:
+            current = await s.get(BackupSettings, pod_id)
+            if current is None:
+                raise JobFailure(
+                    "not_configured", "the backup settings were deleted", retryable=False
+                )
+            repository_id: str = await ensure_repository(s, ctx.services.restic, current, repo)
+            await s.commit()
+            return repository_id
+
+    return Target(repo=repo, ensure=_ensure)
+
+
+async def last_snapshot_id(ctx: JobContext, pod_id: uuid.UUID | None, plan: str) -> str | None:
+    if pod_id is None:
+        return None
+    async with ctx.session() as session:
+        state = await plan_states.get(session, pod_id, plan)
+        return state.last_snapshot_id if state else None
+
+
+async def pin_host_key(session: AsyncSession, pod_id: uuid.UUID, key_line: str) -> None:
+    """Trust on first use: remember the SFTP host key after the first good connection."""
+    await session.execute(
+        update(Pod)
+        .where(Pod.id == pod_id, Pod.pinned_host_key.is_(None))
+        .values(pinned_host_key=key_line.strip(), pinned_host_key_at=utcnow())
+    )

@@ -1,0 +1,271 @@
+"""PostgreSQL: probe with asyncpg, dump with pg_dump, load with psql.
+
+The password reaches the children only as PGPASSWORD in their environment; PGPASSFILE
+points nowhere so a worker's own ~/.pgpass is never offered to a pod's server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import asyncpg
+
+from app.integrations.dumps.clients import pg_client
+from app.integrations.dumps.errors import DumpError, classify_pg
+from app.integrations.dumps.model import Conn, ServerInfo
+from app.kit import subprocess as sp
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 15
+MAINTENANCE_DBS = ("postgres", "template1")
+
+# Replace = drop what the database holds, inside the same transaction as the load (psql
+# --single-transaction), so a load that fails leaves the old contents in place. Schemas
+# the login may drop go whole; in schemas owned by someone else (public owned by a
+# superuser before PostgreSQL 15) the login's own relations, routines and types go.
+# Not DROP OWNED: it would also revoke the login's grants, CONNECT included.
+WIPE_SQL = r"""
+SET client_min_messages = warning;
+DO $podbackup$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT nspname FROM pg_namespace
+           WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'
+             AND pg_has_role(nspowner, 'USAGE') LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);
+  END LOOP;
+  FOR r IN SELECT c.oid::regclass::text AS name,
+                  CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                       WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE'
+                       ELSE 'TABLE' END AS what
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+             AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+             AND pg_has_role(c.relowner, 'USAGE')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                             AND d.objid = c.oid AND d.deptype IN ('e', 'a', 'i')) LOOP
+    EXECUTE format('DROP %s IF EXISTS %s CASCADE', r.what, r.name);
+  END LOOP;
+  FOR r IN SELECT p.oid::regprocedure::text AS name
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+             AND pg_has_role(p.proowner, 'USAGE')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                             AND d.objid = p.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', r.name);
+  END LOOP;
+  FOR r IN SELECT t.oid::regtype::text AS name
+           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+           WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+             AND pg_has_role(t.typowner, 'USAGE')
+             AND (t.typtype IN ('e', 'd', 'r')
+                  OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class
+                                           WHERE oid = t.typrelid) = 'c'))
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                             AND d.objid = t.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', r.name);
+  END LOOP;
+  CREATE SCHEMA IF NOT EXISTS public;
+END
+$podbackup$;
+RESET client_min_messages;
+"""
+
+_USER_TABLES = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1, 2
+"""
+
+
+def qident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _conninfo_value(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def conninfo(conn: Conn, database: str | None = None) -> str:
+    """libpq keywords without the password; ``hostaddr`` pins the checked address while
+    ``host`` keeps the name for TLS verification."""
+    ep = conn.endpoint
+    parts = {
+        "host": ep.host,
+        "hostaddr": conn.address,
+        "port": str(ep.port),
+        "dbname": database or ep.name,
+        "user": ep.username,
+        "connect_timeout": str(CONNECT_TIMEOUT),
+        "application_name": "podbackup",
+    }
+    return " ".join(f"{k}={_conninfo_value(v)}" for k, v in parts.items())
+
+
+def child_env(conn: Conn) -> dict[str, str]:
+    env = {"PGPASSFILE": "/nonexistent/podbackup-no-passfile", "PGCONNECT_TIMEOUT": "15"}
+    if conn.password is not None:
+        env["PGPASSWORD"] = conn.password
+    return env
+
+
+async def connect(conn: Conn, database: str | None = None) -> asyncpg.Connection:
+    ep = conn.endpoint
+    name = database or ep.name
+    try:
+        return await asyncpg.connect(
+            host=conn.address,
+            port=ep.port,
+            user=ep.username,
+            password=ep.password,
+            database=name,
+            timeout=CONNECT_TIMEOUT,
+            server_settings={"application_name": "podbackup"},
+        )
+    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        raise DumpError("auth_failed", f"PostgreSQL at {conn.where}: {exc}") from None
+    except asyncpg.InvalidCatalogNameError:
+        raise DumpError(
+            "database_not_found", f"PostgreSQL at {conn.where} has no database '{name}'"
+        ) from None
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise DumpError("auth_failed", f"PostgreSQL at {conn.where}: {exc}") from None
+    except asyncpg.PostgresError as exc:
+        raise DumpError("unreachable", f"PostgreSQL at {conn.where}: {exc}") from None
+    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        text = str(exc) or type(exc).__name__
+        if "password" in text.lower():
+            raise DumpError("auth_failed", f"PostgreSQL at {conn.where}: {text}") from None
+        raise DumpError(
+            "unreachable", f"cannot connect to PostgreSQL at {conn.where}: {text}"
+        ) from None
+
+
+async def _server_info(db: asyncpg.Connection) -> ServerInfo:
+    version = str(await db.fetchval("SHOW server_version"))
+    number = int(await db.fetchval("SHOW server_version_num"))
+    return ServerInfo(version=version, major=number // 10000)
+
+
+async def probe(conn: Conn) -> ServerInfo:
+    """Log in to the endpoint's database: version, and early auth/not-found errors."""
+    db = await connect(conn)
+    try:
+        return await _server_info(db)
+    finally:
+        await db.close()
+
+
+async def run_dump(conn: Conn, info: ServerInfo, fd: int, path: Path) -> str:
+    """pg_dump the database into ``path`` (already created, 0600; ``fd`` is open on it).
+
+    ``-f`` rather than stdout: pg_dump ignores write errors on stdout (exit 0 on a full
+    disk) but reports them for a file it opened itself.
+    """
+    binary, version = await pg_client("pg_dump", info.major)
+    argv = [
+        str(binary),
+        "--format=plain",
+        "--no-owner",  # loads into another login's database
+        "--no-privileges",
+        "--encoding=UTF8",
+        "--no-password",
+        f"--file={path}",
+        f"--dbname={conninfo(conn)}",
+    ]
+    done = await sp.run(argv, env=child_env(conn), stdout=asyncio.subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise classify_pg(done.stderr_tail, "dump_failed")
+    return f"{binary} ({version})"
+
+
+async def ensure_database(conn: Conn) -> ServerInfo:
+    """Probe, creating the database first when it does not exist (and the login may)."""
+    try:
+        return await probe(conn)
+    except DumpError as exc:
+        if exc.code != "database_not_found":
+            raise
+    await create_database(conn)
+    return await probe(conn)
+
+
+async def run_load(conn: Conn, info: ServerInfo, fd: int, *, replace: bool) -> None:
+    """psql the SQL read from ``fd`` into the database, in one transaction."""
+    binary, _ = await pg_client("psql", info.major)
+    argv = [
+        str(binary),
+        "-X",  # no ~/.psqlrc
+        "-q",
+        "--no-password",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        f"--dbname={conninfo(conn)}",
+    ]
+    if replace:
+        argv += ["-c", WIPE_SQL]
+    argv += ["-f", "-"]
+    done = await sp.run(argv, env=child_env(conn), stdin=fd, stdout=asyncio.subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise classify_pg(done.stderr_tail, "load_failed")
+
+
+async def counts(conn: Conn) -> dict[str, int]:
+    """Exact row counts of every ordinary table (``schema.table``), like COPY dumps them."""
+    db = await connect(conn)
+    try:
+        result: dict[str, int] = {}
+        for row in await db.fetch(_USER_TABLES):
+            schema, table = row["nspname"], row["relname"]
+            sql = f"SELECT count(*) FROM ONLY {qident(schema)}.{qident(table)}"
+            result[f"{schema}.{table}"] = int(await db.fetchval(sql))
+        return result
+    finally:
+        await db.close()
+
+
+async def _maintenance(conn: Conn) -> asyncpg.Connection:
+    error: DumpError | None = None
+    for name in MAINTENANCE_DBS:
+        try:
+            return await connect(conn, name)
+        except DumpError as exc:
+            if exc.code not in ("database_not_found", "auth_failed"):
+                raise
+            error = error or exc
+    assert error is not None
+    raise error
+
+
+async def create_database(conn: Conn) -> None:
+    db = await _maintenance(conn)
+    try:
+        await db.execute(f"CREATE DATABASE {qident(conn.name)}")
+    except asyncpg.DuplicateDatabaseError:
+        pass
+    except asyncpg.PostgresError as exc:
+        raise DumpError(
+            "database_not_found",
+            f"the database '{conn.name}' does not exist and could not be created: {exc}",
+            hint=f"create the database '{conn.name}', or allow the user to (CREATEDB)",
+        ) from None
+    finally:
+        await db.close()
+
+
+async def drop_database(conn: Conn) -> None:
+    db = await _maintenance(conn)
+    try:
+        number = int(await db.fetchval("SHOW server_version_num"))
+        force = " WITH (FORCE)" if number >= 130000 else ""
+        await db.execute(f"DROP DATABASE IF EXISTS {qident(conn.name)}{force}")
+    finally:
+        with contextlib.suppress(Exception):
+            await db.close()

@@ -1,0 +1,217 @@
+"""The only place that opens S3 connections (aioboto3).
+
+Every connection resolves its host through ``PolicyResolver``: the outbound-address
+policy is applied to the addresses actually dialled, so a name re-pointed after the
+settings were saved cannot reach a refused address.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aioboto3
+from aiobotocore.config import AioConfig
+from aiohttp.abc import AbstractResolver, ResolveResult
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.integrations.s3 import errors as e
+from app.kit import netpolicy
+
+
+@dataclass(frozen=True)
+class S3Access:
+    """Where a bucket is and the key that opens it. The secret never reaches a repr."""
+
+    endpoint_url: str  # scheme://host[:port], no path
+    bucket: str
+    region: str  # the region requests are signed for
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    path_style: bool = True
+
+
+class PolicyResolver(AbstractResolver):
+    """Resolve names for aiohttp, refusing any address the outbound policy refuses."""
+
+    def __init__(self, policy: netpolicy.Policy) -> None:
+        self.policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        try:
+            addrs = await netpolicy.check_before_connect(self.policy, host, port, "endpoint")
+        except netpolicy.HostUnresolvable as exc:
+            raise e.UnresolvableError(str(exc)) from None
+        except netpolicy.OutboundAddressRefused as exc:
+            raise e.AddressRefusedError(exc.message) from None
+        results: list[ResolveResult] = []
+        for addr in addrs:
+            fam = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+            if family not in (socket.AF_UNSPEC, fam):
+                continue
+            results.append(
+                ResolveResult(
+                    hostname=host,
+                    host=str(addr),
+                    port=port,
+                    family=fam,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST,
+                )
+            )
+        if not results:
+            raise e.UnresolvableError(f"the name '{host}' has no address of the wanted family")
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+def make_config(
+    access: S3Access,
+    policy: netpolicy.Policy,
+    *,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 15.0,
+    max_attempts: int = 1,
+) -> AioConfig:
+    return AioConfig(
+        connector_args={"resolver": PolicyResolver(policy)},
+        region_name=access.region,
+        signature_version="s3v4",
+        s3={"addressing_style": "path" if access.path_style else "virtual"},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        # botocore >= 1.36 would otherwise add CRC checksums and aws-chunked bodies that
+        # non-AWS servers store verbatim or refuse.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        user_agent_extra="podbackup",
+    )
+
+
+@dataclass(frozen=True)
+class Listing:
+    keys: list[str]
+    truncated: bool
+
+
+def content_md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+class Bucket:
+    """Calls on one bucket. Every method raises ``S3Failure`` on failure."""
+
+    def __init__(self, client: Any, access: S3Access) -> None:
+        self._client = client
+        self.access = access
+        self.name = access.bucket
+
+    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = await getattr(self._client, method)(**kwargs)
+        except (ClientError, BotoCoreError, OSError, TimeoutError) as exc:
+            raise e.classify(exc) from None
+        return response
+
+    async def list_objects(
+        self, prefix: str = "", max_keys: int = 1000, bucket: str | None = None
+    ) -> Listing:
+        response = await self._call(
+            "list_objects_v2", Bucket=bucket or self.name, Prefix=prefix, MaxKeys=max_keys
+        )
+        keys = [str(obj["Key"]) for obj in response.get("Contents", []) or []]
+        return Listing(keys=keys, truncated=bool(response.get("IsTruncated")))
+
+    async def region(self) -> str | None:
+        """The bucket's region as the server reports it (HeadBucket), if it does."""
+        response = await self._call("head_bucket", Bucket=self.name)
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+        region = response.get("BucketRegion") or headers.get("x-amz-bucket-region")
+        return str(region) if region else None
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Write an object with Content-MD5, so a corrupted upload is refused by the server."""
+        await self._call(
+            "put_object", Bucket=self.name, Key=key, Body=data, ContentMD5=content_md5(data)
+        )
+
+    async def get(self, key: str) -> bytes:
+        response = await self._call("get_object", Bucket=self.name, Key=key)
+        body = response["Body"]
+        try:
+            async with body as stream:
+                data: bytes = await stream.read()
+        except (BotoCoreError, OSError, TimeoutError) as exc:
+            raise e.classify(exc) from None
+        return data
+
+    async def delete(self, key: str) -> None:
+        await self._call("delete_object", Bucket=self.name, Key=key)
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self._call("head_object", Bucket=self.name, Key=key)
+        except e.S3Failure as failure:
+            if failure.kind == e.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    async def list_buckets(self) -> list[str]:
+        response = await self._call("list_buckets")
+        return [str(b["Name"]) for b in response.get("Buckets", []) or []]
+
+    async def versioning(self) -> str | None:
+        """ "Enabled", "Suspended", or None (never enabled)."""
+        response = await self._call("get_bucket_versioning", Bucket=self.name)
+        status = response.get("Status")
+        return str(status) if status else None
+
+    async def object_lock(self) -> bool:
+        try:
+            response = await self._call("get_object_lock_configuration", Bucket=self.name)
+        except e.S3Failure as failure:
+            if failure.code in (
+                "ObjectLockConfigurationNotFoundError",
+                "ObjectLockConfigurationNotFound",
+            ):
+                return False
+            raise
+        config = response.get("ObjectLockConfiguration") or {}
+        return config.get("ObjectLockEnabled") == "Enabled"
+
+
+@contextlib.asynccontextmanager
+async def open_bucket(
+    access: S3Access,
+    policy: netpolicy.Policy,
+    *,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 15.0,
+    max_attempts: int = 1,
+) -> AsyncIterator[Bucket]:
+    """A client for ``access``'s bucket, closed on exit."""
+    session = aioboto3.Session(
+        aws_access_key_id=access.access_key_id,
+        aws_secret_access_key=access.secret_access_key,
+        region_name=access.region,
+    )
+    config = make_config(
+        access,
+        policy,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_attempts=max_attempts,
+    )
+    async with session.client("s3", endpoint_url=access.endpoint_url, config=config) as client:
+        yield Bucket(client, access)

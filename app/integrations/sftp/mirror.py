@@ -1,0 +1,214 @@
+"""Incremental mirror of a pod's folder over SFTP into the worker's cache.
+
+A regular file is downloaded when its size or mtime differs from the local copy,
+into a temporary name in the same folder, then renamed into place (no fsync: the
+cache only makes backups faster, a lost file is simply downloaded again). Folders,
+modes, mtimes and symlinks (their text, never followed) follow the server; what
+vanished remotely is deleted locally.
+
+Files the server refuses to open are listed in ``MirrorStats.unreadable`` and their
+old local copy is removed: a snapshot must never carry stale content for a file
+that could not be read this time (the job reports it as ``partial`` instead).
+
+Cancel: when ``cancel`` is set the transfer stops within a moment, temporary files
+are removed and ``SftpError("canceled")`` is raised (not ``CancelledError``, which
+stays reserved for the caller's own task being cancelled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncssh
+
+from app.integrations.sftp import local
+from app.integrations.sftp.connection import Session, open_session
+from app.integrations.sftp.endpoint import SftpEndpoint
+from app.integrations.sftp.errors import SftpError, classify, is_disk_full
+from app.integrations.sftp.models import MirrorProgress, MirrorStats
+from app.integrations.sftp.transfer import (
+    Throttle,
+    WriteFn,
+    block_size_for,
+    cancellable,
+    pull_file,
+    run_pool,
+)
+from app.integrations.sftp.tree import DIR, FILE, LINK, Entry, scan, shown
+from app.kit.netpolicy import Policy
+
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+async def mirror(
+    endpoint: SftpEndpoint,
+    policy: Policy,
+    dest: Path,
+    *,
+    on_progress: Callable[[MirrorProgress], None] | None = None,
+    cancel: asyncio.Event | None = None,
+    parallel_files: int = 8,
+    block_size: int = 256 * 1024,
+    max_requests: int = 128,
+    write: WriteFn = os.pwrite,
+) -> MirrorStats:
+    """Make ``dest`` an exact copy of the endpoint's folder, downloading only changes.
+
+    ``write`` is the pwrite-shaped function used for file data (fault tests inject
+    ENOSPC through it). Raises SftpError (codes in errors.py), or
+    OutboundAddressRefused when the host is not allowed.
+    """
+    job = _Mirror(
+        endpoint, policy, Path(dest), on_progress, parallel_files, block_size, max_requests, write
+    )
+    return await cancellable(job.run(), cancel)
+
+
+class _Mirror:
+    def __init__(
+        self,
+        endpoint: SftpEndpoint,
+        policy: Policy,
+        dest: Path,
+        on_progress: Callable[[MirrorProgress], None] | None,
+        parallel_files: int,
+        block_size: int,
+        max_requests: int,
+        write: WriteFn,
+    ) -> None:
+        self.endpoint = endpoint
+        self.policy = policy
+        self.dest = dest
+        self.progress = Throttle(on_progress)
+        self.parallel_files = parallel_files
+        self.block_size = block_size
+        self.max_requests = max_requests
+        self.write = write
+        self.stats = MirrorStats()
+        self.temps: set[Path] = set()
+        self.unreadable: dict[bytes, str] = {}
+        self.todo_files = 0
+        self.todo_bytes = 0
+        self.done_files = 0
+
+    async def run(self) -> MirrorStats:
+        try:
+            await asyncio.to_thread(local.prepare_dest, self.dest)
+            async with open_session(self.endpoint, self.policy) as session:
+                self.stats.host_key = session.host_key
+                await self._run(session)
+        except SftpError:
+            raise
+        except (OSError, asyncssh.Error) as exc:
+            raise classify(exc, "mirroring the pod's files") from None
+        finally:
+            for tmp in list(self.temps):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            self.temps.clear()
+        self.stats.unreadable = [
+            {"path": shown(rel), "error": why} for rel, why in sorted(self.unreadable.items())
+        ]
+        return self.stats
+
+    async def _run(self, session: Session) -> None:
+        tree = await scan(session, on_entry=self._found)
+        self.unreadable.update(tree.unreadable)
+        todo = await asyncio.to_thread(local.reconcile, self.dest, tree, self.stats)
+        todo.sort(key=lambda e: e.size, reverse=True)  # big files first: even finish
+        self.todo_files = len(todo)
+        self.todo_bytes = sum(e.size for e in todo)
+        self._report(force=True)
+        queue: asyncio.Queue[Entry] = asyncio.Queue()
+        for entry in todo:
+            queue.put_nowait(entry)
+        await run_pool(self.parallel_files, queue, lambda e: self._download(session, e))
+        self._report(force=True)
+        await asyncio.to_thread(local.finish, self.dest, tree)
+
+    def _found(self, entry: Entry) -> None:
+        if entry.kind == FILE:
+            self.stats.files_total += 1
+            self.stats.bytes_total += entry.size
+        elif entry.kind == DIR:
+            self.stats.dirs_total += 1
+        elif entry.kind == LINK:
+            self.stats.symlinks_total += 1
+        self.progress(MirrorProgress(self.stats.files_total, 0, self.stats.bytes_total, 0, "scan"))
+
+    def _report(self, *, force: bool = False) -> None:
+        self.progress(
+            MirrorProgress(
+                self.todo_files,
+                self.done_files,
+                self.todo_bytes,
+                self.stats.bytes_downloaded,
+                "download",
+            ),
+            force=force,
+        )
+
+    def _on_bytes(self, n: int) -> None:
+        self.stats.bytes_downloaded += n
+        self._report()
+
+    async def _download(self, session: Session, entry: Entry) -> None:
+        path = local.local_path(self.dest, entry.rel)
+        try:
+            f = await session.sftp.open(session.path(entry.rel), "rb", block_size=0)
+        except asyncssh.SFTPPermissionDenied:
+            self.unreadable[entry.rel] = "permission denied"
+            await asyncio.to_thread(local.remove, path)  # never keep stale content
+            return
+        except asyncssh.SFTPNoSuchFile:  # vanished since the scan
+            self.stats.files_deleted += await asyncio.to_thread(local.remove, path)
+            return
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc, f"opening {shown(entry.rel)}") from None
+        tmp = path.parent / f"{local.TEMP_PREFIX}{secrets.token_hex(6)}{local.TEMP_SUFFIX}"
+        try:
+            await self._fetch(session, f, entry, tmp)
+            os.replace(tmp, path)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if isinstance(exc, asyncssh.Error | OSError):
+                doing = "writing" if is_disk_full(exc) else "downloading"
+                raise classify(exc, f"{doing} {shown(entry.rel)}") from None
+            raise
+        finally:
+            self.temps.discard(tmp)
+        self.done_files += 1
+        self.stats.files_downloaded += 1
+
+    async def _fetch(
+        self, session: Session, f: asyncssh.SFTPClientFile, entry: Entry, tmp: Path
+    ) -> None:
+        limits = session.sftp.limits
+        block = block_size_for(limits.max_read_len, self.block_size, unknown=self.block_size)
+        try:
+            fd = os.open(tmp, _OPEN_FLAGS, 0o600)
+            self.temps.add(tmp)
+            try:
+                await pull_file(
+                    f,
+                    fd,
+                    entry.size,
+                    block_size=block,
+                    max_requests=self.max_requests,
+                    write=self.write,
+                    on_bytes=self._on_bytes,
+                )
+                os.fchmod(fd, local.file_mode(entry.mode))
+            finally:
+                os.close(fd)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(f.close(), timeout=5)
+        ns = entry.mtime * 1_000_000_000
+        os.utime(tmp, ns=(ns, ns))

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import Field, field_validator, model_validator
+
+from app.audit import service as audit
+from app.auth.dependencies import AnyPrincipal, client_address
+from app.db import DbSession
+from app.deps import RedisDep, SettingsDep
+from app.errors import ValidationFailed, error_responses
+from app.jobs import service as jobs
+from app.jobs.schemas import JobRead
+from app.kit.validators import Body
+from app.pods import service as pods
+from app.restores.paths import files_subpaths
+from app.snapshots import service as snapshots
+
+router = APIRouter(tags=["restores"])
+
+
+class RestoreRequest(Body):
+    model_config = {
+        "extra": "forbid",
+        "str_strip_whitespace": True,
+        "json_schema_extra": {
+            "examples": [
+                {"snapshot_id": "4f068fc0", "files": True, "database": True},
+                {"snapshot_id": "4f068fc0", "paths": ["uploads/2024"], "database": False},
+            ]
+        },
+    }
+
+    snapshot_id: str = Field(min_length=8, max_length=64, description="Full or short (8-hex) id")
+    paths: list[str] | None = Field(
+        None,
+        max_length=1000,
+        description="Restore only these paths of the pod's files (e.g. `uploads/2024`).",
+    )
+    files: bool = Field(True, description="Put the files back into the pod.")
+    database: bool = Field(True, description="Load the database dump into the pod's database.")
+    target_pod_id: uuid.UUID | None = Field(
+        None, description="Restore into another pod of the same account (a clone)."
+    )
+    mode: Literal["merge", "mirror"] = Field(
+        "merge", description="`mirror` also deletes files the snapshot does not have."
+    )
+    safety_backup: bool = Field(
+        True, description="Back up the pod's current state first, so the restore can be undone."
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            files_subpaths(value)  # raises ValueError for '..' or NUL
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> RestoreRequest:
+        if not self.files and not self.database:
+            raise ValueError("choose files, database or both")
+        if self.paths and not self.files:
+            raise ValueError("paths need files: true")
+        return self
+
+
+@router.post(
+    "/v1/pods/{pod_id}/restores",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Restore a snapshot into the pod (or into another pod of the account)",
+    responses=error_responses(401, 404, 409, 422),
+)
+async def create_restore(
+    pod_id: uuid.UUID,
+    body: RestoreRequest,
+    principal: AnyPrincipal,
+    session: DbSession,
+    redis: RedisDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> JobRead:
+    source = await pods.get_visible(session, principal, pod_id)
+    snap = await snapshots.get(session, source, "owner", body.snapshot_id)
+    target = source
+    if body.target_pod_id is not None and body.target_pod_id != source.id:
+        target = await pods.get_visible(session, principal, body.target_pod_id)
+        if target.account_id != source.account_id:
+            raise ValidationFailed(
+                "target_pod_id",
+                "the target pod belongs to another account",
+                hint="clone only between pods of the same account",
+            )
+    if body.files and target.files is None and not body.database:
+        raise ValidationFailed(
+            "files",
+            "the target pod has no file source to restore into",
+            hint="add the pod's SFTP access first",
+        )
+    if body.database and target.database is None and not body.files:
+        raise ValidationFailed(
+            "database",
+            "the target pod has no database to restore into",
+            hint="add the pod's database first",
+        )
+    params = {
+        "source_pod_id": str(source.id),
+        "snapshot_id": snap.id,
+        "paths": body.paths,
+        "files": body.files,
+        "database": body.database,
+        "mode": body.mode,
+        "safety_backup": body.safety_backup,
+    }
+    job, _ = await jobs.create(
+        session,
+        redis,
+        settings,
+        kind="restore",
+        pod_id=target.id,
+        account_id=target.account_id,
+        params=params,
+    )
+    await audit.record(
+        session,
+        "restore.create",
+        principal=principal,
+        account_id=target.account_id,
+        pod_id=target.id,
+        detail={
+            "job_id": str(job.id),
+            "snapshot_id": snap.id,
+            "source_pod_id": str(source.id),
+            "paths": body.paths,
+            "files": body.files,
+            "database": body.database,
+            "mode": body.mode,
+        },
+        client=client_address(request),
+    )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return jobs.to_read(job)

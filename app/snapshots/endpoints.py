@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import StreamingResponse
+
+from app.auth.dependencies import AnyPrincipal
+from app.backups import targets
+from app.db import DbSession, commit
+from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
+from app.errors import NotFound, TooManyRequests, error_responses
+from app.jobs import service as jobs
+from app.jobs.schemas import JobRead
+from app.kit.pagination import Page, PageQuery, make_page, paginate
+from app.pods import service as pods
+from app.snapshots import service
+from app.snapshots.jobs import request_index
+from app.snapshots.schemas import FileEntry, SnapshotRead
+
+router = APIRouter(tags=["snapshots"])
+
+PlanQuery = Annotated[Literal["owner", "platform"], Query(description="`platform`: admins only.")]
+
+
+@router.get(
+    "/v1/pods/{pod_id}/snapshots",
+    summary="Snapshots of a pod, newest first (served from the database, not restic)",
+    responses=error_responses(401, 404, 422),
+)
+async def list_snapshots(
+    pod_id: uuid.UUID,
+    principal: AnyPrincipal,
+    session: DbSession,
+    params: PageQuery,
+    tag: Annotated[str | None, Query(max_length=200, description="e.g. `trigger:manual`")] = None,
+    plan: PlanQuery = "owner",
+) -> Page[SnapshotRead]:
+    pod = await pods.get_visible(session, principal, pod_id)
+    service.check_plan(principal, plan)
+    rows, total = await paginate(session, service.list_query(pod.id, plan, tag), params)
+    return make_page([service.to_read(s) for s in rows], total, params)
+
+
+@router.post(
+    "/v1/pods/{pod_id}/snapshots/refresh",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Re-read the repository: add snapshots made outside the service, drop forgotten ones",
+    responses=error_responses(401, 404, 409, 422),
+)
+async def refresh_snapshots(
+    pod_id: uuid.UUID,
+    principal: AnyPrincipal,
+    session: DbSession,
+    redis: RedisDep,
+    settings: SettingsDep,
+    plan: PlanQuery = "owner",
+) -> JobRead:
+    pod = await pods.get_visible(session, principal, pod_id)
+    service.check_plan(principal, plan)
+    job, _ = await jobs.create(
+        session,
+        redis,
+        settings,
+        kind="refresh",
+        pod_id=pod.id,
+        account_id=pod.account_id,
+        plan=plan,
+        trigger="api",
+    )
+    return jobs.to_read(job)
+
+
+@router.get(
+    "/v1/pods/{pod_id}/snapshots/{snapshot_id}",
+    summary="One snapshot (full or short id) with its summary and tags",
+    responses=error_responses(401, 404, 422),
+)
+async def get_snapshot(
+    pod_id: uuid.UUID,
+    snapshot_id: str,
+    principal: AnyPrincipal,
+    session: DbSession,
+    plan: PlanQuery = "owner",
+) -> SnapshotRead:
+    pod = await pods.get_visible(session, principal, pod_id)
+    service.check_plan(principal, plan)
+    return service.to_read(await service.get(session, pod, plan, snapshot_id))
+
+
+@router.get(
+    "/v1/pods/{pod_id}/snapshots/{snapshot_id}/files",
+    summary="Children of a folder in a snapshot, from the browse index",
+    responses=error_responses(401, 404, 409, 422),
+)
+async def list_files(
+    pod_id: uuid.UUID,
+    snapshot_id: str,
+    principal: AnyPrincipal,
+    session: DbSession,
+    params: PageQuery,
+    redis: RedisDep,
+    settings: SettingsDep,
+    path: Annotated[str, Query(max_length=4096, description="Folder, e.g. /files/uploads")] = "/",
+    plan: PlanQuery = "owner",
+) -> Page[FileEntry]:
+    pod = await pods.get_visible(session, principal, pod_id)
+    service.check_plan(principal, plan)
+    snap = await service.get(session, pod, plan, snapshot_id)
+    if snap.index_status in ("none", "failed"):
+        # Index on demand; commit now so the job survives the 409 below.
+        await request_index(session, redis, settings, pod, plan, snap.id)
+        await commit(session)
+    folder = service.normalize_path(path)
+    items, total = await service.children(session, snap, folder, params.limit, params.offset)
+    return make_page(items, total, params)
+
+
+def _disposition(name: str) -> str:
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+
+
+@router.get(
+    "/v1/pods/{pod_id}/snapshots/{snapshot_id}/download",
+    summary="Download a file as it is, or a folder as a tar archive (streamed)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}, "application/x-tar": {}},
+            "description": "The file's bytes, or a tar of the folder",
+        },
+        **error_responses(401, 404, 409, 422, 429),
+    },
+)
+async def download(
+    pod_id: uuid.UUID,
+    snapshot_id: str,
+    principal: AnyPrincipal,
+    session: DbSession,
+    request: Request,
+    settings: SettingsDep,
+    keyring: KeyringDep,
+    restic: ResticDep,
+    path: Annotated[str, Query(min_length=1, max_length=4096)],
+    plan: PlanQuery = "owner",
+) -> StreamingResponse:
+    pod = await pods.get_visible(session, principal, pod_id)
+    service.check_plan(principal, plan)
+    snap = await service.get(session, pod, plan, snapshot_id)
+    service.require_index(snap)
+    clean = service.normalize_path(path)
+    entry = await service.node(session, snap, clean) if clean != "/" else None
+    if clean != "/" and entry is None:
+        raise NotFound(
+            f"'{clean}' is not in snapshot {snap.short_id}",
+            hint="browse the snapshot with …/files?path=/ to find the path",
+        )
+    is_dir = entry is None or entry.type == "dir"
+    target = await targets.resolve(session, settings, keyring, pod, plan)
+    gate: asyncio.Semaphore = request.app.state.download_gate
+    if gate.locked():
+        raise TooManyRequests(
+            "too many downloads are running",
+            hint="retry in a few seconds",
+            headers={"Retry-After": "5"},
+        )
+    await gate.acquire()
+    name = (entry.name if entry is not None else f"snapshot-{snap.short_id}") + (
+        ".tar" if is_dir else ""
+    )
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async with restic.dump_stream(
+                target.repo, snap.id, clean, archive="tar" if is_dir else None
+            ) as out:
+                while chunk := await out.read(256 * 1024):
+                    yield chunk
+        finally:
+            gate.release()
+
+    headers = {"Content-Disposition": _disposition(name), "Cache-Control": "no-store"}
+    if not is_dir and entry is not None and entry.size is not None:
+        headers["Content-Length"] = str(entry.size)
+    return StreamingResponse(
+        body(),
+        media_type="application/x-tar" if is_dir else "application/octet-stream",
+        headers=headers,
+    )

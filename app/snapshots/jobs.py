@@ -1,0 +1,156 @@
+"""Job kinds `index` (browse index of one snapshot) and `refresh` (re-read the repository)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from arq.connections import ArqRedis
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.backups import targets
+from app.config import Settings
+from app.jobs import service as jobs
+from app.jobs.context import JobContext, JobOutcome
+from app.jobs.errors import JobFailure
+from app.jobs.runner import register
+from app.models import Job, Pod, Snapshot
+from app.snapshots import index
+from app.snapshots import repository as snapshots
+from app.status import repository as plan_states
+
+
+async def _pod_and_target(ctx: JobContext) -> tuple[Pod, targets.Target]:
+    async with ctx.session() as session:
+        pod = await session.get(Pod, ctx.job.pod_id)
+        if pod is None:
+            raise JobFailure("pod_deleted", "the pod was deleted", retryable=False)
+        target = await targets.resolve(
+            session, ctx.settings, ctx.services.keyring, pod, ctx.job.plan
+        )
+    ctx.secret(*target.repo.secret_values())
+    return pod, target
+
+
+async def request_index(
+    session: AsyncSession,
+    redis: ArqRedis,
+    settings: Settings,
+    pod: Pod,
+    plan: str,
+    snapshot_id: str,
+) -> Job:
+    """Queue an index job for one snapshot (enqueued after commit)."""
+    job, _ = await jobs.create(
+        session,
+        redis,
+        settings,
+        kind="index",
+        pod_id=pod.id,
+        account_id=pod.account_id,
+        plan=plan,
+        trigger="api",
+        params={"snapshot_id": snapshot_id},
+    )
+    return job
+
+
+class IndexHandler:
+    async def run(self, ctx: JobContext) -> JobOutcome:
+        pod, target = await _pod_and_target(ctx)
+        snapshot_id = str(ctx.job.params.get("snapshot_id") or "")
+        await ctx.phase("indexing")
+        async with ctx.session() as session:
+            snap = await snapshots.find(session, pod.id, ctx.job.plan, snapshot_id)
+            if snap is None:
+                raise JobFailure(
+                    "snapshot_not_found",
+                    f"snapshot {snapshot_id} is not recorded",
+                    hint="refresh the snapshot list",
+                    retryable=False,
+                )
+            await session.execute(
+                update(Snapshot).where(Snapshot.pk == snap.pk).values(index_status="indexing")
+            )
+            await session.commit()
+            try:
+                count = await index.build(
+                    session, ctx.services.restic, target.repo, snap, cancel=ctx.cancel
+                )
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                await session.execute(
+                    update(Snapshot).where(Snapshot.pk == snap.pk).values(index_status="failed")
+                )
+                await session.commit()
+                raise
+        return JobOutcome(result={"snapshot_id": snap.id, "files": count})
+
+    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+        return None
+
+
+class RefreshHandler:
+    """Make the table match the repository: add snapshots made outside the service (e.g. by
+    the owner with plain restic), drop those that were forgotten."""
+
+    async def run(self, ctx: JobContext) -> JobOutcome:
+        pod, target = await _pod_and_target(ctx)
+        await ctx.phase("listing snapshots")
+        plan = ctx.job.plan
+        # The owner's bucket holds one pod; a shared platform repository is split by host.
+        host = str(pod.id) if plan == "platform" else None
+        listed = await ctx.services.restic.snapshots(target.repo, host=host, cancel=ctx.cancel)
+        listed_ids = {s["id"] for s in listed}
+        async with ctx.session() as session:
+            before = await snapshots.ids(session, pod.id, plan)
+        result: dict[str, Any] = {
+            "snapshots": len(listed),
+            "added": len(listed_ids - before),
+            "removed": len(before - listed_ids),
+        }
+
+        async def finalize(session: AsyncSession) -> None:
+            known = await snapshots.ids(session, pod.id, plan)
+            for snap in listed:
+                if snap["id"] not in known:
+                    await snapshots.upsert(session, pod_id=pod.id, plan=plan, snap=snap)
+            await snapshots.delete_ids(session, pod.id, plan, sorted(known - listed_ids))
+            await sync_plan_state(session, pod.id, plan)
+            newest = await snapshots.latest(session, pod.id, plan)
+            if newest is not None and newest.index_status in ("none", "failed"):
+                await request_index(session, ctx.services.redis, ctx.settings, pod, plan, newest.id)
+
+        return JobOutcome(result=result, finalize=finalize)
+
+    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+        return None
+
+
+async def sync_plan_state(
+    session: AsyncSession, pod_id: uuid.UUID, plan: str, newest: str | None = None
+) -> None:
+    """Snapshot count and the parent for the next backup follow the table."""
+    count = await snapshots.count(session, pod_id, plan)
+    state = await plan_states.get(session, pod_id, plan)
+    values: dict[str, Any] = {"snapshot_count": count}
+    if newest is not None:
+        values["last_snapshot_id"] = newest
+    elif state is not None and state.last_snapshot_id:
+        exists = await session.scalar(
+            select(Snapshot.pk).where(
+                Snapshot.pod_id == pod_id,
+                Snapshot.plan == plan,
+                Snapshot.id == state.last_snapshot_id,
+            )
+        )
+        if exists is None:
+            latest = await snapshots.latest(session, pod_id, plan)
+            values["last_snapshot_id"] = latest.id if latest else None
+    await plan_states.upsert(session, pod_id, plan, **values)
+
+
+register("index", IndexHandler())
+register("refresh", RefreshHandler())

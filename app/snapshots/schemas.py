@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class SnapshotRead(BaseModel):
+    id: str = Field(description="restic's 64-hex snapshot id")
+    short_id: str
+    time: datetime
+    hostname: str
+    paths: list[str]
+    tags: list[str]
+    summary: dict[str, Any] | None
+    job_id: uuid.UUID | None
+    plan: str
+    index_status: str = Field(description="Browse index: none | indexing | ready | failed")
+    file_count: int | None
+
+
+class FileEntry(BaseModel):
+    name: str
+    path: str
+    type: str = Field(description="file | dir | symlink | …")
+    size: int | None
+    mtime: datetime | None
+    mode: int | None = Field(description="Unix permission bits (420 = 0o644)")
+    link_target: str | None = Field(
+        None, description="A symlink's target, where the restic version reports it (0.15+)"
+    )

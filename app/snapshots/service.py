@@ -1,0 +1,139 @@
+"""Snapshot rules: visibility by plan, lookups by full or short id, the browse index."""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import Principal
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.models import Pod, Snapshot, SnapshotFile
+from app.snapshots import repository
+from app.snapshots.schemas import FileEntry, SnapshotRead
+
+
+class SnapshotNotIndexed(Conflict):
+    message = "The snapshot's file list is not indexed yet"
+
+
+def check_plan(principal: Principal, plan: str) -> None:
+    if plan == "platform" and not principal.is_admin:
+        raise NotFound("Snapshot not found")
+
+
+def list_query(pod_id: uuid.UUID, plan: str, tag: str | None) -> Select[tuple[Snapshot]]:
+    stmt = (
+        select(Snapshot)
+        .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan)
+        .order_by(Snapshot.time.desc(), Snapshot.pk.desc())
+    )
+    if tag:
+        stmt = stmt.where(Snapshot.tags.contains([tag]))
+    return stmt
+
+
+async def get(session: AsyncSession, pod: Pod, plan: str, snapshot_id: str) -> Snapshot:
+    ident = snapshot_id.strip().lower()
+    if not (8 <= len(ident) <= 64) or any(c not in "0123456789abcdef" for c in ident):
+        raise ValidationFailed(
+            "snapshot_id",
+            f"'{snapshot_id}' is not a snapshot id",
+            hint="use the 64-hex id or its first 8 characters (short id)",
+        )
+    snap = await repository.find(session, pod.id, plan, ident)
+    if snap is None:
+        raise NotFound(
+            f"Snapshot {snapshot_id} not found",
+            hint="list snapshots with GET /v1/pods/{pod_id}/snapshots, or refresh them",
+        )
+    return snap
+
+
+def to_read(snap: Snapshot) -> SnapshotRead:
+    return SnapshotRead(
+        id=snap.id,
+        short_id=snap.short_id,
+        time=snap.time,
+        hostname=snap.hostname,
+        paths=list(snap.paths or []),
+        tags=list(snap.tags or []),
+        summary=snap.summary,
+        job_id=snap.job_id,
+        plan=snap.plan,
+        index_status=snap.index_status,
+        file_count=snap.file_count,
+    )
+
+
+def normalize_path(path: str) -> str:
+    if "\x00" in path:
+        raise ValidationFailed("path", "the path contains a NUL byte")
+    clean = posixpath.normpath("/" + path.strip().lstrip("/"))
+    if clean.startswith("//"):
+        clean = clean[1:]
+    return clean
+
+
+def require_index(snap: Snapshot) -> None:
+    if snap.index_status != "ready":
+        raise SnapshotNotIndexed(
+            f"snapshot {snap.short_id} is {snap.index_status}: its file list is not indexed yet",
+            hint="indexing has been requested; retry in a few seconds",
+            detail={"index_status": snap.index_status},
+        )
+
+
+async def node(session: AsyncSession, snap: Snapshot, path: str) -> SnapshotFile | None:
+    parent, name = posixpath.split(path)
+    row: SnapshotFile | None = await session.get(SnapshotFile, (snap.pk, parent or "/", name))
+    return row
+
+
+async def children(
+    session: AsyncSession, snap: Snapshot, path: str, limit: int, offset: int
+) -> tuple[list[FileEntry], int]:
+    require_index(snap)
+    if path != "/":
+        entry = await node(session, snap, path)
+        if entry is None:
+            raise NotFound(
+                f"'{path}' is not in snapshot {snap.short_id}", hint="browse from path=/ to find it"
+            )
+        if entry.type != "dir":
+            raise ValidationFailed(
+                "path",
+                f"'{path}' is a {entry.type}, not a folder",
+                hint="download it with …/download?path=",
+            )
+    where = (SnapshotFile.snapshot_pk == snap.pk, SnapshotFile.parent == path)
+    total = await session.scalar(select(func.count()).select_from(SnapshotFile).where(*where))
+    rows = (
+        await session.scalars(
+            select(SnapshotFile)
+            .where(*where)
+            .order_by(SnapshotFile.name)
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    return [entry_of(r) for r in rows], int(total or 0)
+
+
+def entry_of(row: SnapshotFile) -> FileEntry:
+    return FileEntry(
+        name=row.name,
+        path=posixpath.join(row.parent, row.name),
+        type=row.type,
+        size=row.size,
+        mtime=row.mtime,
+        mode=row.mode,
+        link_target=row.link_target,
+    )
+
+
+def summary_of(snap: Snapshot) -> dict[str, Any]:
+    return dict(snap.summary or {})

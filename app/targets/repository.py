@@ -1,0 +1,113 @@
+"""The pod's restic repository: how to open it, and making sure it is the pod's own.
+
+For the backup engine:
+
+- ``build_repository(row, keyring, cache_dir)``: a ``Repository`` (URL, password and the
+  AWS_* variables in the child's env only).
+- ``ensure_repository(session, restic, row, repo)``: initialise once (compressed where the
+  restic version supports it) and record the id; afterwards confirm the target still
+  holds that repository, else ``RepositoryMismatch`` (409).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Conflict
+from app.integrations.restic import Repository, Restic, ResticError
+from app.kit.crypto import Keyring
+from app.models import BackupSettings
+from app.models.base import utcnow
+from app.targets.resolve import (
+    DEFAULT_SIGNING_REGION,
+    ResolvedTarget,
+    decrypt_password,
+    repository_url,
+    stored_target,
+)
+
+ONE_BUCKET_HINT = (
+    "one bucket can only keep the backups of one pod: the target now holds another "
+    "restic repository. Give this pod a bucket of its own (empty), or, if the bucket was "
+    "emptied and re-used on purpose, delete and re-save the backup settings"
+)
+
+
+class RepositoryMismatch(Conflict):
+    """The target holds a repository that is not the one recorded for this pod."""
+
+    code = "repository_mismatch"
+    message = "the target holds another restic repository"
+
+    def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or ONE_BUCKET_HINT)
+
+
+def make_repository(resolved: ResolvedTarget, password: str, cache_dir: Path | None) -> Repository:
+    """A restic Repository for a target as resolved (stored or typed, not yet saved)."""
+    target: dict[str, Any] = resolved.target
+    url = repository_url(resolved.kind, target)
+    env: dict[str, str] = {}
+    if resolved.kind == "s3":
+        env = {
+            "AWS_ACCESS_KEY_ID": str(target["access_key_id"]),
+            "AWS_SECRET_ACCESS_KEY": resolved.secret or "",
+            "AWS_DEFAULT_REGION": str(target.get("signing_region") or DEFAULT_SIGNING_REGION),
+        }
+    return Repository(url=url, password=password, env=env, cache_dir=cache_dir)
+
+
+def build_repository(row: BackupSettings, keyring: Keyring, cache_dir: Path) -> Repository:
+    """The pod's repository, secrets decrypted into the child's environment only."""
+    return make_repository(stored_target(keyring, row), decrypt_password(keyring, row), cache_dir)
+
+
+async def ensure_repository(
+    session: AsyncSession, restic: Restic, row: BackupSettings, repo: Repository
+) -> str:
+    """The repository id, after making sure the target holds this pod's repository.
+
+    No repository there: ``restic init`` (``--repository-version 2`` where supported) and
+    record its id and time (flushed, not committed). One there: its id must equal the
+    recorded one; one the pod's password does not open, or with another id, raises
+    ``RepositoryMismatch``. Other restic failures propagate as ``ResticError``.
+    """
+    try:
+        found = await restic.repository_id(repo)
+    except ResticError as exc:
+        if exc.code == "wrong_password":
+            raise RepositoryMismatch(
+                "the target holds a restic repository this pod's password does not open "
+                "(another pod's or an unknown owner's)"
+            ) from None
+        if exc.code != "repository_not_found":
+            raise
+        if row.repository_id:
+            # The recorded repository vanished (bucket emptied or replaced): starting a new
+            # one silently would hide that the old snapshots are gone.
+            raise RepositoryMismatch(
+                f"the repository {row.repository_id[:8]} recorded for this pod is gone from "
+                "the target",
+                hint=(
+                    "the bucket was emptied or the settings point elsewhere; if that is "
+                    "intended, delete and re-save the backup settings to start a new "
+                    "repository"
+                ),
+            ) from None
+        new_id = await restic.init(repo)
+        row.repository_id, row.repository_initialized_at = new_id, utcnow()
+        await session.flush()
+        return new_id
+    if row.repository_id and row.repository_id != found:
+        raise RepositoryMismatch(
+            f"the target holds repository {found[:8]}, not {row.repository_id[:8]} "
+            "recorded for this pod"
+        )
+    if not row.repository_id:
+        # A repository this pod's password opens (e.g. the target moved back): adopt it.
+        row.repository_id, row.repository_initialized_at = found, utcnow()
+        await session.flush()
+    return found

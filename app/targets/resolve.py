@@ -1,0 +1,204 @@
+"""Targets as typed or stored, validated and normalised into what BackupSettings keeps.
+
+Secret rule: ``secret_access_key`` is write-only. Omitted on update, the stored one is
+kept as long as ``access_key_id`` stays the same (a secret belongs to its key id); a new
+key id needs its secret. Endpoint or bucket changes keep it (the same key may open the
+new bucket; verification tells).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.auth.dependencies import Principal
+from app.config import Settings
+from app.errors import Forbidden, ValidationFailed
+from app.kit import netpolicy
+from app.kit.crypto import Keyring
+from app.kit.validators import under_roots
+from app.models import BackupSettings
+from app.targets import endpoint as ep
+from app.targets import naming
+from app.targets.schemas import LocalTarget, S3Target
+
+DEFAULT_SIGNING_REGION = "us-east-1"
+
+
+def target_context(pod_id: uuid.UUID) -> str:
+    """Encryption context of the S3 secret access key (app/kit/rotation.py relies on it)."""
+    return f"pod:{pod_id}:target"
+
+
+def password_context(pod_id: uuid.UUID) -> str:
+    """Encryption context of the restic repository password."""
+    return f"pod:{pod_id}:repo_password"
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """A validated target: what ``BackupSettings.target`` stores, and its secret."""
+
+    kind: str  # s3 | local
+    target: dict[str, Any]
+    secret: str | None = field(default=None, repr=False)
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        return target_identity(self.kind, self.target)
+
+
+def target_identity(kind: str, target: dict[str, Any]) -> tuple[str, ...]:
+    """What names the repository's place: changing it means another repository."""
+    if kind == "local":
+        return ("local", str(target.get("path")))
+    return ("s3", str(target.get("scheme")), str(target.get("endpoint")), str(target.get("bucket")))
+
+
+def repository_url(kind: str, target: dict[str, Any]) -> str:
+    """restic's repository string: ``s3:https://<endpoint>/<bucket>`` or the local path."""
+    if kind == "local":
+        return str(target["path"])
+    return f"s3:{target.get('scheme', 'https')}://{target['endpoint']}/{target['bucket']}"
+
+
+async def _check_plain_http(settings: Settings, endpoint: ep.Endpoint) -> None:
+    """Plain http only towards hosts inside the operator's allow-listed networks."""
+    if endpoint.scheme != "http":
+        return
+    refusal = ValidationFailed(
+        ep.FIELD,
+        f"plain http:// is only allowed for development hosts inside PODBACKUP_ALLOW_NETWORKS; "
+        f"'{endpoint.host}' is not one",
+        hint=f"use https://{endpoint.netloc} (or just {endpoint.netloc})",
+    )
+    policy = netpolicy.Policy.from_settings(settings.allow_networks)
+    try:
+        addrs = await netpolicy.resolve(endpoint.host)
+    except netpolicy.HostUnresolvable:
+        raise refusal from None
+    if not policy.allow or not all(any(a in net for net in policy.allow) for a in addrs):
+        raise refusal
+
+
+def _signing_region(provider: str, inferred: str | None, given: str | None) -> str:
+    if given:
+        return given
+    # iDrive's hostnames name a location code ("fra1"), not a signing region.
+    if inferred and provider in (ep.AWS, ep.B2, ep.OCI):
+        return inferred
+    return DEFAULT_SIGNING_REGION
+
+
+async def _resolve_s3(
+    settings: Settings, keyring: Keyring, body: S3Target, stored: BackupSettings | None
+) -> ResolvedTarget:
+    endpoint = ep.parse_endpoint(body.endpoint)
+    bucket = naming.check_bucket(body.bucket, endpoint.provider)
+    given = naming.check_region(body.region) if body.region else None
+    global_aws = endpoint.provider == ep.AWS and endpoint.host.startswith("s3.amazonaws.com")
+    if (
+        given
+        and endpoint.region
+        and given != endpoint.region
+        and endpoint.provider in (ep.AWS, ep.B2, ep.OCI)
+        and not global_aws
+    ):
+        raise ValidationFailed(
+            "target.region",
+            f"region '{given}' contradicts the endpoint, which is in '{endpoint.region}'",
+            hint="leave region empty to use the endpoint's region",
+        )
+    await _check_plain_http(settings, endpoint)
+    policy = netpolicy.Policy.from_settings(settings.allow_networks)
+    await netpolicy.check_on_save(policy, ep.FIELD, endpoint.host)
+    access_key_id = body.access_key_id.strip()
+    secret = _secret(keyring, body, stored, access_key_id)
+    # Virtual-hosted style for AWS, as restic does; a dotted bucket breaks the wildcard
+    # certificate there, so it goes path-style too.
+    path_style = endpoint.path_style or "." in bucket
+    target = {
+        "endpoint": endpoint.netloc,
+        "scheme": endpoint.scheme,
+        "bucket": bucket,
+        "region": given or endpoint.region or DEFAULT_SIGNING_REGION,
+        "signing_region": _signing_region(endpoint.provider, endpoint.region, given),
+        "region_given": given is not None,
+        "provider": endpoint.provider,
+        "path_style": path_style,
+        "access_key_id": access_key_id,
+    }
+    return ResolvedTarget("s3", target, secret)
+
+
+def _secret(
+    keyring: Keyring, body: S3Target, stored: BackupSettings | None, access_key_id: str
+) -> str:
+    if body.secret_access_key is not None:
+        value = body.secret_access_key.get_secret_value().strip()
+        if not value:
+            raise ValidationFailed(
+                "target.secret_access_key",
+                "secret_access_key is empty",
+                hint="enter the key's secret, or omit the field to keep the stored one",
+            )
+        return value
+    if stored is None or stored.target_kind != "s3" or not stored.target_secret:
+        raise ValidationFailed(
+            "target.secret_access_key",
+            "secret_access_key is required",
+            hint="enter the secret that belongs to the access key",
+        )
+    if stored.target.get("access_key_id") != access_key_id:
+        raise ValidationFailed(
+            "target.secret_access_key",
+            "a new access_key_id needs its secret_access_key",
+            hint="enter the secret of the new key (the stored one belongs to the old key)",
+        )
+    return keyring.decrypt(stored.target_secret, target_context(stored.pod_id))
+
+
+def _resolve_local(settings: Settings, principal: Principal, body: LocalTarget) -> ResolvedTarget:
+    if not principal.is_admin:
+        raise Forbidden(
+            "a local target is for operators (admin tokens) only",
+            hint="use kind 's3' with your own bucket",
+        )
+    if not settings.local_roots:
+        raise ValidationFailed(
+            "target.path",
+            "local targets are disabled on this service",
+            hint="an operator enables them with PODBACKUP_LOCAL_ROOTS",
+        )
+    if not under_roots(body.path, settings.local_roots):
+        raise ValidationFailed(
+            "target.path",
+            f"'{body.path}' is not under an allowed local root",
+            hint="allowed roots: " + ", ".join(str(r) for r in settings.local_roots),
+        )
+    return ResolvedTarget("local", {"path": body.path})
+
+
+async def resolve_target(
+    settings: Settings,
+    keyring: Keyring,
+    principal: Principal,
+    body: S3Target | LocalTarget,
+    stored: BackupSettings | None,
+) -> ResolvedTarget:
+    """Validate and normalise a target as typed (for a save or a verification)."""
+    if isinstance(body, LocalTarget):
+        return _resolve_local(settings, principal, body)
+    return await _resolve_s3(settings, keyring, body, stored)
+
+
+def stored_target(keyring: Keyring, row: BackupSettings) -> ResolvedTarget:
+    secret = None
+    if row.target_kind == "s3" and row.target_secret:
+        secret = keyring.decrypt(row.target_secret, target_context(row.pod_id))
+    return ResolvedTarget(row.target_kind, dict(row.target), secret)
+
+
+def decrypt_password(keyring: Keyring, row: BackupSettings) -> str:
+    return keyring.decrypt(row.repo_password, password_context(row.pod_id))

@@ -1,0 +1,223 @@
+"""Backup settings rules: targets validated and normalised, secrets encrypted at rest.
+
+Secret rules:
+
+- ``secret_access_key`` is write-only; omitted on update it is kept while
+  ``access_key_id`` stays the same (details in ``app.targets.resolve``).
+- The repository password is generated on the first save and never changed silently:
+  a target moved to another bucket or endpoint starts a new repository there with the
+  same password (and ``repository_id`` is reset). Only deleting the settings (or the pod)
+  destroys it; the next save then generates a new one.
+- The bucket's data is the owner's: nothing here ever deletes objects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import Principal
+from app.config import Settings
+from app.errors import NotFound, ValidationFailed
+from app.kit.crypto import Keyring, generate_password
+from app.models import BackupSettings, Pod
+from app.targets import endpoint as ep
+from app.targets.resolve import (
+    DEFAULT_SIGNING_REGION,
+    ResolvedTarget,
+    decrypt_password,
+    password_context,
+    repository_url,
+    resolve_target,
+    stored_target,
+    target_context,
+    target_identity,
+)
+from app.targets.schemas import (
+    DEFAULT_RETENTION,
+    RETENTION_KEYS,
+    BackupSettingsRead,
+    BackupSettingsWrite,
+    LocalTargetRead,
+    Prune,
+    Retention,
+    S3TargetRead,
+    Schedule,
+    Verification,
+)
+
+__all__ = [
+    "DEFAULT_SIGNING_REGION",
+    "ResolvedTarget",
+    "decrypt_password",
+    "delete",
+    "get_row",
+    "mark_verified",
+    "password_context",
+    "repository_url",
+    "require_row",
+    "resolve_target",
+    "save",
+    "stored_target",
+    "target_context",
+    "target_identity",
+    "to_read",
+]
+
+
+async def get_row(session: AsyncSession, pod_id: uuid.UUID) -> BackupSettings | None:
+    return await session.get(BackupSettings, pod_id)
+
+
+async def require_row(session: AsyncSession, pod_id: uuid.UUID) -> BackupSettings:
+    row = await get_row(session, pod_id)
+    if row is None:
+        raise NotFound(
+            "this pod has no backup settings yet",
+            hint="save them with PUT /v1/pods/{pod_id}/backup-settings",
+        )
+    return row
+
+
+def _audit_target(resolved: ResolvedTarget) -> dict[str, Any]:
+    """What the audit log keeps of a target: never a secret."""
+    t = resolved.target
+    if resolved.kind == "local":
+        return {"kind": "local", "path": t["path"]}
+    keys = ("endpoint", "scheme", "bucket", "region", "provider", "access_key_id")
+    return {"kind": "s3", **{k: t[k] for k in keys}}
+
+
+async def save(
+    session: AsyncSession,
+    settings: Settings,
+    keyring: Keyring,
+    principal: Principal,
+    pod_id: uuid.UUID,
+    body: BackupSettingsWrite,
+) -> tuple[BackupSettings, dict[str, Any]]:
+    """Create or update the pod's settings; return the row and the audit detail."""
+    # Serialise saves per pod (two first saves would otherwise race on the primary key).
+    await session.execute(select(Pod.id).where(Pod.id == pod_id).with_for_update())
+    row = await get_row(session, pod_id)
+    given = sorted(
+        body.model_fields_set & {"target", "schedule", "retention", "verification", "prune"}
+    )
+    if row is None and body.target is None:
+        raise ValidationFailed("target", "the first save needs a target", hint="add 'target'")
+    detail: dict[str, Any] = {"created": row is None, "sections": given}
+    resolved = None
+    if body.target is not None:
+        resolved = await resolve_target(settings, keyring, principal, body.target, row)
+    if row is None:
+        assert resolved is not None
+        row = BackupSettings(
+            pod_id=pod_id,
+            repo_password=keyring.encrypt(generate_password(), password_context(pod_id)),
+            schedule=Schedule().model_dump(),
+            retention={**DEFAULT_RETENTION, "prune_interval_days": Prune().interval_days},
+            verification=Verification().model_dump(),
+        )
+        session.add(row)
+    if resolved is not None:
+        old = stored_target(keyring, row) if row.target_kind else None
+        moved = old is None or old.identity != resolved.identity
+        changed = (
+            old is None or moved or old.target != resolved.target or old.secret != resolved.secret
+        )
+        row.target_kind = resolved.kind
+        row.target = resolved.target
+        if resolved.secret is None:
+            row.target_secret = None
+        elif old is None or old.secret != resolved.secret or not row.target_secret:
+            row.target_secret = keyring.encrypt(resolved.secret, target_context(pod_id))
+        if moved:
+            row.repository_id, row.repository_initialized_at = None, None
+        if changed:
+            row.verified_at, row.verified_ok = None, None
+        detail["target"] = _audit_target(resolved)
+        detail["secret_changed"] = old is None or old.secret != resolved.secret
+        detail["repository_reset"] = moved and old is not None
+    if body.schedule is not None:
+        row.schedule = body.schedule.model_dump()
+    if body.retention is not None or body.prune is not None:
+        retention = dict(row.retention or {})
+        if body.retention is not None:
+            retention.update(body.retention.model_dump())
+        if body.prune is not None:
+            retention["prune_interval_days"] = body.prune.interval_days
+        row.retention = retention
+    if body.verification is not None:
+        row.verification = {**(row.verification or {}), **body.verification.model_dump()}
+    await session.flush()
+    return row, detail
+
+
+async def mark_verified(session: AsyncSession, row: BackupSettings, ok: bool, at: datetime) -> None:
+    """Record a verification of the stored target, unless the target changed meanwhile."""
+    await session.execute(
+        update(BackupSettings)
+        .where(
+            BackupSettings.pod_id == row.pod_id,
+            BackupSettings.target == row.target,
+            BackupSettings.target_secret.is_not_distinct_from(row.target_secret),
+        )
+        .values(verified_at=at, verified_ok=ok)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def delete(session: AsyncSession, row: BackupSettings) -> dict[str, Any]:
+    """Destroy the stored secret and password with the row. The bucket is not touched."""
+    detail = {
+        "target": _audit_target(ResolvedTarget(row.target_kind, dict(row.target))),
+        "repository_id": row.repository_id,
+    }
+    await session.delete(row)
+    await session.flush()
+    return detail
+
+
+def _known(model: type[Any], data: dict[str, Any] | None) -> dict[str, Any]:
+    """Only the fields a read model knows (workers may keep state beside them)."""
+    return {k: v for k, v in (data or {}).items() if k in model.model_fields}
+
+
+def to_read(row: BackupSettings) -> BackupSettingsRead:
+    t = row.target
+    target: S3TargetRead | LocalTargetRead
+    if row.target_kind == "local":
+        target = LocalTargetRead(kind="local", path=t["path"])
+    else:
+        shown = t["endpoint"] if t.get("scheme", "https") == "https" else f"http://{t['endpoint']}"
+        target = S3TargetRead(
+            kind="s3",
+            endpoint=shown,
+            bucket=t["bucket"],
+            region=t.get("region") or DEFAULT_SIGNING_REGION,
+            provider=t.get("provider", ep.GENERIC),
+            provider_name=ep.PROVIDER_NAMES.get(t.get("provider", ep.GENERIC), "S3"),
+            path_style=bool(t.get("path_style", True)),
+            access_key_id=t["access_key_id"],
+            secret_access_key_set=bool(row.target_secret),
+        )
+    retention = {k: (row.retention or {}).get(k, 0) for k in RETENTION_KEYS}
+    return BackupSettingsRead(
+        pod_id=row.pod_id,
+        target=target,
+        repository=repository_url(row.target_kind, t),
+        repository_id=row.repository_id,
+        initialized_at=row.repository_initialized_at,
+        schedule=Schedule.model_validate(_known(Schedule, row.schedule)),
+        retention=Retention.model_construct(**retention),
+        verification=Verification.model_validate(_known(Verification, row.verification)),
+        prune=Prune(interval_days=(row.retention or {}).get("prune_interval_days", 7)),
+        verified_at=row.verified_at,
+        verified_ok=row.verified_ok,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

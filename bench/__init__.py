@@ -1,0 +1,1 @@
+"""Benchmarks that print ratios against the plain tools (`python -m bench.<name>`)."""

@@ -1,0 +1,94 @@
+"""arq WorkerSettings: `arq workers.settings.WorkerSettings` or `podbackup worker`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any, ClassVar
+
+from arq import cron
+from arq.connections import RedisSettings
+from arq.typing import WorkerCoroutine
+
+import app.handlers  # noqa: F401  (registers every job kind's handler)
+from app.config import get_settings
+from app.db import make_engine, make_sessionmaker
+from app.integrations.restic import Restic
+from app.jobs.context import Services
+from app.kit import subprocess as sp
+from app.kit.crypto import Keyring
+from workers.context import WorkerContext
+from workers.tasks.jobs import run_job
+from workers.tasks.maintenance import reconcile_jobs
+from workers.tasks.scheduler import schedule_tick
+from workers.tasks.webhooks import deliver_webhooks
+
+log = logging.getLogger("workers")
+_settings = get_settings()
+
+
+def _every(seconds: int) -> set[int]:
+    step = max(1, min(seconds, 60))
+    return set(range(0, 60, step))
+
+
+async def startup(ctx: WorkerContext) -> None:
+    settings = get_settings()
+    engine = make_engine(settings)
+    restic = await Restic.detect(
+        settings.restic_binary,
+        grace=settings.job_cancel_grace_seconds,
+        stall_seconds=settings.storage_stall_seconds,
+    )
+    sp.set_argv_log(settings.argv_log)
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    ctx["services"] = Services(
+        settings=settings,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        keyring=Keyring.from_settings(settings.secret_keys),
+        restic=restic,
+        redis=ctx["redis"],
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+    )
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+    log.info("worker %s ready (restic %s)", ctx["services"].worker_id, restic.version.text)
+
+
+async def shutdown(ctx: WorkerContext) -> None:
+    services = ctx.get("services")
+    if services is not None:
+        await services.engine.dispose()
+
+
+class WorkerSettings:
+    functions: ClassVar[list[WorkerCoroutine | Any]] = [run_job]
+    cron_jobs: ClassVar[list[Any]] = [
+        cron(
+            reconcile_jobs,  # type: ignore[arg-type]
+            second=_every(_settings.reconcile_seconds),
+            run_at_startup=True,
+        ),
+        cron(
+            schedule_tick,  # type: ignore[arg-type]
+            second=_every(_settings.scheduler_tick_seconds),
+        ),
+        cron(
+            deliver_webhooks,  # type: ignore[arg-type]
+            second=_every(_settings.webhook_interval_seconds),
+        ),
+    ]
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = RedisSettings.from_dsn(_settings.redis_url)
+    queue_name = _settings.queue_name
+    max_jobs = _settings.worker_concurrency
+    job_timeout = _settings.job_timeout_seconds + 600
+    keep_result = 0
+    max_tries = 1000  # attempts are counted in Postgres, not by arq
+    health_check_interval = 30
+    allow_abort_jobs = False

@@ -1,0 +1,10 @@
+"""Periodic tasks (arq cron): reconcile jobs with Redis and with worker heartbeats."""
+
+from __future__ import annotations
+
+from app.jobs.reconcile import reconcile
+from workers.context import WorkerContext
+
+
+async def reconcile_jobs(ctx: WorkerContext) -> dict[str, int]:
+    return await reconcile(ctx["services"])
