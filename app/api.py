@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.accounts.endpoints import router as accounts_router
 from app.audit.endpoints import router as audit_router
 from app.backups.endpoints import router as backups_router
+from app.exports.endpoints import router as exports_router
 from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
 from app.pods.endpoints import router as pods_router
@@ -27,6 +28,7 @@ for router in (
     status_router,
     snapshots_router,
     restores_router,
+    exports_router,
     targets_router,
     providers_router,
     audit_router,

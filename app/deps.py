@@ -8,6 +8,7 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Request
 
 from app.config import Settings
+from app.errors import ServiceUnavailable
 from app.integrations.restic import Restic
 from app.kit.crypto import Keyring
 
@@ -37,7 +38,13 @@ async def _restic(request: Request) -> Restic:
     restic: Restic | None = getattr(request.app.state, "restic", None)
     if restic is None:
         settings: Settings = request.app.state.settings
-        restic = await Restic.detect(settings.restic_binary)
+        try:
+            restic = await Restic.detect(settings.restic_binary)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ServiceUnavailable(
+                "the restic binary is not usable on this API host",
+                hint="install restic (apt-get install restic) or set PODBACKUP_RESTIC_BINARY",
+            ) from exc
         request.app.state.restic = restic
     return restic
 

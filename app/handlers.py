@@ -1,5 +1,6 @@
 """Importing this module registers the handler of every job kind (workers import it)."""
 
 from app.backups import pipeline  # noqa: F401
+from app.exports import jobs as export_jobs  # noqa: F401
 from app.restores import jobs as restore_jobs  # noqa: F401
 from app.snapshots import jobs  # noqa: F401

@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "status", "description": "Backup overview of a pod."},
             {"name": "snapshots", "description": "Snapshots: list, browse, download."},
             {"name": "restores", "description": "Restore files and databases into pods."},
+            {"name": "exports", "description": "One-time archives with expiring links."},
             {"name": "webhooks", "description": "Signed event deliveries to your URLs."},
             {"name": "backup-settings", "description": "Target, schedule, retention, restore kit."},
             {"name": "providers", "description": "S3 provider presets and key-setup hints."},

@@ -149,7 +149,7 @@ async def _compare(
     best, base, best_tuned = min(ours), min(theirs), min(tuned)
     check = "identical totals" if same else "MISMATCH"
     print(f"{label}: full mirror into an empty folder (best of {args.repeat}; {check})")
-    shape = f"{args.parallel_files} files x {args.max_requests} x {args.block_kb} KiB"
+    shape = f"{args.parallel_files} files, {args.max_requests} x {args.block_kb} KiB"
     row(f"podbackup mirror() ({shape})", best, nbytes)
     row("OpenSSH sftp get -pr (defaults)", base, nbytes)
     row("OpenSSH sftp -B 261120 -R 128 -c aes128-gcm", best_tuned, nbytes)
@@ -197,7 +197,7 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--parallel-files", type=int, default=8)
     parser.add_argument("--block-kb", type=int, default=256)
-    parser.add_argument("--max-requests", type=int, default=128)
+    parser.add_argument("--max-requests", type=int, default=64)
     parser.add_argument(
         "--server",
         choices=["asyncssh", "openssh", "both"],

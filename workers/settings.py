@@ -20,7 +20,7 @@ from app.kit import subprocess as sp
 from app.kit.crypto import Keyring
 from workers.context import WorkerContext
 from workers.tasks.jobs import run_job
-from workers.tasks.maintenance import reconcile_jobs
+from workers.tasks.maintenance import expire_exports, reconcile_jobs
 from workers.tasks.scheduler import schedule_tick
 from workers.tasks.webhooks import deliver_webhooks
 
@@ -81,6 +81,7 @@ class WorkerSettings:
             deliver_webhooks,  # type: ignore[arg-type]
             second=_every(_settings.webhook_interval_seconds),
         ),
+        cron(expire_exports, second={7}),  # type: ignore[arg-type]
     ]
     on_startup = startup
     on_shutdown = shutdown

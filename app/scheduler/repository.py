@@ -1,5 +1,6 @@
-"""Every SQL query of the scheduler. Bulk writes go through ``unnest`` of arrays: one
-statement per batch, whatever its size."""
+"""SQL of the scheduler's cursors (plan_states) and the settings they are planned from.
+Bulk writes go through ``unnest`` of arrays: one statement per batch, whatever its size.
+The job rows a tick inserts are in ``job_rows``."""
 
 from __future__ import annotations
 
@@ -40,18 +41,59 @@ class SettingsRow:
     verified_ok: bool | None
 
 
+def _settings_columns() -> list[Any]:
+    """The settings fields planning reads, as text: no JSON decoding of whole documents."""
+    sched, ret, ver = BackupSettings.schedule, BackupSettings.retention, BackupSettings.verification
+    return [
+        sched["enabled"].astext,
+        sched["window_start"].astext,
+        sched["window_end"].astext,
+        sched["timezone"].astext,
+        ret["prune_interval_days"].astext,
+        ver["enabled"].astext,
+        ver["interval_days"].astext,
+        BackupSettings.verified_ok,
+    ]
+
+
+def _settings_row(pod_id: uuid.UUID, values: Sequence[Any]) -> SettingsRow:
+    enabled, start, end, zone, prune_days, check_on, check_days, verified_ok = values
+    verification: dict[str, Any] = {"interval_days": _int(check_days)}
+    if check_on == "false":
+        verification["enabled"] = False
+    return SettingsRow(
+        pod_id,
+        {"enabled": enabled == "true", "window_start": start, "window_end": end, "timezone": zone},
+        {"prune_interval_days": _int(prune_days)},
+        verification,
+        verified_ok,
+    )
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isascii() and text.isdigit() else None
+
+
 @dataclass(frozen=True)
 class DueRow:
     settings: SettingsRow
     account_id: uuid.UUID
     cursors: Cursors
+    active: tuple[str, str] | None  # (kind, plan) of the pod's active exclusive job
 
 
-def _eligible() -> Any:
-    return and_(
+def _unplanned() -> list[Any]:
+    """Enabled and verified, with a cursor missing (check only while verification is on)."""
+    verification_on = not_(BackupSettings.verification.contains({"enabled": False}))
+    return [
         BackupSettings.schedule.contains({"enabled": True}),
         BackupSettings.verified_ok.is_(True),
-    )
+        or_(
+            PlanState.next_run_at.is_(None),
+            PlanState.next_prune_at.is_(None),
+            and_(PlanState.next_check_at.is_(None), verification_on),
+        ),
+    ]
 
 
 async def unplanned_ids(session: AsyncSession, plan: str) -> list[uuid.UUID]:
@@ -61,54 +103,45 @@ async def unplanned_ids(session: AsyncSession, plan: str) -> list[uuid.UUID]:
     query with LIMIT would sort the whole match set for every page.
     """
     _check_plan(plan)
-    verification_on = not_(BackupSettings.verification.contains({"enabled": False}))
     stmt = (
         select(BackupSettings.pod_id)
         .select_from(BackupSettings)
         .outerjoin(
             PlanState, and_(PlanState.pod_id == BackupSettings.pod_id, PlanState.plan == plan)
         )
-        .where(
-            _eligible(),
-            or_(
-                PlanState.next_run_at.is_(None),
-                PlanState.next_prune_at.is_(None),
-                and_(PlanState.next_check_at.is_(None), verification_on),
-            ),
-        )
+        .where(*_unplanned())
         .order_by(BackupSettings.pod_id)
     )
     return list((await session.scalars(stmt)).all())
 
 
 async def planning_rows(
-    session: AsyncSession, plan: str, pod_ids: Sequence[uuid.UUID]
+    session: AsyncSession, plan: str, first: uuid.UUID, last: uuid.UUID
 ) -> list[tuple[SettingsRow, Cursors]]:
-    """Settings and current cursors of these pods (by primary key)."""
+    """Settings and current cursors of the unplanned pods with ids in [first, last] (a
+    range scan of the primary key; ``= ANY(ids)`` of thousands made PostgreSQL hash-join
+    the whole table for every batch)."""
     _check_plan(plan)
     stmt = (
         select(
             BackupSettings.pod_id,
-            BackupSettings.schedule,
-            BackupSettings.retention,
-            BackupSettings.verification,
-            BackupSettings.verified_ok,
             PlanState.next_run_at,
             PlanState.next_prune_at,
             PlanState.next_check_at,
+            *_settings_columns(),
         )
         .select_from(BackupSettings)
         .outerjoin(
             PlanState, and_(PlanState.pod_id == BackupSettings.pod_id, PlanState.plan == plan)
         )
-        .where(BackupSettings.pod_id == any_(_uuids(pod_ids)))
+        .where(BackupSettings.pod_id.between(first, last), *_unplanned())
         .order_by(BackupSettings.pod_id)
     )
     rows = (await session.execute(stmt)).all()
-    return [(SettingsRow(r[0], r[1], r[2], r[3], r[4]), Cursors(r[5], r[6], r[7])) for r in rows]
+    return [(_settings_row(r[0], r[4:]), Cursors(r[1], r[2], r[3])) for r in rows]
 
 
-def _uuids(ids: Sequence[uuid.UUID]) -> Any:
+def uuid_array(ids: Sequence[uuid.UUID]) -> Any:
     return cast(list(ids), ARRAY(UUID))
 
 
@@ -219,96 +252,31 @@ async def claim_due(
     ).all()
     if not locked:
         return []
+    # Read with the settings, the active exclusive job makes a busy pod known without
+    # inserting: an insert would wait on a job row another transaction is finishing.
     details = {
         r[0]: r
         for r in (
             await session.execute(
-                select(
-                    Pod.id,
-                    Pod.account_id,
-                    BackupSettings.schedule,
-                    BackupSettings.retention,
-                    BackupSettings.verification,
-                    BackupSettings.verified_ok,
-                )
+                select(Pod.id, Pod.account_id, Job.kind, Job.plan, *_settings_columns())
                 .select_from(Pod)
                 .outerjoin(BackupSettings, BackupSettings.pod_id == Pod.id)
-                .where(Pod.id == any_(_uuids([r[0] for r in locked])))
+                .outerjoin(Job, and_(Job.pod_id == Pod.id, *active_exclusive()))
+                .where(Pod.id == any_(uuid_array([r[0] for r in locked])))
             )
         ).all()
     }
     # plan_states rows cascade with their pod, so every locked row has its pod.
     return [
         DueRow(
-            SettingsRow(pod_id, *details[pod_id][2:6]),
+            _settings_row(pod_id, details[pod_id][4:]),
             details[pod_id][1],
             Cursors(run, prune, check),
+            (details[pod_id][2], details[pod_id][3]) if details[pod_id][2] else None,
         )
         for pod_id, run, prune, check in locked
     ]
 
 
-_INSERT_JOBS = f"""
-INSERT INTO jobs (id, pod_id, account_id, plan, kind, status, trigger, params, progress,
-                  attempt, max_attempts, cancel_requested, created_at)
-SELECT u.id, u.pod_id, u.account_id, :plan, u.kind, 'queued', 'schedule', '{{}}'::jsonb,
-       '{{"phase": "queued"}}'::jsonb, 1, :max_attempts, false, clock_timestamp()
-FROM unnest(CAST(:ids AS uuid[]), CAST(:pods AS uuid[]), CAST(:accounts AS uuid[]),
-            CAST(:kinds AS text[])) AS u(id, pod_id, account_id, kind)
-ON CONFLICT (pod_id)
-    WHERE status IN {tuple(ACTIVE_STATUSES)} AND kind IN {tuple(EXCLUSIVE_KINDS)}
-    DO NOTHING
-RETURNING id
-"""
-
-_INSERT_EVENTS = """
-INSERT INTO job_events (job_id, at, type, data)
-SELECT u.id, clock_timestamp(), 'state', '{"status": "queued", "attempt": 1}'::jsonb
-FROM unnest(CAST(:ids AS uuid[])) AS u(id)
-"""
-
-
-@dataclass(frozen=True)
-class NewJob:
-    id: uuid.UUID
-    pod_id: uuid.UUID
-    account_id: uuid.UUID
-    kind: str
-
-
-async def insert_jobs(
-    session: AsyncSession, plan: str, jobs: Sequence[NewJob], max_attempts: int
-) -> set[uuid.UUID]:
-    """Insert queued ``schedule`` jobs, as ``app.jobs.service.create`` does one by one (a
-    ``queued`` state event each); a pod with an active exclusive job keeps it (the unique
-    index decides). Returns the ids actually inserted."""
-    if not jobs:
-        return set()
-    params = {
-        "plan": plan,
-        "max_attempts": max_attempts,
-        "ids": [j.id for j in jobs],
-        "pods": [j.pod_id for j in jobs],
-        "accounts": [j.account_id for j in jobs],
-        "kinds": [j.kind for j in jobs],
-    }
-    inserted = set((await session.scalars(text(_INSERT_JOBS), params)).all())
-    if inserted:
-        await session.execute(text(_INSERT_EVENTS), {"ids": list(inserted)})
-    return inserted
-
-
-async def active_jobs(
-    session: AsyncSession, pod_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, tuple[str, str]]:
-    """The active exclusive job of each pod: pod id → (kind, plan)."""
-    if not pod_ids:
-        return {}
-    rows = await session.execute(
-        select(Job.pod_id, Job.kind, Job.plan).where(
-            Job.pod_id.in_(pod_ids),
-            Job.status.in_(ACTIVE_STATUSES),
-            Job.kind.in_(EXCLUSIVE_KINDS),
-        )
-    )
-    return {pod_id: (kind, plan) for pod_id, kind, plan in rows.all() if pod_id is not None}
+def active_exclusive() -> list[Any]:
+    return [Job.status.in_(ACTIVE_STATUSES), Job.kind.in_(EXCLUSIVE_KINDS)]

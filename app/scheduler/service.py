@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import after_commit, commit
-from app.scheduler import planning, repository
+from app.scheduler import job_rows, planning, repository
 from app.scheduler.enqueue import enqueue_many
+from app.scheduler.job_rows import NewJob
 from app.scheduler.planning import NOT_SCHEDULED, Cursors, PodSchedule
-from app.scheduler.repository import FIRST_ID, DueRow, NewJob, SettingsRow
+from app.scheduler.repository import FIRST_ID, DueRow, SettingsRow
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ async def plan_all(
     pod_ids = await repository.unplanned_ids(session, plan)
     planned = 0
     for start in range(0, len(pod_ids), batch):
-        rows = await repository.planning_rows(session, plan, pod_ids[start : start + batch])
+        chunk = pod_ids[start : start + batch]
+        rows = await repository.planning_rows(session, plan, chunk[0], chunk[-1])
         writes: list[tuple[uuid.UUID, Cursors]] = []
         for settings_row, existing in rows:
             pod = _schedule(settings_row)
@@ -135,6 +137,10 @@ def _pick(cursors: Cursors, now: datetime) -> str | None:
     return None
 
 
+def _advance(pod: PodSchedule, kind: str, cursors: Cursors, now: datetime) -> Cursors:
+    return replace(cursors, **{_FIELD[kind]: planning.after_run(pod, kind, now)})
+
+
 async def _serve(
     session: AsyncSession,
     redis: ArqRedis,
@@ -143,43 +149,52 @@ async def _serve(
     now: datetime,
     plan: str,
 ) -> TickResult:
+    """Decide each claimed row, insert the new jobs in one statement, write the cursors."""
     result = TickResult(claimed=len(rows))
     updates: list[tuple[uuid.UUID, Cursors]] = []
-    wanted: dict[uuid.UUID, tuple[NewJob, PodSchedule, Cursors]] = {}
+    wanted: list[tuple[NewJob, PodSchedule, DueRow, Cursors]] = []
     for row in rows:
         pod_id = row.settings.pod_id
         pod = _schedule(row.settings)
-        if pod is None:
+        if pod is None:  # disabled, unverified or deleted since it was planned
             updates.append((pod_id, NOT_SCHEDULED))
             result.cleared += 1
             continue
         cursors = row.cursors
-        if pod.check_days is None and cursors.next_check_at is not None:
-            cursors = replace(cursors, next_check_at=None)  # verification was switched off
+        if pod.check_days is None:  # verification was switched off
+            cursors = replace(cursors, next_check_at=None)
         kind = _pick(cursors, now)
-        if kind is None:
-            updates.append((pod_id, cursors))
-            continue
-        job = NewJob(uuid.uuid4(), pod_id, row.account_id, kind)
-        wanted[pod_id] = (job, pod, cursors)
+        if kind is not None and row.active == (kind, plan):
+            result.already_running += 1  # tonight's job is already on its way: advance
+            updates.append((pod_id, _advance(pod, kind, cursors, now)))
+        elif kind is not None and row.active is None:
+            wanted.append((NewJob(uuid.uuid4(), pod_id, row.account_id, kind), pod, row, cursors))
+        else:
+            # Another exclusive job (a restore, tonight's backup before a prune…): leave
+            # the cursor due and retry next tick; never queue behind it.
+            result.busy += kind is not None
+            if cursors != row.cursors:
+                updates.append((pod_id, cursors))
 
-    inserted = await repository.insert_jobs(
-        session, plan, [job for job, _, _ in wanted.values()], settings.job_max_attempts
+    inserted = await job_rows.insert_jobs(
+        session, plan, [job for job, *_ in wanted], settings.job_max_attempts
     )
-    missed = [pod_id for pod_id, (job, _, _) in wanted.items() if job.id not in inserted]
-    active = await repository.active_jobs(session, missed)
-    for pod_id, (job, pod, cursors) in wanted.items():
+    # A job committed since the claim (e.g. a manual trigger) wins the unique index.
+    late = await job_rows.active_jobs(
+        session, [job.pod_id for job, *_ in wanted if job.id not in inserted]
+    )
+    for job, pod, row, cursors in wanted:
         if job.id in inserted:
             result.created[job.kind] += 1
             result.job_ids.append(job.id)
-        elif active.get(pod_id) == (job.kind, plan):
-            result.already_running += 1  # this night's job is already on its way
+        elif late.get(job.pod_id) == (job.kind, plan):
+            result.already_running += 1
         else:
-            result.busy += 1  # e.g. a restore: try again next tick, never queue behind it
-            updates.append((pod_id, cursors))  # still due
+            result.busy += 1
+            if cursors != row.cursors:
+                updates.append((job.pod_id, cursors))
             continue
-        advanced = planning.after_run(pod, job.kind, now)
-        updates.append((pod_id, replace(cursors, **{_FIELD[job.kind]: advanced})))
+        updates.append((job.pod_id, _advance(pod, job.kind, cursors, now)))
     await repository.update_cursors(session, plan, updates)
 
     new_ids = list(result.job_ids)

@@ -184,3 +184,58 @@ async def test_local_restore_merge_mirror_partial_and_clone(
     r = await client.post(f"/v1/pods/{pod['id']}/restores",
                           json={"snapshot_id": "deadbeef"}, headers=tenant.headers)
     assert r.status_code == 404
+
+
+async def test_local_exports_of_snapshot_and_of_now(
+    client: httpx.AsyncClient, admin_token: str, tenant: Tenant, tmp_path: Path,
+    worker: WorkerProcess, app: Any,
+) -> None:
+    import io
+    import tarfile
+    from urllib.parse import urlsplit
+
+    from app.exports import signing
+    from tests.backups.helpers import wait_job
+
+    pod = await local_pod(client, admin_token, tenant, tmp_path)
+    job = await backup(client, tenant.headers, pod["id"])
+    snap = job["result"]["snapshot_id"]
+    (tmp_path / "pod" / "new-after-backup.txt").write_text("fresh\n")
+
+    async def export(body: dict[str, Any] | None) -> tuple[dict[str, Any], tarfile.TarFile]:
+        r = await client.post(f"/v1/pods/{pod['id']}/exports", json=body,
+                              headers=tenant.headers)
+        assert r.status_code == 202, r.text
+        assert r.json()["status"] == "pending" and r.json()["download_url"] is None
+        done = await wait_job(client, tenant.headers, str(r.json()["job_id"]))
+        assert done["status"] == "succeeded", (done, worker.logs()[-2000:])
+        info = (await client.get(f"/v1/exports/{r.json()['id']}", headers=tenant.headers)).json()
+        assert info["status"] == "ready"
+        url = urlsplit(info["download_url"])
+        got = await client.get(f"{url.path}?{url.query}")  # no token: the link is the key
+        assert got.status_code == 200, got.text
+        assert len(got.content) == info["size_bytes"]
+        return info, tarfile.open(fileobj=io.BytesIO(got.content), mode="r:gz")
+
+    info, tar = await export({"snapshot_id": snap[:8]})
+    names = set(tar.getnames())
+    assert {"files/a.txt", "files/sub/b.bin", "files/link-to-a"} <= names
+    assert "files/new-after-backup.txt" not in names
+    member = tar.extractfile("files/sub/b.bin")
+    assert member is not None
+    assert member.read() == (tmp_path / "pod" / "sub" / "b.bin").read_bytes()
+
+    _, now_tar = await export(None)
+    assert "files/new-after-backup.txt" in now_tar.getnames()
+
+    export_id = info["id"]
+    bad = await client.get(f"/v1/exports/{export_id}/download",
+                           params={"expires": 4_000_000_000, "signature": "0" * 64})
+    assert bad.status_code == 403
+    old = 1_000_000_000
+    sig = signing.sign(app.state.keyring, __import__("uuid").UUID(export_id), old)
+    expired = await client.get(f"/v1/exports/{export_id}/download",
+                               params={"expires": old, "signature": sig})
+    assert expired.status_code == 410
+    other = (await client.get(f"/v1/exports/{export_id}", headers=auth(admin_token)))
+    assert other.status_code == 200

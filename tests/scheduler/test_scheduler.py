@@ -6,11 +6,14 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+from arq.jobs import Job as ArqJob
+from arq.jobs import JobStatus
 from sqlalchemy import func, select
 
+from app.db import make_engine, make_sessionmaker
 from app.jobs import queue
 from app.models import BackupSettings, Job, Pod
-from app.scheduler import planning, service
+from app.scheduler import planning, repository, service
 from tests.conftest import Tenant
 from tests.scheduler.conftest import (
     Env,
@@ -81,6 +84,12 @@ async def test_tick_creates_a_job_and_advances_the_cursor_shown_in_status(
     )
     assert job.account_id == tenant.account_id
     assert await queue.held(env.app.state.redis, job.id)
+    # What arq itself reads back: run_job(<id>), queued in this deployment's queue.
+    arq_job = ArqJob(str(job.id), env.app.state.redis, _queue_name=env.settings.queue_name)
+    assert await arq_job.status() == JobStatus.queued
+    info = await arq_job.info()
+    assert info is not None
+    assert (info.function, info.args) == (queue.TASK_NAME, (str(job.id),))
     r = await client.get(f"/v1/jobs/{job.id}", headers=tenant.headers)
     assert r.status_code == 200
     assert r.json()["trigger"] == "schedule"
@@ -220,3 +229,53 @@ async def test_disabled_or_unverified_settings_stop_the_schedule(env: Env) -> No
         await service.replan(session, bare, now=NOON)
         await session.commit()
     assert await cursors(env.app, bare) is None
+
+
+async def test_a_job_committed_after_the_claim_wins_the_unique_index(env: Env) -> None:
+    """The insert path: a manual backup and a restore appear between claim and insert."""
+    manual, restoring = await make_pods(env.app, 2)
+    await env.plan_all(NOON)
+    now = datetime(2025, 6, 2, 5, 30, tzinfo=UTC)
+    later = now + timedelta(days=5)
+    await set_cursors(env.app, None, next_prune_at=later, next_check_at=later)
+    before = await cursors(env.app, restoring)
+    maker = env.app.state.sessionmaker
+    async with maker() as claiming:
+        rows = await repository.claim_due(claiming, "owner", now, repository.FIRST_ID, 10)
+        assert [r.active for r in rows] == [None, None]
+        async with maker() as other:
+            for pod_id, kind in ((manual, "backup"), (restoring, "restore")):
+                pod = await other.get(Pod, pod_id)
+                assert pod is not None
+                other.add(Job(pod_id=pod_id, account_id=pod.account_id, kind=kind))
+            await other.commit()
+        result = await service._serve(
+            claiming, env.app.state.redis, env.settings, rows, now, "owner"
+        )
+        await claiming.commit()
+    assert (result.created["backup"], result.already_running, result.busy) == (0, 1, 1)
+    assert [j.trigger for j in await jobs_of(env.app, manual)] == ["manual"]
+    assert await cursors(env.app, restoring) == before
+    advanced = await cursors(env.app, manual)
+    assert advanced is not None
+    assert advanced.next_run_at is not None
+    assert advanced.next_run_at > now
+
+
+async def test_job_insert_survives_postgres_generic_plans(env: Env) -> None:
+    """PostgreSQL may switch a prepared statement to a generic plan after 5 runs; the
+    insert's ON CONFLICT must still find the partial unique index then."""
+    pods = await make_pods(env.app, 8)
+    await env.plan_all(NOON)
+    later = NOON + timedelta(days=5)
+    await set_cursors(env.app, None, next_run_at=later, next_prune_at=later, next_check_at=later)
+    engine = make_engine(env.settings, pool_size=1)
+    one_connection = make_sessionmaker(engine)
+    try:
+        for pod_id in pods:
+            await set_cursors(env.app, pod_id, next_run_at=NOON)
+            result = await service.tick(one_connection, env.app.state.redis, env.settings, NOON)
+            assert result.created["backup"] == 1
+    finally:
+        await engine.dispose()
+    assert len(await jobs_of(env.app)) == 8

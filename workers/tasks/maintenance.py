@@ -8,3 +8,9 @@ from workers.context import WorkerContext
 
 async def reconcile_jobs(ctx: WorkerContext) -> dict[str, int]:
     return await reconcile(ctx["services"])
+
+
+async def expire_exports(ctx: WorkerContext) -> int:
+    from app.exports.cleanup import expire_exports as run
+
+    return await run(ctx["services"])

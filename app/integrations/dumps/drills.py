@@ -4,6 +4,7 @@ and row counts with what the dump recorded, always drop the scratch database."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import secrets
@@ -84,12 +85,14 @@ async def trial_restore(
     tables and row counts with ``expected`` (recorded at dump time) or, without it, with
     the dump's own manifest. The scratch database is always dropped.
 
-    Problems are reported in the result, not raised (a drill answers pass/fail).
+    Problems with the dump are reported in the result, not raised (a drill answers
+    pass/fail); an unusable ``drill_url`` raises DumpError.
     """
     started = time.monotonic()
     manifest = await asyncio.to_thread(read_manifest, Path(sql_file))
     if not manifest.complete:
-        return DrillResult(False, {}, [manifest.problem or "the dump is incomplete"], 0.0)
+        problem = manifest.problem or "the dump is incomplete"
+        return DrillResult(False, {}, [problem], time.monotonic() - started)
     if manifest.kind != family(kind):
         problem = f"the dump is a {manifest.kind} dump, not {kind}"
         return DrillResult(False, {}, [problem], time.monotonic() - started)
@@ -101,13 +104,19 @@ async def trial_restore(
     async def work() -> dict[str, int]:
         conn = await resolve(_OPERATOR, endpoint)
         impl = backend(kind)
-        await impl.create_database(conn)
+        await impl.create_database(conn, pristine=True)
         try:
             return (await load_into(conn, Path(sql_file), replace=False)).tables
         finally:
-            # shielded: a timeout or cancel must still drop the scratch database
+            # a timeout or cancel must still drop the scratch database: shield the drop
+            # and wait for it before letting the cancellation go on
+            drop = asyncio.ensure_future(impl.drop_database(conn))
             try:
-                await asyncio.shield(impl.drop_database(conn))
+                await asyncio.shield(drop)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await drop
+                raise
             except Exception as exc:
                 log.warning("could not drop drill database %s: %s", endpoint.name, exc)
 

@@ -97,6 +97,8 @@ class PgScanner:
         return pos
 
     def _line(self, line: bytes) -> None:
+        if self.footer and line.strip() and not line.startswith((b"--", b"\\unrestrict")):
+            self.footer = False  # the footer counts only at the end (a body may quote it)
         if line.startswith(b"-- PostgreSQL database dump"):
             self.header = True
             if line.rstrip() == PG_FOOTER:
@@ -170,6 +172,8 @@ class MysqlScanner:
 
     def _line(self, line: bytes) -> None:
         line = line.rstrip(b"\r")
+        if self.footer and line.strip() and not line.startswith(b"--"):
+            self.footer = False  # the footer counts only at the end
         if line.startswith(b"DELIMITER "):
             self._delimited = line[len(b"DELIMITER ") :].strip() != b";"
         elif line.startswith(MY_FOOTER):

@@ -126,7 +126,8 @@ async def run_dump(conn: Conn, info: ServerInfo, fd: int, path: Path) -> str:
     return f"{binary} ({version})"
 
 
-async def create_database(conn: Conn) -> None:
+async def create_database(conn: Conn, *, pristine: bool = False) -> None:
+    """CREATE DATABASE IF NOT EXISTS (``pristine`` is PostgreSQL's concern only)."""
     try:
         await query(conn, f"CREATE DATABASE IF NOT EXISTS {qident(conn.name)};", database=None)
     except DumpError as exc:

@@ -47,8 +47,9 @@ async def dump(
     cancel: asyncio.Event | None = None,
     timeout: float | None = None,
 ) -> DumpResult:
-    """Dump the endpoint's database to ``dest`` (a .sql file), streamed by the client
-    straight to disk, then read back once for sha256, completeness and row counts.
+    """Dump the endpoint's database to ``dest`` (a .sql file, 0600), written by the client
+    straight to disk; a reader thread follows the file as it grows for sha256,
+    completeness and the row counts it contains (memory stays flat in the dump size).
 
     Any failure (non-zero exit, missing footer, cancel, timeout) removes ``dest``.
     """

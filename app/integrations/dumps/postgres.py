@@ -244,10 +244,13 @@ async def _maintenance(conn: Conn) -> asyncpg.Connection:
     raise error
 
 
-async def create_database(conn: Conn) -> None:
+async def create_database(conn: Conn, *, pristine: bool = False) -> None:
+    """CREATE DATABASE; ``pristine`` copies template0, so a drill's scratch database holds
+    nothing the server's template1 may have gained."""
     db = await _maintenance(conn)
+    template = " TEMPLATE template0" if pristine else ""
     try:
-        await db.execute(f"CREATE DATABASE {qident(conn.name)}")
+        await db.execute(f"CREATE DATABASE {qident(conn.name)}{template}")
     except asyncpg.DuplicateDatabaseError:
         pass
     except asyncpg.PostgresError as exc:

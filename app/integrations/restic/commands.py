@@ -87,7 +87,7 @@ class Restic:
         extra_env: Mapping[str, str] | None = None,
     ) -> sp.Completed:
         """Run one restic command; raise a classified ResticError unless its exit is ok."""
-        argv = [self.binary, *args]
+        argv = [self.binary, *(() if repo.cache_dir else ("--no-cache",)), *args]
         stop = asyncio.Event()
         stalled = False
         retry_since: float | None = None
@@ -390,6 +390,8 @@ class Restic:
         args = ["dump", snapshot, path]
         if archive:
             args += ["--archive", archive]
+        if not repo.cache_dir:
+            args.insert(0, "--no-cache")
         async with sp.stream([self.binary, *args], env=repo.child_env(), grace=2) as proc:
             assert proc.stdout is not None
             yield proc.stdout

@@ -17,8 +17,6 @@ class Repository:
         env = {"RESTIC_REPOSITORY": self.url, "RESTIC_PASSWORD": self.password, **self.env}
         if self.cache_dir is not None:
             env["RESTIC_CACHE_DIR"] = str(self.cache_dir)
-        else:
-            env["RESTIC_CACHE_DIR"] = "/nonexistent"
         return env
 
     def secret_values(self) -> list[str]:

@@ -54,10 +54,14 @@ async def mirror(
     cancel: asyncio.Event | None = None,
     parallel_files: int = 8,
     block_size: int = 256 * 1024,
-    max_requests: int = 128,
+    max_requests: int = 64,
     write: WriteFn = os.pwrite,
 ) -> MirrorStats:
     """Make ``dest`` an exact copy of the endpoint's folder, downloading only changes.
+
+    Up to ``parallel_files`` files are copied at once, with at most ``max_requests``
+    reads of ``block_size`` on the wire in total (shared, not per file: OpenSSH's
+    sshd slows down when hundreds of 256 KiB reads queue up).
 
     ``write`` is the pwrite-shaped function used for file data (fault tests inject
     ENOSPC through it). Raises SftpError (codes in errors.py), or
@@ -91,6 +95,7 @@ class _Mirror:
         self.write = write
         self.stats = MirrorStats()
         self.temps: set[Path] = set()
+        self.slots = asyncio.Semaphore(max(1, max_requests))
         self.unreadable: dict[bytes, str] = {}
         self.todo_files = 0
         self.todo_bytes = 0
@@ -203,6 +208,7 @@ class _Mirror:
                     max_requests=self.max_requests,
                     write=self.write,
                     on_bytes=self._on_bytes,
+                    slots=self.slots,
                 )
                 os.fchmod(fd, local.file_mode(entry.mode))
             finally:

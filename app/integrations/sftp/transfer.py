@@ -112,8 +112,11 @@ def write_all(write: WriteFn, fd: int, data: bytes, offset: int) -> None:
         offset += n
 
 
-async def _read_at(f: asyncssh.SFTPClientFile, offset: int, size: int) -> tuple[int, int, bytes]:
-    data = await f.read(size, offset)
+async def _read_at(
+    f: asyncssh.SFTPClientFile, offset: int, size: int, slots: asyncio.Semaphore | None
+) -> tuple[int, int, bytes]:
+    async with slots or contextlib.nullcontext():
+        data = await f.read(size, offset)
     assert isinstance(data, bytes)
     return offset, size, data
 
@@ -127,11 +130,13 @@ async def pull_file(
     max_requests: int,
     write: WriteFn = os.pwrite,
     on_bytes: Callable[[int], None] | None = None,
+    slots: asyncio.Semaphore | None = None,
 ) -> int:
     """Copy the first ``size`` bytes of remote ``f`` into local ``fd`` with up to
     ``max_requests`` reads of ``block_size`` in flight. ``f`` must be opened with
-    ``block_size=0`` so each read is one request. Returns the bytes written (fewer
-    than ``size`` when the file shrank meanwhile). Short reads are re-requested.
+    ``block_size=0`` so each read is one request. ``slots``, shared by the files
+    copied at once, caps the requests on the wire in total. Returns the bytes written
+    (fewer than ``size`` when the file shrank meanwhile). Short reads are re-requested.
     """
     pending: set[asyncio.Task[tuple[int, int, bytes]]] = set()
     next_offset = 0
@@ -139,7 +144,7 @@ async def pull_file(
     written = 0
 
     def start(offset: int, length: int) -> None:
-        pending.add(asyncio.ensure_future(_read_at(f, offset, length)))
+        pending.add(asyncio.ensure_future(_read_at(f, offset, length, slots)))
 
     def fill() -> None:
         nonlocal next_offset

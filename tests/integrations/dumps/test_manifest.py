@@ -170,3 +170,19 @@ def test_empty_file_is_not_a_dump(tmp_path: Path) -> None:
     manifest = read_manifest(path)
     assert not manifest.complete
     assert manifest.bytes == 0
+
+
+@pytest.mark.parametrize(
+    ("dump", "footer"),
+    [(PG_DUMP, b"-- PostgreSQL database dump complete\n"), (MY_DUMP, b"-- Dump completed\n")],
+)
+def test_a_footer_followed_by_more_sql_is_not_the_end(
+    tmp_path: Path, dump: bytes, footer: bytes
+) -> None:
+    # e.g. a function body quoting the footer line, and the file cut right after it
+    head = dump[: dump.index(b"CREATE TABLE")]
+    path = tmp_path / "odd.sql"
+    path.write_bytes(head + footer + b"CREATE TABLE x (a int);\n")
+    assert not read_manifest(path).complete
+    path.write_bytes(head + footer + b"--\n\n")
+    assert read_manifest(path).complete

@@ -361,3 +361,20 @@ async def test_dump_loads_with_plain_psql_under_another_login(
         assert await table_counts(other, policy) == result.tables
     finally:
         await drop_pg_pod(pg_cluster, other)
+
+
+async def test_a_drill_that_times_out_still_drops_its_scratch_database(
+    pg_pod: DbEndpoint, policy: Policy, tmp_path: Path, argv_log: Path
+) -> None:
+    await populate(pg_pod, bulk=10)
+    result = await dump(pg_pod, policy, tmp_path / "db.sql")
+    # a dump whose load sleeps: the drill's time limit interrupts it
+    slow = tmp_path / "slow.sql"
+    marker = b"--\n-- PostgreSQL database dump complete"
+    slow.write_bytes(result.path.read_bytes().replace(marker, b"SELECT pg_sleep(30);\n" + marker))
+    drill = await trial_restore(slow, "postgres", PG_SERVER, timeout=3)
+    assert not drill.ok
+    assert "timeout" in drill.problems[0]
+    scratch = re.findall(r"dbname='(podbackup_drill_[0-9a-f]+)'", argv_text(argv_log))
+    assert scratch
+    assert not await pg_database_exists(scratch[-1])

@@ -1,0 +1,132 @@
+"""The export job: one tar.gz of the pod (files/ + database/<name>.sql), from a snapshot or
+from the pod as it is now, stored in the export store behind a link that expires."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.backups import targets
+from app.backups.pipeline import pod_stopped
+from app.backups.sources import stage_database, stage_files
+from app.exports.archive import snapshot_to_targz, tar_folders
+from app.jobs.context import JobContext, JobOutcome
+from app.jobs.errors import JobFailure
+from app.jobs.runner import register
+from app.kit.netpolicy import Policy
+from app.models import Export, Job, Pod
+from app.pods.service import decrypt_secrets
+from app.snapshots import repository as snapshots
+
+
+def store_path(export_dir: Path, export_id: uuid.UUID) -> Path:
+    return export_dir / f"{export_id}.tar.gz"
+
+
+class ExportHandler:
+    async def run(self, ctx: JobContext) -> JobOutcome:
+        export_id = uuid.UUID(ctx.job.params["export_id"])
+        snapshot_id = ctx.job.params.get("snapshot_id")
+        export_dir = ctx.settings.export_path
+        export_dir.mkdir(parents=True, exist_ok=True)
+        final = store_path(export_dir, export_id)
+        partial = final.with_suffix(".partial")
+        async with ctx.session() as session:
+            pod = await session.get(Pod, ctx.job.pod_id)
+            if pod is None:
+                raise JobFailure("pod_deleted", "the pod was deleted", retryable=False)
+            target = None
+            snap = None
+            if snapshot_id:
+                snap = await snapshots.find(session, pod.id, ctx.job.plan, snapshot_id)
+                if snap is None:
+                    raise JobFailure(
+                        "snapshot_not_found",
+                        "the snapshot is no longer recorded",
+                        hint="refresh the snapshot list",
+                        retryable=False,
+                    )
+                target = await targets.resolve(
+                    session, ctx.settings, ctx.services.keyring, pod, ctx.job.plan
+                )
+        try:
+            if snap is not None and target is not None:
+                ctx.secret(*target.repo.secret_values())
+                await ctx.phase("archiving snapshot")
+                size, digest = await snapshot_to_targz(
+                    ctx.services.restic, target.repo, snap.id, partial
+                )
+                source: dict[str, Any] = {"snapshot_id": snap.id}
+            else:
+                size, digest, source = await self._from_pod(ctx, pod, partial)
+            ctx.check_cancel()
+            partial.replace(final)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        expires = datetime.now(UTC) + timedelta(seconds=ctx.settings.export_ttl_seconds)
+        result = {"export_id": str(export_id), "size_bytes": size, "sha256": digest, **source}
+
+        async def finalize(session: AsyncSession) -> None:
+            await session.execute(
+                update(Export)
+                .where(Export.id == export_id)
+                .values(
+                    status="ready",
+                    size_bytes=size,
+                    sha256=digest,
+                    storage_key=final.name,
+                    expires_at=expires,
+                    ready_at=datetime.now(UTC),
+                    snapshot_id=source.get("snapshot_id"),
+                )
+            )
+
+        status = "partial" if source.get("unreadable") else "succeeded"
+        return JobOutcome(status=status, result=result, finalize=finalize)
+
+    async def _from_pod(
+        self, ctx: JobContext, pod: Pod, dest: Path
+    ) -> tuple[int, str, dict[str, Any]]:
+        """The pod as it is now: a fresh mirror and dump in a stage of the export's own."""
+        secrets = decrypt_secrets(ctx.services.keyring, pod)
+        ctx.secret(*secrets.values())
+        policy = Policy.from_settings(ctx.settings.allow_networks)
+        stage = ctx.settings.cache_dir / "pods" / str(pod.id) / ctx.job.plan / "export-stage"
+        stage.mkdir(parents=True, exist_ok=True)
+        try:
+            async with pod_stopped(ctx, pod, policy):
+                staged = await stage_files(ctx, pod, secrets, stage, policy)
+                await stage_database(ctx, pod, secrets, stage, policy, staged)
+            await ctx.phase("archiving")
+            size, digest = await asyncio.to_thread(
+                tar_folders, dest, {p: stage / p for p in staged.paths}
+            )
+        finally:
+            shutil.rmtree(stage / "database", ignore_errors=True)
+        return (
+            size,
+            digest,
+            {
+                "files": staged.files,
+                "database": staged.database,
+                "unreadable": staged.unreadable[:1000],
+            },
+        )
+
+    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+        export_id = job.params.get("export_id")
+        if export_id:
+            await session.execute(
+                update(Export).where(Export.id == uuid.UUID(export_id)).values(status="failed")
+            )
+
+
+register("export", ExportHandler())
