@@ -39,6 +39,7 @@ def settings(database_url: str, tmp_path: Path, run_id: str) -> Settings:  # noq
         job_retry_base_seconds=0.5,
         job_heartbeat_seconds=0.5,
         reconcile_seconds=1,
+        scheduler_enabled=False,  # tests drive the scheduler with a controlled clock
     )
 
 

@@ -8,6 +8,7 @@ handler's own writes (snapshots, pod status) commit in one transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -75,7 +76,7 @@ class JobRunner:
                     "unknown_kind", f"no handler for job kind {job.kind!r}", retryable=False
                 )
             async with asyncio.timeout(self.settings.job_timeout_seconds):
-                outcome = await handler.run(ctx)
+                outcome = await self._run_cancellable(handler, ctx)
         except (JobCanceled, sp.Cancelled):
             canceled = True
         except JobFailure as exc:
@@ -130,6 +131,33 @@ class JobRunner:
             )
         assert outcome is not None
         return await self._finish(ctx, handler_of(job), outcome.status, outcome, None, duration)
+
+    async def _run_cancellable(self, handler: Handler, ctx: JobContext) -> JobOutcome:
+        """Run the handler; on cancel, let it stop on its own (child processes get SIGINT),
+        and interrupt whatever it awaits (an HTTP hook, an SFTP read) after the grace period.
+        """
+        task = asyncio.create_task(handler.run(ctx))
+        waiter = asyncio.create_task(ctx.cancel.wait())
+        try:
+            done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                return task.result()
+            try:
+                return await asyncio.wait_for(
+                    asyncio.shield(task), timeout=self.settings.job_cancel_grace_seconds + 1
+                )
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                raise JobCanceled() from None
+        except asyncio.CancelledError:
+            task.cancel()  # the worker itself is shutting down: stop the handler too
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise
+        finally:
+            waiter.cancel()
 
     # -- state transitions ---------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
-from sqlalchemy import Select, and_, func, insert, select, update
+from sqlalchemy import Select, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,10 @@ from app.jobs.errors import JobAlreadyFinished, PodBusy
 from app.jobs.schemas import JobErrorRead, JobEventRead, JobRead, Progress
 from app.models import Job, JobEvent
 from app.models.job import ACTIVE_STATUSES, EXCLUSIVE_KINDS, FINAL_STATUSES
+
+EXCLUSIVE_ACTIVE = text(
+    "status IN ('queued', 'running') AND kind IN ('backup', 'restore', 'prune', 'check')"
+)
 
 _KIND_NOUN = {
     "backup": "a backup",
@@ -74,7 +78,9 @@ async def create(
             .values(**values)
             .on_conflict_do_nothing(
                 index_elements=["pod_id"],
-                index_where=and_(Job.status.in_(ACTIVE_STATUSES), Job.kind.in_(EXCLUSIVE_KINDS)),
+                # Literal SQL, not bind parameters: after five executions PostgreSQL may use
+                # a generic plan, which cannot match the partial unique index.
+                index_where=EXCLUSIVE_ACTIVE,
             )
             .returning(Job.id)
         )

@@ -19,6 +19,7 @@ from app.kit.crypto import Keyring
 from app.models import BackupSettings, Pod
 from app.models.base import utcnow
 from app.pods.service import get_visible
+from app.scheduler import service as scheduler
 from app.targets import providers, service
 from app.targets.checks import VerifyInput
 from app.targets.restore_kit import build_kit
@@ -106,6 +107,7 @@ async def put_settings(
 ) -> BackupSettingsRead:
     pod = await get_visible(session, principal, pod_id)
     row, detail = await service.save(session, settings, keyring, principal, pod.id, body)
+    await scheduler.replan(session, pod.id)
     action = "backup_settings.create" if detail["created"] else "backup_settings.update"
     await _audit(session, request, principal, pod, action, detail)
     return service.to_read(row)
@@ -124,6 +126,7 @@ async def delete_settings(
     pod = await get_visible(session, principal, pod_id)
     row = await service.require_row(session, pod.id)
     detail = await service.delete(session, row)
+    await scheduler.replan(session, pod.id)
     await _audit(session, request, principal, pod, "backup_settings.delete", detail)
 
 
@@ -206,6 +209,7 @@ async def verify_settings(
     now = utcnow()
     if saved and row is not None:
         await service.mark_verified(session, row, ok, now)
+        await scheduler.replan(session, pod.id)
     repository = service.repository_url(inp.resolved.kind, inp.resolved.target)
     await _audit(
         session,

@@ -78,6 +78,8 @@ async def ensure_repository(
     try:
         found = await restic.repository_id(repo)
     except ResticError as exc:
+        if exc.code == "wrong_password" and row.repository_id:
+            raise  # ours before: the password no longer opens it (changed outside the service)
         if exc.code == "wrong_password":
             raise RepositoryMismatch(
                 "the target holds a restic repository this pod's password does not open "

@@ -6,13 +6,25 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
+from tests.fixtures.databases import mysql_pod, pg_cluster, pg_pod  # noqa: F401
+from tests.fixtures.s3 import s3_bucket, s3_server  # noqa: F401
+from tests.fixtures.sftp import sftp_server  # noqa: F401
 from tests.fixtures.worker import WorkerProcess
 
 
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
-    """Local sources and targets allowed under tmp_path (admin-only kinds)."""
-    return settings.model_copy(update={"local_roots": [tmp_path]})
+    """Local sources and targets allowed under tmp_path; quick retries and failure
+    detection so fault scenarios finish in seconds."""
+    return settings.model_copy(
+        update={
+            "local_roots": [tmp_path],
+            "job_max_attempts": 2,
+            "job_stale_seconds": 4.0,
+            "storage_stall_seconds": 8.0,
+            "job_cancel_grace_seconds": 3.0,
+        }
+    )
 
 
 @pytest.fixture

@@ -33,16 +33,22 @@ async def local_pod(
     make_tree(pod_dir)
     r = await client.post(
         "/v1/pods",
-        json={"name": "local", "app": "demo", "account_id": str(tenant.account_id),
-              "files": {"kind": "local", "path": str(pod_dir)}},
+        json={
+            "name": "local",
+            "app": "demo",
+            "account_id": str(tenant.account_id),
+            "files": {"kind": "local", "path": str(pod_dir)},
+        },
         headers=auth(admin_token),
     )
     assert r.status_code == 201, r.text
     pod = r.json()
     r = await client.put(
         f"/v1/pods/{pod['id']}/backup-settings",
-        json={"target": {"kind": "local", "path": str(tmp_path / "repo")},
-              "retention": {"keep_last": 5}},
+        json={
+            "target": {"kind": "local", "path": str(tmp_path / "repo")},
+            "retention": {"keep_last": 5},
+        },
         headers=auth(admin_token),
     )
     assert r.status_code == 200, r.text
@@ -50,7 +56,10 @@ async def local_pod(
 
 
 async def test_local_pod_backup_browse_download(
-    client: httpx.AsyncClient, admin_token: str, tenant: Tenant, tmp_path: Path,
+    client: httpx.AsyncClient,
+    admin_token: str,
+    tenant: Tenant,
+    tmp_path: Path,
     worker: WorkerProcess,
 ) -> None:
     pod = await local_pod(client, admin_token, tenant, tmp_path)
@@ -75,11 +84,17 @@ async def test_local_pod_backup_browse_download(
     assert status["last_success_at"]
 
     await wait_index(client, tenant.headers, pod["id"], snap["short_id"])
-    root = (await client.get(f"/v1/pods/{pod['id']}/snapshots/{snap_id}/files?path=/",
-                             headers=tenant.headers)).json()
+    root = (
+        await client.get(
+            f"/v1/pods/{pod['id']}/snapshots/{snap_id}/files?path=/", headers=tenant.headers
+        )
+    ).json()
     assert [e["name"] for e in root["items"]] == ["files"]
-    files = (await client.get(f"/v1/pods/{pod['id']}/snapshots/{snap_id}/files?path=/files",
-                              headers=tenant.headers)).json()
+    files = (
+        await client.get(
+            f"/v1/pods/{pod['id']}/snapshots/{snap_id}/files?path=/files", headers=tenant.headers
+        )
+    ).json()
     names = {e["name"]: e for e in files["items"]}
     assert set(names) == {"a.txt", "empty", "link-to-a", "sub"}
     assert names["a.txt"]["size"] == 6
@@ -87,13 +102,19 @@ async def test_local_pod_backup_browse_download(
     assert names["link-to-a"]["link_target"] in (None, "a.txt")  # restic 0.14 omits it
     assert names["a.txt"]["mode"] == (tmp_path / "pod" / "a.txt").stat().st_mode & 0o7777
 
-    r = await client.get(f"/v1/pods/{pod['id']}/snapshots/{snap['short_id']}/download",
-                         params={"path": "/files/sub/b.bin"}, headers=tenant.headers)
+    r = await client.get(
+        f"/v1/pods/{pod['id']}/snapshots/{snap['short_id']}/download",
+        params={"path": "/files/sub/b.bin"},
+        headers=tenant.headers,
+    )
     assert r.status_code == 200
     assert r.content == (tmp_path / "pod" / "sub" / "b.bin").read_bytes()
     assert "b.bin" in r.headers["content-disposition"]
-    r = await client.get(f"/v1/pods/{pod['id']}/snapshots/{snap_id}/download",
-                         params={"path": "/files/nope"}, headers=tenant.headers)
+    r = await client.get(
+        f"/v1/pods/{pod['id']}/snapshots/{snap_id}/download",
+        params={"path": "/files/nope"},
+        headers=tenant.headers,
+    )
     assert r.status_code == 404
     assert "/files/nope" in r.json()["detail"]
 
@@ -101,15 +122,20 @@ async def test_local_pod_backup_browse_download(
     again = await backup(client, tenant.headers, pod["id"])
     assert again["status"] == "succeeded"
     summary = again["result"]["summary"]
-    assert summary["files_new"] == 0 and summary["files_changed"] == 0
+    assert summary["files_new"] == 0
+    assert summary["files_changed"] == 0
     assert summary["files_unmodified"] == 4
 
     # An owner with plain restic sees files/ at the top of the snapshot.
-    env = {"PATH": os.environ["PATH"], "RESTIC_REPOSITORY": str(tmp_path / "repo"),
-           "RESTIC_PASSWORD": await restic_password(client, admin_token, pod["id"]),
-           "RESTIC_CACHE_DIR": str(tmp_path / "rc")}
-    out = subprocess.run(["restic", "ls", snap_id], env=env, capture_output=True, text=True,
-                         check=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "RESTIC_REPOSITORY": str(tmp_path / "repo"),
+        "RESTIC_PASSWORD": await restic_password(client, admin_token, pod["id"]),
+        "RESTIC_CACHE_DIR": str(tmp_path / "rc"),
+    }
+    out = subprocess.run(
+        ["restic", "ls", snap_id], env=env, capture_output=True, text=True, check=True
+    )
     assert "/files/sub/deeper/ünïcode name.txt" in out.stdout
 
 
@@ -119,15 +145,21 @@ async def restic_password(client: httpx.AsyncClient, admin_token: str, pod_id: s
 
 
 async def test_local_restore_merge_mirror_partial_and_clone(
-    client: httpx.AsyncClient, admin_token: str, tenant: Tenant, tmp_path: Path,
+    client: httpx.AsyncClient,
+    admin_token: str,
+    tenant: Tenant,
+    tmp_path: Path,
     worker: WorkerProcess,
 ) -> None:
     from tests.backups.helpers import wait_job
 
     pod = await local_pod(client, admin_token, tenant, tmp_path)
     pod_dir = tmp_path / "pod"
-    original = {p.relative_to(pod_dir): p.read_bytes() for p in pod_dir.rglob("*")
-                if p.is_file() and not p.is_symlink()}
+    original = {
+        p.relative_to(pod_dir): p.read_bytes()
+        for p in pod_dir.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
     mtime = (pod_dir / "a.txt").stat().st_mtime
     job = await backup(client, tenant.headers, pod["id"])
     snap = job["result"]["snapshot_id"]
@@ -137,8 +169,11 @@ async def test_local_restore_merge_mirror_partial_and_clone(
     (pod_dir / "extra.txt").write_text("keep me?\n")
 
     async def restore(**body: Any) -> dict[str, Any]:
-        r = await client.post(f"/v1/pods/{pod['id']}/restores",
-                              json={"snapshot_id": snap[:8], **body}, headers=tenant.headers)
+        r = await client.post(
+            f"/v1/pods/{pod['id']}/restores",
+            json={"snapshot_id": snap[:8], **body},
+            headers=tenant.headers,
+        )
         assert r.status_code == 202, r.text
         done = await wait_job(client, tenant.headers, r.json()["id"])
         assert done["status"] == "succeeded", (done, worker.logs()[-3000:])
@@ -168,8 +203,12 @@ async def test_local_restore_merge_mirror_partial_and_clone(
     clone_dir.mkdir()
     r = await client.post(
         "/v1/pods",
-        json={"name": "clone", "app": "demo", "account_id": str(tenant.account_id),
-              "files": {"kind": "local", "path": str(clone_dir)}},
+        json={
+            "name": "clone",
+            "app": "demo",
+            "account_id": str(tenant.account_id),
+            "files": {"kind": "local", "path": str(clone_dir)},
+        },
         headers=auth(admin_token),
     )
     clone = r.json()
@@ -177,18 +216,25 @@ async def test_local_restore_merge_mirror_partial_and_clone(
     for rel, data in original.items():
         assert (clone_dir / rel).read_bytes() == data, rel
 
-    r = await client.post(f"/v1/pods/{pod['id']}/restores",
-                          json={"snapshot_id": snap, "paths": ["../etc"]},
-                          headers=tenant.headers)
+    r = await client.post(
+        f"/v1/pods/{pod['id']}/restores",
+        json={"snapshot_id": snap, "paths": ["../etc"]},
+        headers=tenant.headers,
+    )
     assert r.status_code == 422
-    r = await client.post(f"/v1/pods/{pod['id']}/restores",
-                          json={"snapshot_id": "deadbeef"}, headers=tenant.headers)
+    r = await client.post(
+        f"/v1/pods/{pod['id']}/restores", json={"snapshot_id": "deadbeef"}, headers=tenant.headers
+    )
     assert r.status_code == 404
 
 
 async def test_local_exports_of_snapshot_and_of_now(
-    client: httpx.AsyncClient, admin_token: str, tenant: Tenant, tmp_path: Path,
-    worker: WorkerProcess, app: Any,
+    client: httpx.AsyncClient,
+    admin_token: str,
+    tenant: Tenant,
+    tmp_path: Path,
+    worker: WorkerProcess,
+    app: Any,
 ) -> None:
     import io
     import tarfile
@@ -203,10 +249,10 @@ async def test_local_exports_of_snapshot_and_of_now(
     (tmp_path / "pod" / "new-after-backup.txt").write_text("fresh\n")
 
     async def export(body: dict[str, Any] | None) -> tuple[dict[str, Any], tarfile.TarFile]:
-        r = await client.post(f"/v1/pods/{pod['id']}/exports", json=body,
-                              headers=tenant.headers)
+        r = await client.post(f"/v1/pods/{pod['id']}/exports", json=body, headers=tenant.headers)
         assert r.status_code == 202, r.text
-        assert r.json()["status"] == "pending" and r.json()["download_url"] is None
+        assert r.json()["status"] == "pending"
+        assert r.json()["download_url"] is None
         done = await wait_job(client, tenant.headers, str(r.json()["job_id"]))
         assert done["status"] == "succeeded", (done, worker.logs()[-2000:])
         info = (await client.get(f"/v1/exports/{r.json()['id']}", headers=tenant.headers)).json()
@@ -229,13 +275,16 @@ async def test_local_exports_of_snapshot_and_of_now(
     assert "files/new-after-backup.txt" in now_tar.getnames()
 
     export_id = info["id"]
-    bad = await client.get(f"/v1/exports/{export_id}/download",
-                           params={"expires": 4_000_000_000, "signature": "0" * 64})
+    bad = await client.get(
+        f"/v1/exports/{export_id}/download",
+        params={"expires": 4_000_000_000, "signature": "0" * 64},
+    )
     assert bad.status_code == 403
     old = 1_000_000_000
     sig = signing.sign(app.state.keyring, __import__("uuid").UUID(export_id), old)
-    expired = await client.get(f"/v1/exports/{export_id}/download",
-                               params={"expires": old, "signature": sig})
+    expired = await client.get(
+        f"/v1/exports/{export_id}/download", params={"expires": old, "signature": sig}
+    )
     assert expired.status_code == 410
-    other = (await client.get(f"/v1/exports/{export_id}", headers=auth(admin_token)))
+    other = await client.get(f"/v1/exports/{export_id}", headers=auth(admin_token))
     assert other.status_code == 200

@@ -133,3 +133,17 @@ async def test_status_before_any_backup(
     assert status["snapshot_count"] == 0
     r = await client.get(f"/v1/pods/{pod['id']}/status?plan=platform", headers=tenant.headers)
     assert r.status_code == 404
+
+
+async def test_idempotent_insert_survives_generic_plans(
+    client: httpx.AsyncClient, tenant: Tenant, app: FastAPI
+) -> None:
+    """PostgreSQL switches prepared statements to generic plans after five runs; the
+    ON CONFLICT on the partial index must still match then."""
+    pods = [await configured_pod(client, tenant, app) for _ in range(8)]
+    for pod in pods:
+        for _ in range(2):
+            r = await client.post(f"/v1/pods/{pod['id']}/backups", headers=tenant.headers)
+            assert r.status_code == 202, r.text
+    jobs = (await client.get("/v1/jobs?limit=100", headers=tenant.headers)).json()
+    assert jobs["pagination"]["total_count"] == 8

@@ -59,7 +59,7 @@ async def make_job(services: Services, **over: Any) -> uuid.UUID:
         pod = Pod(account_id=account.id, name="p", app="x")
         session.add(pod)
         await session.flush()
-        job, created = await service.create(
+        job, _ = await service.create(
             session,
             services.redis,
             services.settings,
@@ -94,7 +94,8 @@ async def test_success_records_result_progress_and_events(
     job = await load(services, job_id)
     assert (job.status, job.result, job.error) == ("succeeded", {"answer": 42}, None)
     assert job.progress["percent"] == 100.0
-    assert job.started_at and job.finished_at
+    assert job.started_at
+    assert job.finished_at
     assert written == ["in-transaction"]
     async with services.sessionmaker() as session:
         types = (
@@ -102,8 +103,10 @@ async def test_success_records_result_progress_and_events(
                 select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
             )
         ).all()
-    assert types[0] == "state" and types[-1] == "state"
-    assert "log" in types and "progress" in types
+    assert types[0] == "state"
+    assert types[-1] == "state"
+    assert "log" in types
+    assert "progress" in types
     # Delivered again (arq may do that): the job is finished, nothing runs twice.
     assert (await JobRunner(services).execute(job_id)).status == "skipped"
     assert recorder.calls == 1
@@ -116,11 +119,13 @@ async def test_retryable_failure_retries_with_backoff_then_fails(
     recorder.plan = [boom, boom, boom]
     job_id = await make_job(services, max_attempts=2)
     first = await JobRunner(services).execute(job_id)
-    assert first.status == "retry" and first.retry_in is not None
+    assert first.status == "retry"
+    assert first.retry_in is not None
     job = await load(services, job_id)
     assert (job.status, job.attempt) == ("queued", 2)
     assert job.error == {"code": "storage_unreachable", "message": "storage down", "hint": None}
-    assert job.run_after is not None and job.run_after > utcnow()
+    assert job.run_after is not None
+    assert job.run_after > utcnow()
     async with services.sessionmaker() as session:  # time passes
         await session.execute(update(Job).where(Job.id == job_id).values(run_after=utcnow()))
         await session.commit()
@@ -128,8 +133,10 @@ async def test_retryable_failure_retries_with_backoff_then_fails(
     assert second.status == "failed"
     job = await load(services, job_id)
     assert job.status == "failed"
-    assert job.error is not None and job.error["code"] == "storage_unreachable"
-    assert recorder.failures and recorder.failures[0]["code"] == "storage_unreachable"
+    assert job.error is not None
+    assert job.error["code"] == "storage_unreachable"
+    assert recorder.failures
+    assert recorder.failures[0]["code"] == "storage_unreachable"
 
 
 async def test_not_yet_due_retry_is_not_run_early(services: Services, recorder: Recorder) -> None:
@@ -157,7 +164,8 @@ async def test_permanent_failure_and_unexpected_errors(
     job_id = await make_job(services)
     await JobRunner(services).execute(job_id)
     job = await load(services, job_id)
-    assert job.error is not None and job.error["code"] == "internal"
+    assert job.error is not None
+    assert job.error["code"] == "internal"
     assert "secret-ish" not in job.error["message"]
 
 
@@ -178,7 +186,8 @@ async def test_cancel_interrupts_the_running_child(services: Services, recorder:
     assert result.status == "canceled"
     job = await load(services, job_id)
     assert job.status == "canceled"
-    assert job.error is not None and job.error["code"] == "canceled"
+    assert job.error is not None
+    assert job.error["code"] == "canceled"
 
 
 async def test_cancel_queued_is_immediate_and_finished_is_conflict(
@@ -211,7 +220,8 @@ async def test_reconciler_retries_jobs_of_dead_workers(
     assert counts["requeued"] == 1
     job = await load(services, job_id)
     assert (job.status, job.attempt) == ("queued", 2)
-    assert job.error is not None and job.error["code"] == "worker_lost"
+    assert job.error is not None
+    assert job.error["code"] == "worker_lost"
     assert await queue.held(services.redis, job_id)
 
     async with services.sessionmaker() as session:  # and died again, on its last attempt
@@ -224,7 +234,8 @@ async def test_reconciler_retries_jobs_of_dead_workers(
     counts = await reconcile(services)
     assert counts["failed"] == 1
     job = await load(services, job_id)
-    assert job.status == "failed" and job.finished_at is not None
+    assert job.status == "failed"
+    assert job.finished_at is not None
     assert recorder.failures[-1]["code"] == "worker_lost"
     await queue.forget(services.redis, services.settings.queue_name, job_id)
 
@@ -248,4 +259,5 @@ async def test_unknown_kind_fails_cleanly(services: Services) -> None:
     job_id = await make_job(services, kind="no-such-kind")
     assert (await JobRunner(services).execute(job_id)).status == "failed"
     job = await load(services, job_id)
-    assert job.error is not None and job.error["code"] == "unknown_kind"
+    assert job.error is not None
+    assert job.error["code"] == "unknown_kind"

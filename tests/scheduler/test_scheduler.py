@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 
 from app.db import make_engine, make_sessionmaker
 from app.jobs import queue
+from app.jobs.context import Services
 from app.models import BackupSettings, Job, Pod
 from app.scheduler import planning, repository, service
 from tests.conftest import Tenant
@@ -24,6 +26,7 @@ from tests.scheduler.conftest import (
     schedule,
     set_cursors,
 )
+from workers.tasks.scheduler import schedule_tick
 
 NOON = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -279,3 +282,19 @@ async def test_job_insert_survives_postgres_generic_plans(env: Env) -> None:
     finally:
         await engine.dispose()
     assert len(await jobs_of(env.app)) == 8
+
+
+async def test_cron_task_ticks_with_the_real_clock(env: Env, services: Services) -> None:
+    (pod_id,) = await make_pods(env.app)
+    far = datetime.now(UTC) + timedelta(days=5)
+    await env.plan_all(datetime.now(UTC))
+    await set_cursors(
+        env.app, pod_id, next_run_at=far - timedelta(days=6), next_prune_at=far, next_check_at=far
+    )
+    off = replace(services, settings=env.settings.model_copy(update={"scheduler_enabled": False}))
+    assert await schedule_tick({"services": off}) == {}
+    assert await jobs_of(env.app) == []
+    on = replace(services, settings=env.settings.model_copy(update={"scheduler_enabled": True}))
+    counts = await schedule_tick({"services": on})
+    assert (counts["claimed"], counts["backup"], counts["busy"]) == (1, 1, 0)
+    assert [j.trigger for j in await jobs_of(env.app, pod_id)] == ["schedule"]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.integrations.restic import Repository, Restic
+from app.integrations.restic import Repository, Restic, ResticError
 from app.models import BackupSettings
 from app.targets.repository import RepositoryMismatch, build_repository, ensure_repository
 from app.targets.restore_kit import SECRET_PLACEHOLDER
@@ -85,11 +85,13 @@ async def test_ensure_repository_inits_once_and_detects_another_repository(
     s3_server.empty_bucket(s3_bucket)
     other = _run(["restic", "init"], {**repo.child_env(), "RESTIC_PASSWORD": "someone-else"})
     assert other.returncode == 0, other.stderr
-    with pytest.raises(RepositoryMismatch) as caught:
+    # Once a repository is recorded, a password that does not open the bucket's repository
+    # cannot tell "another repository" from "password changed": wrong_password, whose hint
+    # names both.
+    with pytest.raises(ResticError) as wrong:
         await _ensure(app, pod_id, tmp_path / "cache")
-    assert caught.value.status_code == 409
-    assert caught.value.code == "repository_mismatch"
-    assert "one bucket can only keep the backups of one pod" in (caught.value.hint or "")
+    assert wrong.value.code == "wrong_password"
+    assert "another pod's repository" in (wrong.value.hint or "")
 
     # The recorded repository vanished: not silently replaced by a new one.
     s3_server.empty_bucket(s3_bucket)

@@ -187,6 +187,13 @@ async def open_session(endpoint: SftpEndpoint, policy: netpolicy.Policy) -> Asyn
             attrs = await sftp.stat(root)
         except asyncssh.SFTPNoSuchFile:
             raise SftpError("not_found", f"the remote folder '{shown}' does not exist") from None
+        except asyncssh.ChannelOpenError as exc:
+            raise SftpError(
+                "unreachable",
+                f"{endpoint.host}:{endpoint.port} accepted the login but refused to start "
+                f"SFTP ({exc.reason or 'session refused'})",
+                hint="enable SFTP in the pod's settings, or check the host and port",
+            ) from None
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, f"opening the remote folder '{shown}'") from None
         if attrs.type != asyncssh.FILEXFER_TYPE_DIRECTORY:

@@ -80,4 +80,6 @@ def classify(exc: BaseException, doing: str) -> SftpError:
         return SftpError("failed", f"the SFTP server refused {doing}: {reason}")
     if isinstance(exc, OSError):
         return SftpError("failed", f"local file error while {doing}: {exc.strerror or exc}")
+    if isinstance(exc, asyncssh.Error):
+        return SftpError("failed", f"the SSH server refused {doing}: {exc.reason or 'no reason'}")
     return SftpError("failed", f"unexpected error while {doing}: {type(exc).__name__}")

@@ -18,10 +18,12 @@ import stat
 from pathlib import Path
 
 from app.integrations.sftp.models import MirrorStats
+from app.integrations.sftp.transfer import WriteFn, write_all
 from app.integrations.sftp.tree import DIR, FILE, LINK, Entry, RemoteTree, join, parents
 
 TEMP_PREFIX = ".podbackup-"
 TEMP_SUFFIX = ".tmp"
+OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def local_path(dest: Path, rel: bytes) -> Path:
@@ -140,6 +142,25 @@ def finish(dest: Path, tree: RemoteTree) -> None:
         elif entry.kind == LINK and stat.S_ISLNK(st.st_mode):
             with contextlib.suppress(NotImplementedError, OSError):
                 _set_times(path, entry, st)
+
+
+def store_file(tmp: Path, path: Path, data: bytes, mode: int, mtime: int, write: WriteFn) -> None:
+    """Write a whole (small) file under the temporary name ``tmp``, set its mode and
+    mtime, rename it to ``path``. Never leaves ``tmp`` behind, even on ENOSPC."""
+    fd = os.open(tmp, OPEN_FLAGS, 0o600)
+    try:
+        try:
+            write_all(write, fd, data, 0)
+            os.fchmod(fd, file_mode(mode))
+        finally:
+            os.close(fd)
+        ns = mtime * 1_000_000_000
+        os.utime(tmp, ns=(ns, ns))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def prepare_dest(dest: Path) -> None:

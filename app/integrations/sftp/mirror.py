@@ -8,7 +8,15 @@ vanished remotely is deleted locally.
 
 Files the server refuses to open are listed in ``MirrorStats.unreadable`` and their
 old local copy is removed: a snapshot must never carry stale content for a file
-that could not be read this time (the job reports it as ``partial`` instead).
+that could not be read this time (the job reports it as ``partial`` instead). Only
+files that must be downloaded are opened; an unchanged file (same size and mtime)
+keeps the copy read earlier, which is its current content by the same rule that makes
+the mirror incremental. Folders the server will not list are reported the same way
+and emptied locally; symlinks whose text cannot be read are reported and removed.
+
+Local modes: folders get at least ``u+rwx`` and files ``u+r`` (see local.py), so the
+worker can always update the cache and restic can always read it. Keep
+PODBACKUP_CACHE_DIR itself 0700: the mirror reproduces the pod's modes below it.
 
 Cancel: when ``cancel`` is set the transfer stops within a moment, temporary files
 are removed and ``SftpError("canceled")`` is raised (not ``CancelledError``, which
@@ -37,12 +45,11 @@ from app.integrations.sftp.transfer import (
     block_size_for,
     cancellable,
     pull_file,
+    read_whole,
     run_pool,
 )
 from app.integrations.sftp.tree import DIR, FILE, LINK, Entry, scan, shown
 from app.kit.netpolicy import Policy
-
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 async def mirror(
@@ -176,9 +183,23 @@ class _Mirror:
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, f"opening {shown(entry.rel)}") from None
         tmp = path.parent / f"{local.TEMP_PREFIX}{secrets.token_hex(6)}{local.TEMP_SUFFIX}"
+        limits = session.sftp.limits
+        block = block_size_for(limits.max_read_len, self.block_size, unknown=self.block_size)
         try:
-            await self._fetch(session, f, entry, tmp)
-            os.replace(tmp, path)
+            if entry.size <= block:
+                # One request; the local create/write/rename (slow on busy disks) runs in
+                # a thread so the event loop keeps the other transfers moving meanwhile.
+                try:
+                    data = await read_whole(f, entry.size, self.slots)
+                finally:
+                    await _close(f)
+                await asyncio.to_thread(
+                    local.store_file, tmp, path, data, entry.mode, entry.mtime, self.write
+                )
+                self._on_bytes(len(data))
+            else:
+                await self._fetch(f, entry, tmp, block)
+                os.replace(tmp, path)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -191,13 +212,9 @@ class _Mirror:
         self.done_files += 1
         self.stats.files_downloaded += 1
 
-    async def _fetch(
-        self, session: Session, f: asyncssh.SFTPClientFile, entry: Entry, tmp: Path
-    ) -> None:
-        limits = session.sftp.limits
-        block = block_size_for(limits.max_read_len, self.block_size, unknown=self.block_size)
+    async def _fetch(self, f: asyncssh.SFTPClientFile, entry: Entry, tmp: Path, block: int) -> None:
         try:
-            fd = os.open(tmp, _OPEN_FLAGS, 0o600)
+            fd = os.open(tmp, local.OPEN_FLAGS, 0o600)
             self.temps.add(tmp)
             try:
                 await pull_file(
@@ -214,7 +231,11 @@ class _Mirror:
             finally:
                 os.close(fd)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(f.close(), timeout=5)
+            await _close(f)
         ns = entry.mtime * 1_000_000_000
         os.utime(tmp, ns=(ns, ns))
+
+
+async def _close(f: asyncssh.SFTPClientFile) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(f.close(), timeout=5)

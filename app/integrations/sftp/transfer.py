@@ -121,6 +121,22 @@ async def _read_at(
     return offset, size, data
 
 
+async def read_whole(
+    f: asyncssh.SFTPClientFile, size: int, slots: asyncio.Semaphore | None = None
+) -> bytes:
+    """The first ``size`` bytes of a small file (one request unless the server answers
+    short); fewer when it shrank meanwhile."""
+    chunks: list[bytes] = []
+    got = 0
+    while got < size:
+        _, _, data = await _read_at(f, got, size - got, slots)
+        if not data:
+            break
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
 async def pull_file(
     f: asyncssh.SFTPClientFile,
     fd: int,

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from pathlib import Path
 
 import asyncssh
 import pytest
 
-from app.integrations.sftp import SftpError, fingerprint, mirror, normalize_host_key
+from app.integrations.sftp import (
+    SftpEndpoint,
+    SftpError,
+    fingerprint,
+    mirror,
+    normalize_host_key,
+)
 from app.kit.netpolicy import OutboundAddressRefused, Policy
 from tests.fixtures.sftp import SftpServerHandle, sftp_server  # noqa: F401
 from tests.integrations.sftp.helpers import LOOPBACK, write
@@ -63,10 +70,17 @@ async def test_pinned_key_of_a_type_the_server_lacks(
 async def test_wrong_password_is_auth_failed_and_not_echoed(
     sftp_server: SftpServerHandle,  # noqa: F811
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     err = await _fails(sftp_server, tmp_path / "d", password="not-the-password-123")
     assert err.code == "auth_failed"
     assert "not-the-password-123" not in f"{err} {err!r} {err.hint}"
+    await mirror(sftp_server.endpoint(), LOOPBACK, tmp_path / "d")
+    assert caplog.text  # asyncssh did log at debug level...
+    for secret in ("not-the-password-123", sftp_server.password):
+        assert secret not in caplog.text  # ...but never a password
+        assert secret not in repr(sftp_server.endpoint(password=secret))
     err = await _fails(sftp_server, tmp_path / "d", username="someone-else")
     assert err.code == "auth_failed"
 
@@ -93,8 +107,6 @@ async def test_closed_port_and_unknown_name_are_unreachable(tmp_path: Path) -> N
     with socket.socket() as s:  # a port that was free a moment ago and nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    from app.integrations.sftp import SftpEndpoint
-
     for host in ("127.0.0.1", "does-not-exist.invalid"):
         endpoint = SftpEndpoint(host=host, port=port, username="pod", password="x" * 8)
         with pytest.raises(SftpError) as info:
@@ -110,7 +122,7 @@ async def test_refused_address_is_not_contacted(
     with pytest.raises(OutboundAddressRefused) as info:
         await mirror(sftp_server.endpoint(), Policy(), tmp_path / "d")
     assert "loopback" in info.value.message
-    assert info.value.detail[0]["loc"] == ["body", "files", "host"]
+    assert info.value.body()["detail"][0]["loc"] == ["body", "files", "host"]
     assert sftp_server.bytes_sent == 0
 
 
@@ -137,8 +149,6 @@ def test_host_key_helpers() -> None:
 
 
 async def test_a_server_that_is_not_ssh_is_unreachable(tmp_path: Path) -> None:
-    from app.integrations.sftp import SftpEndpoint
-
     async def not_ssh(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 smtp.example ESMTP\r\n")
         await writer.drain()
@@ -155,3 +165,30 @@ async def test_a_server_that_is_not_ssh_is_unreachable(tmp_path: Path) -> None:
         await server.wait_closed()
     assert info.value.code == "unreachable"
     assert f"127.0.0.1:{port}" in info.value.message
+
+
+class _ShellOnly(asyncssh.SSHServer):
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return True
+
+
+async def test_ssh_without_sftp_names_the_setting(tmp_path: Path) -> None:
+    server = await asyncssh.create_server(
+        _ShellOnly, "127.0.0.1", 0, server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")]
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        endpoint = SftpEndpoint(host="127.0.0.1", port=port, username="pod", password="x" * 8)
+        with pytest.raises(SftpError) as info:
+            await mirror(endpoint, LOOPBACK, tmp_path / "d")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert "refused to start SFTP" in info.value.message
+    assert "enable SFTP" in (info.value.hint or "")

@@ -145,3 +145,20 @@ async def test_cancel_set_before_start(
     with pytest.raises(SftpError) as info:
         await mirror(sftp_server.endpoint(), LOOPBACK, tmp_path / "dest", cancel=cancel)
     assert info.value.code == "canceled"
+
+
+async def test_disk_full_on_small_files(
+    sftp_server: SftpServerHandle,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    pod, dest = sftp_server.root, tmp_path / "dest"
+    for i in range(30):
+        write(pod / f"d{i % 3}" / f"small{i}.txt", f"{i}" * 1000)
+
+    with pytest.raises(SftpError) as info:
+        await mirror(sftp_server.endpoint(), LOOPBACK, dest, write=full_after(10_000))
+
+    assert info.value.code == "disk_full"
+    assert temp_files(dest) == []
+    await mirror(sftp_server.endpoint(), LOOPBACK, dest)
+    assert state(dest) == state(pod)
