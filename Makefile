@@ -26,13 +26,13 @@ test-long: venv
 	PODBACKUP_TEST_LONG=1 $(BIN)/python -m pytest -q
 
 lint: venv
-	$(BIN)/ruff check app workers tests bench
-	$(BIN)/ruff format --check app workers tests bench
-	$(BIN)/mypy app workers
+	$(BIN)/ruff check app workers devtools tests bench
+	$(BIN)/ruff format --check app workers devtools tests bench
+	$(BIN)/mypy app workers devtools
 
 fmt: venv
-	$(BIN)/ruff check --fix app workers tests bench
-	$(BIN)/ruff format app workers tests bench
+	$(BIN)/ruff check --fix app workers devtools tests bench
+	$(BIN)/ruff format app workers devtools tests bench
 
 openapi: venv
 	$(BIN)/podbackup openapi --out openapi/openapi.json

@@ -7,13 +7,17 @@ from fastapi import APIRouter
 from app.accounts.endpoints import router as accounts_router
 from app.audit.endpoints import router as audit_router
 from app.backups.endpoints import router as backups_router
+from app.checks.endpoints import router as checks_router
 from app.exports.endpoints import router as exports_router
 from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
+from app.platform.endpoints import router as platform_router
 from app.pods.endpoints import router as pods_router
 from app.restores.endpoints import router as restores_router
+from app.retention.endpoints import router as retention_router
 from app.snapshots.endpoints import router as snapshots_router
 from app.status.endpoints import router as status_router
+from app.storage.endpoints import router as storage_router
 from app.targets.endpoints import providers_router
 from app.targets.endpoints import router as targets_router
 from app.webhooks.endpoints import router as webhooks_router
@@ -26,9 +30,13 @@ for router in (
     backups_router,
     jobs_router,
     status_router,
+    storage_router,
     snapshots_router,
     restores_router,
     exports_router,
+    retention_router,
+    checks_router,
+    platform_router,
     targets_router,
     providers_router,
     audit_router,

@@ -166,6 +166,70 @@ class Settings(BaseSettings):
         2000, ge=1, le=20_000, description="Due pods a tick claims per transaction."
     )
 
+    # platform plan: the operator's own nightly backup of every pod
+    platform_repository: str | None = Field(
+        None,
+        description=(
+            "restic repository of the platform plan (`s3:https://host/bucket` or a local "
+            "path). Empty: platform backups are off."
+        ),
+    )
+    platform_layout: Literal["shared", "per_pod"] = Field(
+        "per_pod",
+        description=(
+            "`shared`: one repository for all pods (host = pod id; deduplicates across pods "
+            "running the same app); `per_pod`: `<repository>/<pod id>` each."
+        ),
+    )
+    platform_password: SecretStr | None = Field(
+        None, description="Repository password of the platform plan."
+    )
+    platform_password_file: Path | None = Field(
+        None, description="Or a file holding it (read at use)."
+    )
+    platform_access_key_id: str | None = Field(None, description="S3 key of the platform target.")
+    platform_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret of the platform target."
+    )
+    platform_region: str = Field("us-east-1", description="S3 region of the platform target.")
+    platform_window_start: str = Field("00:00", description="Platform nightly window start.")
+    platform_window_end: str = Field("06:00", description="Platform nightly window end.")
+    platform_timezone: str = Field("UTC", description="Time zone of the platform window.")
+    platform_keep_daily: int = Field(14, ge=1, description="Platform retention: daily snapshots.")
+    platform_prune_interval_days: int = Field(7, ge=1, description="Platform prune cadence.")
+    platform_check_interval_days: int = Field(7, ge=1, description="Platform check cadence.")
+    platform_stale_hours: float = Field(
+        26.0, gt=0, description="Fleet view: a pod without a platform success this long."
+    )
+
+    # retention, checks, storage stats, stale-backup detection
+    stale_after_hours: float = Field(
+        26.0,
+        gt=0,
+        description=(
+            "A pod with an enabled, verified schedule and no successful backup for this long "
+            "(the nightly interval plus a margin) raises `backup.stale` once."
+        ),
+    )
+    stale_batch_size: int = Field(
+        500, ge=1, le=10_000, description="Stale pods one detection pass claims per transaction."
+    )
+    check_sample_files: int = Field(
+        20, ge=0, le=1000, description="Files a check job restores and verifies from a snapshot."
+    )
+    check_sample_max_file_bytes: int = Field(
+        64 << 20, ge=0, description="Larger files are left out of a check's file sample."
+    )
+    check_drill_timeout_seconds: float = Field(
+        3600.0, gt=0, description="Time limit of a check job's trial restore of the dump."
+    )
+    stats_timeout_seconds: float = Field(
+        300.0, gt=0, description="Time limit of `restic stats` (repository size) after a job."
+    )
+    repo_size_history_days: int = Field(
+        400, ge=31, description="How long repository size samples are kept (growth, charts)."
+    )
+
     @field_validator("secret_keys", "allow_networks", "local_roots", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -178,6 +242,13 @@ class Settings(BaseSettings):
     @property
     def export_path(self) -> Path:
         return self.export_dir or self.data_dir / "exports"
+
+    def platform_password_value(self) -> str | None:
+        if self.platform_password is not None:
+            return self.platform_password.get_secret_value()
+        if self.platform_password_file is not None:
+            return self.platform_password_file.read_text().strip()
+        return None
 
 
 @lru_cache

@@ -1,8 +1,9 @@
 """`make run`: the API and a worker against the local PostgreSQL and Redis, ready to use.
 
 Creates `.env` with a fresh encryption key on first run, migrates, starts both processes,
-prints an admin token and a curl example, and stops everything on Ctrl-C. Running it again
-reuses the `.env`, the database and the saved token.
+prints an admin token, sets up the demo (app/demo.py: a pod served by a local SFTP server,
+a demo database, a local S3 server as its target) and stops everything it started on
+Ctrl-C. Running it again reuses the `.env`, the database, the saved tokens and the demo.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from app.kit.crypto import generate_key
+
+if TYPE_CHECKING:
+    from app.demo import DemoRun
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_FILE = ROOT / ".env"
@@ -55,13 +61,16 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def start(name: str, argv: list[str], log_dir: Path) -> subprocess.Popen[bytes]:
+def start(
+    name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     from app.kit.subprocess import die_with_parent
 
     log = (log_dir / f"{name}.log").open("ab")
     proc = subprocess.Popen(
         argv,
         cwd=ROOT,
+        env=env,  # the whole environment, or None: ours
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -124,6 +133,7 @@ def main() -> None:
         raise SystemExit(migrate.returncode)
 
     procs: list[subprocess.Popen[bytes]] = []
+    demo: DemoRun | None = None
 
     def stop_all(*_: object) -> None:
         for proc in procs:
@@ -143,30 +153,59 @@ def main() -> None:
         wait_healthy(f"http://127.0.0.1:{PORT}/healthz", api, log_dir / "api.log")
         procs.append(start("worker", podbackup("worker"), log_dir))
         token = admin_token()
-        demo_lines = run_demo(token)
+
+        def spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+            proc = start(name, argv, log_dir, env)
+            procs.append(proc)  # stopped with the rest on Ctrl-C
+            return proc
+
+        say("setting up the demo (pod, SFTP and S3 servers, database)…")
+        demo = run_demo(token, spawn)
         say()
         say(f"podbackup is running: API http://127.0.0.1:{PORT}  (docs: /docs)")
-        say(f"logs: {log_dir}/api.log and worker.log   stop: Ctrl-C")
+        say(f"logs: {log_dir}/  (api, worker, demo-sftp, demo-s3)   stop: Ctrl-C")
         say()
         say(f"admin token: {token}")
-        say(f"  export PODBACKUP_URL=http://127.0.0.1:{PORT} PODBACKUP_TOKEN={token}")
-        for line in demo_lines:
+        for line in demo.lines if demo else []:
             say(line)
         say()
+        kept = time.monotonic()
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
+            if time.monotonic() - kept > 10:
+                persist(demo)
+                kept = time.monotonic()
         say("a process stopped; see the logs in var/log; shutting down")
     except KeyboardInterrupt:
         say("\nstopping…")
     finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            persist(demo)  # before the S3 server stops
         stop_all()
 
 
-def run_demo(token: str) -> list[str]:
-    """Create (or find) the demo account and pod; return lines to print."""
-    from app.demo import bootstrap
+def run_demo(
+    token: str, spawn: Callable[[str, list[str], dict[str, str]], subprocess.Popen[bytes]]
+) -> DemoRun | None:
+    """Create (or reuse) the demo. A failed demo leaves the API and worker running and
+    says why."""
+    from app.demo import DemoError, bootstrap
 
-    return bootstrap(f"http://127.0.0.1:{PORT}", token)
+    try:
+        return bootstrap(f"http://127.0.0.1:{PORT}", token, spawn)
+    except (DemoError, httpx.HTTPError) as exc:
+        say(f"\nthe demo could not be set up: {exc}\nthe API and worker run anyway")
+        return None
+
+
+def persist(demo: DemoRun | None) -> None:
+    """Copy the demo's S3 objects to disk; a failure only costs the next run its data."""
+    if demo is None:
+        return
+    try:
+        demo.persist()
+    except Exception as exc:  # never stop the dev server over the demo's copy
+        say(f"could not keep the demo S3 data ({type(exc).__name__}: {exc})")
 
 
 if __name__ == "__main__":

@@ -185,14 +185,34 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _BODY_PARSE_ERROR:
+            # FastAPI's answer to a body it cannot decode: a validation error like any other.
+            errors = [
+                {"loc": ["body"], "msg": "the body is not valid JSON", "type": "json_invalid"}
+            ]
+            return _envelope(
+                422,
+                "ValidationFailed",
+                errors,
+                "send a JSON document (UTF-8) with Content-Type: application/json",
+            )
         name = _HTTP_NAMES.get(exc.status_code, "HTTPError")
         response = _envelope(exc.status_code, name, exc.detail)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
         return response
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if _unstorable_text(exc):
+            # PostgreSQL text cannot hold NUL: bad input, whichever field or filter carried it.
+            errors = [{"loc": ["request"], "msg": "a text value contains a NUL character "
+                       "(\\u0000), which cannot be stored", "type": "value_error"}]  # fmt: skip
+            return _envelope(422, "ValidationFailed", errors, "remove NUL characters from the text")
+        if isinstance(exc, OperationalError | InterfaceError) or _is_connection_error(exc):
+            return await _db_down(request, exc)
+        return await _unexpected(request, exc)
+
     async def _db_down(_: Request, exc: DBAPIError) -> JSONResponse:
         log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
         return JSONResponse(
@@ -219,6 +239,19 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         log.exception("unhandled error")
         return _envelope(500, "InternalError", "internal error; the event was logged")
+
+
+_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+def _unstorable_text(exc: DBAPIError) -> bool:
+    import asyncpg
+
+    return isinstance(
+        exc.orig.__cause__ if exc.orig is not None else None,
+        asyncpg.exceptions.CharacterNotInRepertoireError
+        | asyncpg.exceptions.UntranslatableCharacterError,
+    ) or "invalid byte sequence for encoding" in str(exc.orig)
 
 
 def _is_connection_error(exc: BaseException) -> bool:

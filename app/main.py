@@ -15,6 +15,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
 from app.kit.crypto import Keyring
+from app.kit.dbmetrics import DbMetrics
 from app.kit.metrics import MetricsMiddleware
 
 DESCRIPTION = """
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.db_metrics = DbMetrics(engine)
         app.state.redis = make_redis(settings)
         try:
             yield
@@ -68,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "snapshots", "description": "Snapshots: list, browse, download."},
             {"name": "restores", "description": "Restore files and databases into pods."},
             {"name": "exports", "description": "One-time archives with expiring links."},
+            {"name": "retention", "description": "Preview and apply the retention policy."},
+            {"name": "checks", "description": "Repository checks and trial restores."},
+            {"name": "platform", "description": "The operator's backups of every pod (admin)."},
             {"name": "webhooks", "description": "Signed event deliveries to your URLs."},
             {"name": "backup-settings", "description": "Target, schedule, retention, restore kit."},
             {"name": "providers", "description": "S3 provider presets and key-setup hints."},

@@ -8,7 +8,6 @@ import socket
 from typing import Any, ClassVar
 
 from arq import cron
-from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 
 import app.handlers  # noqa: F401  (registers every job kind's handler)
@@ -22,7 +21,9 @@ from workers.context import WorkerContext
 from workers.tasks.jobs import run_job
 from workers.tasks.maintenance import expire_exports, reconcile_jobs
 from workers.tasks.scheduler import schedule_tick
+from workers.tasks.stale import detect_stale
 from workers.tasks.webhooks import deliver_webhooks
+from workers.transport import resilient
 
 log = logging.getLogger("workers")
 _settings = get_settings()
@@ -82,12 +83,14 @@ class WorkerSettings:
             second=_every(_settings.webhook_interval_seconds),
         ),
         cron(expire_exports, second={7}),  # type: ignore[arg-type]
+        cron(detect_stale, second={23}),  # type: ignore[arg-type]
     ]
     on_startup = startup
     on_shutdown = shutdown
-    redis_settings = RedisSettings.from_dsn(_settings.redis_url)
+    redis_settings = resilient(_settings.redis_url)  # survives Redis restarts
     queue_name = _settings.queue_name
     max_jobs = _settings.worker_concurrency
+    poll_delay = 0.2  # seconds between queue polls: a job starts within ~0.1 s on average
     job_timeout = _settings.job_timeout_seconds + 600
     keep_result = 0
     max_tries = 1000  # attempts are counted in Postgres, not by arq

@@ -10,7 +10,7 @@ from app.audit import service as audit
 from app.auth.dependencies import AnyPrincipal, client_address
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
-from app.errors import Conflict, error_responses
+from app.errors import Conflict, Forbidden, error_responses
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
 from app.kit.validators import Body
@@ -28,13 +28,16 @@ class BackupTrigger(Body):
     trigger: Literal["manual", "api"] = Field(
         "manual", description="`api` for internal services automating backups."
     )
+    plan: Literal["owner", "platform"] = Field(
+        "owner", description="`platform`: the operator's backup of the pod (admins only)."
+    )
 
 
 @router.post(
     "/v1/pods/{pod_id}/backups",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Back up the pod now (an already queued or running backup is returned)",
-    responses=error_responses(401, 404, 409, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 async def trigger_backup(
     pod_id: uuid.UUID,
@@ -47,7 +50,16 @@ async def trigger_backup(
     body: BackupTrigger | None = None,
 ) -> JobRead:
     pod = await pods.get_visible(session, principal, pod_id)
-    if await session.get(BackupSettings, pod.id) is None:
+    plan = body.plan if body else "owner"
+    if plan == "platform":
+        if not principal.is_admin:
+            raise Forbidden("platform backups are the operator's", hint="use an admin token")
+        if not settings.platform_repository:
+            raise NotConfigured(
+                "platform backups are off on this service",
+                hint="set PODBACKUP_PLATFORM_REPOSITORY and its password",
+            )
+    elif await session.get(BackupSettings, pod.id) is None:
         raise NotConfigured(
             "the pod has no backup settings yet",
             hint="set a target with PUT /v1/pods/{pod_id}/backup-settings, verify it, then back up",
@@ -61,6 +73,7 @@ async def trigger_backup(
         pod_id=pod.id,
         account_id=pod.account_id,
         trigger=trigger,
+        plan=plan,
     )
     if created:
         await audit.record(
@@ -69,7 +82,7 @@ async def trigger_backup(
             principal=principal,
             account_id=pod.account_id,
             pod_id=pod.id,
-            detail={"job_id": str(job.id), "trigger": trigger},
+            detail={"job_id": str(job.id), "trigger": trigger, "plan": plan},
             client=client_address(request),
         )
     response.headers["Location"] = f"/v1/jobs/{job.id}"

@@ -4,6 +4,7 @@ transaction that finishes the job."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -106,31 +107,62 @@ async def run_backup(
         await ctx.phase("waiting for the repository lock")
 
     async with repository_lock(
-        ctx.services.engine, target.repo.lock_key, cancel=ctx.cancel, on_wait=_waiting
+        ctx.services.engine,
+        target.repo.lock_key,
+        cancel=ctx.cancel,
+        on_wait=_waiting,
+        shared=target.shared_by_pods,
     ):
         await ctx.phase("opening repository")
-        repository_id = await target.ensure(ctx)
+        check: asyncio.Future[str | None] | None = None
+        repository_id: str | None = None
+        if target.recorded:
+            # Checking a known repository costs a restic start (~0.7 s, its key derivation):
+            # run it beside staging and the backup. A failed check still fails the job and
+            # its snapshot is never recorded; its error is the clearer one.
+            check = asyncio.ensure_future(target.ensure(ctx))
+        else:
+            repository_id = await target.ensure(ctx)  # may `init`: needed before the backup
         # A local source is staged as hard links to the live files: keep the pod stopped
         # until restic has read them. An SFTP mirror is a copy: the pod may start again.
         hold_through_upload = bool(pod.files and pod.files.get("kind") == "local")
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(pod_stopped(ctx, pod, policy))
-            staged = await stage_files(ctx, pod, secrets, stage, policy)
-            await stage_database(ctx, pod, secrets, stage, policy, staged)
-            if not hold_through_upload:
-                await stack.aclose()
-            await ctx.phase("uploading", percent=0.0)
-            backup = await ctx.services.restic.backup(
-                target.repo,
-                staged.paths,
-                cwd=stage,
-                host=str(pod.id),
-                tags=[*backup_tags(pod, ctx.job), *extra_tags],
-                parent=parent,
-                on_status=lambda m: _on_status(ctx, m),
-                cancel=ctx.cancel,
-            )
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(pod_stopped(ctx, pod, policy))
+                staged = await stage_files(ctx, pod, secrets, stage, policy)
+                await stage_database(ctx, pod, secrets, stage, policy, staged)
+                if not hold_through_upload:
+                    await stack.aclose()
+                await ctx.phase("uploading", percent=0.0)
+                backup = await ctx.services.restic.backup(
+                    target.repo,
+                    staged.paths,
+                    cwd=stage,
+                    host=str(pod.id),
+                    tags=[*backup_tags(pod, ctx.job), *extra_tags],
+                    parent=parent,
+                    on_status=lambda m: _on_status(ctx, m),
+                    cancel=ctx.cancel,
+                    policy=policy,
+                )
+        except BaseException as exc:
+            if check is not None:
+                await _settle(ctx, check, exc)
+            raise
+        if check is not None:
+            repository_id = await check
     return BackupRun(staged=staged, backup=backup, repository_id=repository_id)
+
+
+async def _settle(ctx: JobContext, check: asyncio.Future[str | None], exc: BaseException) -> None:
+    """The backup failed while the repository check ran beside it: a canceled job stops
+    the check; otherwise its own failure (repository gone or replaced), the clearer
+    explanation, is raised in place of the backup's."""
+    if ctx.cancel.is_set() or isinstance(exc, asyncio.CancelledError):
+        check.cancel()
+    await asyncio.wait({check})
+    if not check.cancelled() and (problem := check.exception()) is not None:
+        raise problem
 
 
 def backup_tags(pod: Pod, job: Job) -> list[str]:
@@ -162,6 +194,8 @@ class BackupHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
         pod, secrets, target = await _load(ctx)
         run = await run_backup(ctx, pod, secrets, target)
+        # The repository's size is measured by the follow-up index job, not here: a backup
+        # ends as soon as its snapshot is confirmed.
         return self._outcome(ctx, pod, run.staged, run.backup, run.repository_id)
 
     def _outcome(
@@ -223,7 +257,13 @@ class BackupHandler:
             if staged.seen_host_key:
                 await targets.pin_host_key(session, pod.id, staged.seen_host_key)
             await request_index(
-                session, ctx.services.redis, ctx.settings, pod, job.plan, backup.snapshot_id
+                session,
+                ctx.services.redis,
+                ctx.settings,
+                pod,
+                job.plan,
+                backup.snapshot_id,
+                measure=True,
             )
 
         return JobOutcome(status=status, result=result, finalize=finalize)
@@ -236,7 +276,7 @@ class BackupHandler:
             job.pod_id,
             job.plan,
             last_attempt_at=datetime.now(UTC),
-            last_status="failed",
+            last_status="canceled" if error.get("code") == "canceled" else "failed",
             last_job_id=job.id,
         )
 

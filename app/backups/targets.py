@@ -25,6 +25,12 @@ Ensure = Callable[[JobContext], Awaitable[str | None]]
 class Target:
     repo: Repository
     ensure: Ensure  # initialise once / check it is the pod's repository; its id
+    # Several pods back up into this repository (the platform's shared layout): backups
+    # take the repository lock shared, maintenance exclusively.
+    shared_by_pods: bool = False
+    # The repository's id is on record (not a first backup): `ensure` only checks, so a
+    # backup may run it beside staging and restic instead of before them.
+    recorded: bool = False
 
 
 async def resolve(
@@ -33,6 +39,17 @@ async def resolve(
     """The repository of (pod, plan); usable from the API (downloads) and from workers."""
     if plan == "owner":
         return await _owner_target(session, settings, keyring, pod)
+    if plan == "platform":
+        from app.platform.target import ensure, platform_repository
+
+        repo = platform_repository(settings, pod.id)
+
+        async def _ensure(ctx: JobContext) -> str | None:
+            return await ensure(ctx, repo)
+
+        return Target(
+            repo=repo, ensure=_ensure, shared_by_pods=settings.platform_layout == "shared"
+        )
     raise JobFailure("bad_plan", f"unknown plan {plan!r}", retryable=False)
 
 
@@ -49,6 +66,9 @@ async def _owner_target(
             hint="set a target with PUT /v1/pods/{pod_id}/backup-settings and verify it",
             retryable=False,
         )
+    from app.targets.resolve import check_endpoint_now
+
+    await check_endpoint_now(settings, row.target_kind, row.target)  # before restic connects
     cache = settings.cache_dir / "restic" / str(pod.id) / "owner"
     repo = build_repository(row, keyring, cache)
     pod_id = pod.id
@@ -64,7 +84,7 @@ async def _owner_target(
             await s.commit()
             return repository_id
 
-    return Target(repo=repo, ensure=_ensure)
+    return Target(repo=repo, ensure=_ensure, recorded=row.repository_id is not None)
 
 
 async def last_snapshot_id(ctx: JobContext, pod_id: uuid.UUID | None, plan: str) -> str | None:

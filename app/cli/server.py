@@ -165,9 +165,8 @@ def worker() -> None:
     except CryptoConfigError as exc:
         _fail(str(exc))
     check_backing_services(settings)
-    from arq.worker import run_worker
-
     from workers.settings import WorkerSettings
+    from workers.transport import run_worker
 
     run_worker(WorkerSettings)  # type: ignore[arg-type]
 

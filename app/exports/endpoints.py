@@ -30,9 +30,9 @@ router = APIRouter(tags=["exports"])
 class ExportRequest(Body):
     snapshot_id: str | None = Field(
         None,
-        min_length=8,
+        min_length=6,
         max_length=64,
-        description="Export this snapshot; omitted: the pod as it is now, with a fresh dump.",
+        description="Export this snapshot (id, short id or `latest`); omitted: the pod now.",
     )
 
 

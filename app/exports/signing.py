@@ -20,7 +20,8 @@ def sign(keyring: Keyring, export_id: uuid.UUID, expires: int) -> str:
 
 
 def valid(keyring: Keyring, export_id: uuid.UUID, expires: int, signature: str) -> bool:
-    return hmac.compare_digest(sign(keyring, export_id, expires), signature)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a 500 for a typo).
+    return hmac.compare_digest(sign(keyring, export_id, expires).encode(), signature.encode())
 
 
 def download_url(base: str, keyring: Keyring, export_id: uuid.UUID, expires_at: datetime) -> str:

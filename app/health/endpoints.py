@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from app.errors import error_responses
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
 class Health(BaseModel):
@@ -22,6 +24,14 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     checks: dict[str, str]
+
+
+class NotReady(Readiness):
+    """A 503 keeps the error envelope every 4xx/5xx has, plus the checks."""
+
+    error: str = "ServiceUnavailable"
+    detail: str
+    hint: str | None = None
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
@@ -43,7 +53,7 @@ async def _check_redis(request: Request) -> str:
 @router.get(
     "/readyz",
     summary="Readiness: PostgreSQL and Redis reachable",
-    responses={503: {"model": Readiness, "description": "A backing service is unreachable"}},
+    responses={503: {"model": NotReady, "description": "A backing service is unreachable"}},
 )
 async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
@@ -52,9 +62,18 @@ async def readyz(request: Request) -> JSONResponse:
             checks[name] = await asyncio.wait_for(probe(request), timeout=3)
         except Exception as exc:
             checks[name] = f"unreachable: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    body = Readiness(status="ok" if ok else "unavailable", checks=checks)
-    return JSONResponse(status_code=200 if ok else 503, content=body.model_dump())
+    down = [name for name, v in checks.items() if v != "ok"]
+    if not down:
+        return JSONResponse(
+            status_code=200, content=Readiness(status="ok", checks=checks).model_dump()
+        )
+    body = NotReady(
+        status="unavailable",
+        checks=checks,
+        detail=f"unreachable: {', '.join(down)}",
+        hint="start the service, or fix PODBACKUP_DATABASE_URL / PODBACKUP_REDIS_URL",
+    )
+    return JSONResponse(status_code=503, content=body.model_dump(), headers={"Retry-After": "5"})
 
 
 @router.get(
@@ -66,5 +85,8 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     collector = getattr(request.app.state, "db_metrics", None)
     if collector is not None:
-        await collector.refresh()
+        try:
+            await asyncio.wait_for(collector.refresh(), timeout=5)
+        except Exception:  # the process's own metrics still matter when the database is down
+            log.warning("metrics: could not read job gauges from the database")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -198,8 +198,13 @@ async def push(
     delete_extra: bool = False,
     on_progress: Progress | None = None,
     cancel: asyncio.Event | None = None,
+    link: bool = False,
 ) -> LocalStats:
-    """Copy restored files from ``src`` into the pod folder ``dest``, only what differs."""
+    """Copy restored files from ``src`` into the pod folder ``dest``, only what differs.
+
+    ``link``: hard-link instead of copying where both lie on one filesystem (``src`` is a
+    scratch restore that is deleted afterwards, so this moves the data without writing it
+    a second time)."""
     stats = LocalStats()
     pairs = [(src, dest)]
     if subpaths:
@@ -210,7 +215,7 @@ async def push(
                 _sync_tree,
                 s,
                 d,
-                link=False,
+                link=link,
                 delete_extra=delete_extra,
                 stats=stats,
                 cancel=cancel,

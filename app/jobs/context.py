@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.integrations.restic import Restic
 from app.jobs.errors import JobCanceled
+from app.jobs.transient import is_transient_db_error
 from app.kit.crypto import Keyring
 from app.kit.logging import redact, register_secret
 from app.models import Job, JobEvent
@@ -97,15 +98,26 @@ class JobContext:
         await self.flush_progress()
 
     async def flush_progress(self) -> None:
+        """Write the progress. Best effort: a dropped database connection skips this write
+        (the next one catches up) instead of failing the work it reports on; a database
+        that stays away is noticed by the heartbeat."""
         self._last_write = time.monotonic()
         self._pending = False
         snapshot = dict(self._progress)
-        async with self.session() as session:
-            await session.execute(
-                update(Job).where(Job.id == self.job.id).values(progress=snapshot)
-            )
-            session.add(JobEvent(job_id=self.job.id, type="progress", data=snapshot, at=utcnow()))
-            await session.commit()
+        try:
+            async with self.session() as session:
+                await session.execute(
+                    update(Job).where(Job.id == self.job.id).values(progress=snapshot)
+                )
+                session.add(
+                    JobEvent(job_id=self.job.id, type="progress", data=snapshot, at=utcnow())
+                )
+                await session.commit()
+        except Exception as exc:
+            if not is_transient_db_error(exc):
+                raise
+            self._pending = True
+            log.warning("job %s: progress not written (%s)", self.job.id, type(exc).__name__)
 
     @property
     def current_progress(self) -> dict[str, Any]:
@@ -114,16 +126,20 @@ class JobContext:
     async def log(self, message: str, level: str = "info", **data: Any) -> None:
         text = redact(message)
         log.log(logging.getLevelName(level.upper()), "job %s: %s", self.job.id, text)
-        async with self.session() as session:
-            session.add(
-                JobEvent(
-                    job_id=self.job.id,
-                    type="log",
-                    data={"level": level, "message": text, **data},
-                    at=utcnow(),
+        try:
+            async with self.session() as session:
+                session.add(
+                    JobEvent(
+                        job_id=self.job.id,
+                        type="log",
+                        data={"level": level, "message": text, **data},
+                        at=utcnow(),
+                    )
                 )
-            )
-            await session.commit()
+                await session.commit()
+        except Exception as exc:  # the line is in the worker's log; the job goes on
+            if not is_transient_db_error(exc):
+                raise
 
 
 class ProgressPump:

@@ -29,12 +29,19 @@ async def repository_lock(
     cancel: asyncio.Event,
     on_wait: Callable[[], Awaitable[None]] | None = None,
     poll: float = 2.0,
+    shared: bool = False,
 ) -> AsyncIterator[None]:
+    """Exclusive by default. ``shared``: many holders at once, none while an exclusive holder
+    runs — for backups into a repository many pods share (restic itself lets backups run
+    side by side; prune, forget and check need the repository alone)."""
     ident = lock_id(key)
+    suffix = "_shared" if shared else ""
     async with engine.connect() as conn:
         waited = False
         while True:
-            got = await conn.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": ident})
+            got = await conn.scalar(
+                text(f"SELECT pg_try_advisory_lock{suffix}(:id)"), {"id": ident}
+            )
             await conn.commit()
             if got:
                 break
@@ -49,5 +56,5 @@ async def repository_lock(
             yield
         finally:
             with suppress(Exception):
-                await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": ident})
+                await conn.execute(text(f"SELECT pg_advisory_unlock{suffix}(:id)"), {"id": ident})
                 await conn.commit()

@@ -23,6 +23,7 @@ from app.jobs import metrics
 from app.jobs.context import Handler, JobContext, JobOutcome, Services
 from app.jobs.errors import JobCanceled, JobFailure
 from app.jobs.service import now
+from app.jobs.transient import is_transient_db_error, lost_database, retrying
 from app.kit import subprocess as sp
 from app.kit.logging import redact
 from app.models import Job, JobEvent
@@ -97,6 +98,8 @@ class JobRunner:
             coded = _coded(exc)
             if coded is not None:
                 failure = coded
+            elif is_transient_db_error(exc):
+                failure = lost_database(job.id)
             else:
                 log.exception("job %s failed unexpectedly", job.id)
                 failure = JobFailure(
@@ -258,6 +261,9 @@ class JobRunner:
                 cancel.set()
 
     async def _retry(self, ctx: JobContext, failure: JobFailure) -> RunResult:
+        return await retrying(f"job {ctx.job.id}", lambda: self._retry_once(ctx, failure))
+
+    async def _retry_once(self, ctx: JobContext, failure: JobFailure) -> RunResult:
         job = ctx.job
         delay = self.settings.job_retry_base_seconds * (2 ** (job.attempt - 1))
         ts = now()
@@ -301,6 +307,21 @@ class JobRunner:
         return RunResult("retry", retry_in=delay)
 
     async def _finish(
+        self,
+        ctx: JobContext,
+        handler: Handler | None,
+        status: str,
+        outcome: JobOutcome | None,
+        error: dict[str, Any] | None,
+        duration: float,
+    ) -> RunResult:
+        """Record the end, again after a dropped connection (guarded: never twice)."""
+        return await retrying(
+            f"job {ctx.job.id}",
+            lambda: self._finish_once(ctx, handler, status, outcome, error, duration),
+        )
+
+    async def _finish_once(
         self,
         ctx: JobContext,
         handler: Handler | None,

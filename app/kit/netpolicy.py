@@ -26,10 +26,16 @@ _METADATA = {
     ipaddress.ip_address("fd00:ec2::254"),  # AWS IMDS over IPv6
 }
 _METADATA_NAMES = {"metadata.google.internal", "metadata", "instance-data"}
+_METADATA_HINT = "use the public hostname of your server, not the cloud's metadata service"
 
 
 class OutboundAddressRefused(ValidationFailed):
-    """A user-supplied host points at an address this service must not reach."""
+    """A user-supplied host points at an address this service must not reach.
+
+    ``code`` makes it a coded failure for jobs too (a refusal at connect time is the
+    owner's to fix, not an internal error)."""
+
+    code = "address_refused"
 
 
 class HostUnresolvable(Exception):
@@ -120,7 +126,9 @@ async def check_on_save(policy: Policy, field: str, host: str) -> None:
     """
     if host.lower().rstrip(".") in _METADATA_NAMES:
         raise OutboundAddressRefused(
-            field, f"'{host}' is a cloud metadata name; this service does not connect to it"
+            field,
+            f"'{host}' is a cloud metadata name; this service does not connect to it",
+            hint=_METADATA_HINT,
         )
     try:
         addrs = await resolve(host)
@@ -138,7 +146,9 @@ async def check_before_connect(
     """Resolve and check ``host``; return the addresses to connect to (connect to these,
     not to the name, so a re-pointed name cannot slip past the check)."""
     if host.lower().rstrip(".") in _METADATA_NAMES:
-        raise OutboundAddressRefused(field, f"'{host}' is a cloud metadata name")
+        raise OutboundAddressRefused(
+            field, f"'{host}' is a cloud metadata name", hint=_METADATA_HINT
+        )
     addrs = await resolve(host, port)
     for addr in addrs:
         why = policy.refusal(addr)

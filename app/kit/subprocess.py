@@ -91,7 +91,11 @@ async def _pump(
     stream: asyncio.StreamReader,
     on_line: LineCallback | None,
     tail: deque[str],
+    failures: list[Exception],
 ) -> None:
+    """Read lines to the end. A callback that raises is not called again, but the stream
+    is still drained (a child blocked on a full pipe would hang the job) and ``run()``
+    raises the callback's error once the child has exited — never a silent half-read."""
     while True:
         try:
             raw = await stream.readuntil(b"\n")
@@ -103,10 +107,13 @@ async def _pump(
             raw = await stream.readexactly(exc.consumed)
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         tail.append(line)
-        if on_line is not None:
-            result = on_line(line)
-            if result is not None:
-                await result
+        if on_line is not None and not failures:
+            try:
+                result = on_line(line)
+                if result is not None:
+                    await result
+            except Exception as exc:
+                failures.append(exc)
 
 
 async def run(
@@ -143,9 +150,10 @@ async def run(
     )
     err_tail: deque[str] = deque(maxlen=stderr_lines)
     out_tail: deque[str] = deque(maxlen=50)
-    pumps = [asyncio.create_task(_pump(proc.stderr, on_stderr, err_tail))]  # type: ignore[arg-type]
+    failures: list[Exception] = []
+    pumps = [asyncio.create_task(_pump(proc.stderr, on_stderr, err_tail, failures))]  # type: ignore[arg-type]
     if proc.stdout is not None:
-        pumps.append(asyncio.create_task(_pump(proc.stdout, on_stdout, out_tail)))
+        pumps.append(asyncio.create_task(_pump(proc.stdout, on_stdout, out_tail, failures)))
     waiter = asyncio.create_task(proc.wait())
     cancel_task = asyncio.create_task(cancel.wait()) if cancel else None
     outcome: type[Exception] | None = None
@@ -179,6 +187,8 @@ async def run(
         log.info("%s %s after %.1fs", argv[0], outcome.__name__.lower(), duration)
         what = "interrupted" if outcome is Cancelled else "killed after its timeout"
         raise outcome(f"{Path(argv[0]).name} was {what}")
+    if failures:
+        raise failures[0]
     return Completed(
         argv=argv,
         returncode=proc.returncode if proc.returncode is not None else -1,

@@ -5,6 +5,7 @@ from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.export import Export
 from app.models.job import Job, JobEvent
+from app.models.maintenance import RepositoryMaintenance
 from app.models.pod import Pod
 from app.models.settings import BackupSettings
 from app.models.snapshot import Snapshot, SnapshotFile
@@ -23,6 +24,7 @@ __all__ = [
     "PlanState",
     "Pod",
     "RepoSizeSample",
+    "RepositoryMaintenance",
     "Snapshot",
     "SnapshotFile",
     "Webhook",

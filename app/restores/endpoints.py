@@ -10,7 +10,7 @@ from app.audit import service as audit
 from app.auth.dependencies import AnyPrincipal, client_address
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
-from app.errors import ValidationFailed, error_responses
+from app.errors import NotFound, ValidationFailed, error_responses
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
 from app.kit.validators import Body
@@ -33,7 +33,9 @@ class RestoreRequest(Body):
         },
     }
 
-    snapshot_id: str = Field(min_length=8, max_length=64, description="Full or short (8-hex) id")
+    snapshot_id: str = Field(
+        min_length=6, max_length=64, description="Full or short (8-hex) id, or `latest`"
+    )
     paths: list[str] | None = Field(
         None,
         max_length=1000,
@@ -49,6 +51,9 @@ class RestoreRequest(Body):
     )
     safety_backup: bool = Field(
         True, description="Back up the pod's current state first, so the restore can be undone."
+    )
+    plan: Literal["owner", "platform"] = Field(
+        "owner", description="`platform`: restore from the operator's backups (admins only)."
     )
 
     @field_validator("paths")
@@ -84,7 +89,16 @@ async def create_restore(
     response: Response,
 ) -> JobRead:
     source = await pods.get_visible(session, principal, pod_id)
-    snap = await snapshots.get(session, source, "owner", body.snapshot_id)
+    snapshots.check_plan(principal, body.plan)
+    snap = await snapshots.get(session, source, body.plan, body.snapshot_id)
+    if body.paths and snap.index_status == "ready":
+        # A mistyped path would restore nothing and still succeed: name it now.
+        for rel in files_subpaths(body.paths):
+            if await snapshots.node(session, snap, f"/files/{rel}") is None:
+                raise NotFound(
+                    f"'/files/{rel}' is not in snapshot {snap.short_id}",
+                    hint="browse the snapshot with …/files?path=/files to find the path",
+                )
     target = source
     if body.target_pod_id is not None and body.target_pod_id != source.id:
         target = await pods.get_visible(session, principal, body.target_pod_id)
@@ -123,6 +137,7 @@ async def create_restore(
         pod_id=target.id,
         account_id=target.account_id,
         params=params,
+        plan=body.plan,
     )
     await audit.record(
         session,

@@ -5,6 +5,7 @@ same account (a clone)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -95,18 +96,21 @@ class RestoreHandler:
         scratch.mkdir(parents=True)
         try:
             dump_file = await self._fetch(ctx, plan, scratch, want_files, want_db)
+            # Checked before the pod is touched: a restore that fails halfway would leave
+            # its files restored and its database not.
+            if want_db and dump_file is None:
+                raise JobFailure(
+                    "no_database_dump",
+                    "the snapshot holds no database dump to restore",
+                    hint="restore files only (database: false)",
+                    retryable=False,
+                )
             policy = Policy.from_settings(ctx.settings.allow_networks)
             async with pod_stopped(ctx, plan.target_pod, policy):
                 if want_files:
                     result["files"] = await self._files(ctx, plan, scratch / "files", policy)
                 if want_db:
-                    if dump_file is None:
-                        raise JobFailure(
-                            "no_database_dump",
-                            "the snapshot holds no database dump to restore",
-                            hint="restore files only (database: false)",
-                            retryable=False,
-                        )
+                    assert dump_file is not None
                     result["database"] = await self._database(ctx, plan, dump_file, policy)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -181,6 +185,14 @@ class RestoreHandler:
                 cancel=ctx.cancel,
             )
         ctx.check_cancel()
+        for rel in files_subpaths(ctx.job.params.get("paths")) if want_files else []:
+            if not os.path.lexists(scratch / "files" / rel):
+                raise JobFailure(
+                    "path_not_found",
+                    f"'/files/{rel}' is not in snapshot {plan.snapshot.short_id}",
+                    hint="browse the snapshot with …/files?path=/files to find the path",
+                    retryable=False,
+                )
         dumps = sorted((scratch / "database").glob("*.sql")) if want_db else []
         return dumps[0] if dumps else None
 
@@ -193,16 +205,20 @@ class RestoreHandler:
         mirror_mode = ctx.job.params.get("mode") == "mirror"
         files = plan.target_pod.files or {}
         if files.get("kind") == "local":
+            # The scratch restore is deleted afterwards: hard-link its files into the pod
+            # (same filesystem) rather than write every byte a second time.
             stats = await localfs.push(
                 src,
                 Path(files["path"]),
                 subpaths=subpaths,
                 delete_extra=mirror_mode,
                 cancel=ctx.cancel,
+                link=True,
             )
             return {
                 "files_copied": stats.files_copied,
                 "bytes_copied": stats.bytes_copied,
+                "files_linked": stats.files_linked,
                 "files_deleted": stats.files_deleted,
             }
         async with ProgressPump(ctx, _upload_progress) as pump:

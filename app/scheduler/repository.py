@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, any_, cast, not_, or_, select, text
+from sqlalchemy import and_, any_, cast, literal, not_, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,12 +22,48 @@ FIRST_ID = uuid.UUID(int=0)
 
 
 class UnsupportedPlan(ValueError):
-    """Only the owner plan has schedules so far (the platform plan comes later)."""
+    """A plan without a schedule source (the platform plan needs its operator settings)."""
 
 
-def _check_plan(plan: str) -> None:
-    if plan != "owner":
-        raise UnsupportedPlan(f"no schedule source for plan {plan!r} yet")
+@dataclass(frozen=True)
+class PlatformPlan:
+    """The operator's schedule for the platform plan: the same for every pod with data."""
+
+    window_start: str
+    window_end: str
+    timezone: str
+    prune_days: int
+    check_days: int
+
+    def columns(self) -> list[Any]:
+        """The same columns as the owner plan's settings, as constants."""
+        return [
+            literal("true"),
+            literal(self.window_start),
+            literal(self.window_end),
+            literal(self.timezone),
+            literal(str(self.prune_days)),
+            literal("true"),
+            literal(str(self.check_days)),
+            literal(True),
+        ]
+
+
+def _check_plan(plan: str, platform: PlatformPlan | None = None) -> None:
+    if plan == "owner" and platform is None:
+        return
+    if plan == "platform" and platform is not None:
+        return
+    raise UnsupportedPlan(f"no schedule source for plan {plan!r}")
+
+
+def _source(platform: PlatformPlan | None) -> tuple[Any, Any, list[Any], list[Any]]:
+    """(table, pod id column, settings columns, eligibility) of the plan's schedule source:
+    the owner's settings rows, or — for the platform plan — every pod holding data."""
+    if platform is None:
+        return BackupSettings, BackupSettings.pod_id, _settings_columns(), _unplanned_owner()
+    has_data = or_(Pod.files.is_not(None), Pod.database.is_not(None))
+    return Pod, Pod.id, platform.columns(), [has_data, _missing_cursor()]
 
 
 @dataclass(frozen=True)
@@ -82,60 +118,68 @@ class DueRow:
     active: tuple[str, str] | None  # (kind, plan) of the pod's active exclusive job
 
 
-def _unplanned() -> list[Any]:
+def _missing_cursor(verification_on: Any = True) -> Any:
+    return or_(
+        PlanState.next_run_at.is_(None),
+        PlanState.next_prune_at.is_(None),
+        and_(PlanState.next_check_at.is_(None), verification_on),
+    )
+
+
+def _unplanned_owner() -> list[Any]:
     """Enabled and verified, with a cursor missing (check only while verification is on)."""
     verification_on = not_(BackupSettings.verification.contains({"enabled": False}))
     return [
         BackupSettings.schedule.contains({"enabled": True}),
         BackupSettings.verified_ok.is_(True),
-        or_(
-            PlanState.next_run_at.is_(None),
-            PlanState.next_prune_at.is_(None),
-            and_(PlanState.next_check_at.is_(None), verification_on),
-        ),
+        _missing_cursor(verification_on),
     ]
 
 
-async def unplanned_ids(session: AsyncSession, plan: str) -> list[uuid.UUID]:
-    """Enabled, verified pods with a missing cursor, in pod id order.
+async def unplanned_ids(
+    session: AsyncSession, plan: str, platform: PlatformPlan | None = None
+) -> list[uuid.UUID]:
+    """Schedulable pods with a missing cursor, in pod id order.
 
     Only ids, in one scan: PostgreSQL cannot estimate the JSON conditions, so a keyset
     query with LIMIT would sort the whole match set for every page.
     """
-    _check_plan(plan)
+    _check_plan(plan, platform)
+    table, pod_id, _, eligible = _source(platform)
     stmt = (
-        select(BackupSettings.pod_id)
-        .select_from(BackupSettings)
-        .outerjoin(
-            PlanState, and_(PlanState.pod_id == BackupSettings.pod_id, PlanState.plan == plan)
-        )
-        .where(*_unplanned())
-        .order_by(BackupSettings.pod_id)
+        select(pod_id)
+        .select_from(table)
+        .outerjoin(PlanState, and_(PlanState.pod_id == pod_id, PlanState.plan == plan))
+        .where(*eligible)
+        .order_by(pod_id)
     )
     return list((await session.scalars(stmt)).all())
 
 
 async def planning_rows(
-    session: AsyncSession, plan: str, first: uuid.UUID, last: uuid.UUID
+    session: AsyncSession,
+    plan: str,
+    first: uuid.UUID,
+    last: uuid.UUID,
+    platform: PlatformPlan | None = None,
 ) -> list[tuple[SettingsRow, Cursors]]:
     """Settings and current cursors of the unplanned pods with ids in [first, last] (a
     range scan of the primary key; ``= ANY(ids)`` of thousands made PostgreSQL hash-join
     the whole table for every batch)."""
-    _check_plan(plan)
+    _check_plan(plan, platform)
+    table, pod_id, columns, eligible = _source(platform)
     stmt = (
         select(
-            BackupSettings.pod_id,
+            pod_id,
             PlanState.next_run_at,
             PlanState.next_prune_at,
             PlanState.next_check_at,
-            *_settings_columns(),
+            *columns,
         )
-        .select_from(BackupSettings)
-        .outerjoin(
-            PlanState, and_(PlanState.pod_id == BackupSettings.pod_id, PlanState.plan == plan)
-        )
-        .where(BackupSettings.pod_id.between(first, last), *_unplanned())
-        .order_by(BackupSettings.pod_id)
+        .select_from(table)
+        .outerjoin(PlanState, and_(PlanState.pod_id == pod_id, PlanState.plan == plan))
+        .where(pod_id.between(first, last), *eligible)
+        .order_by(pod_id)
     )
     rows = (await session.execute(stmt)).all()
     return [(_settings_row(r[0], r[4:]), Cursors(r[1], r[2], r[3])) for r in rows]
@@ -145,8 +189,16 @@ def uuid_array(ids: Sequence[uuid.UUID]) -> Any:
     return cast(list(ids), ARRAY(UUID))
 
 
-async def settings_of(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> SettingsRow | None:
-    _check_plan(plan)
+async def settings_of(
+    session: AsyncSession, pod_id: uuid.UUID, plan: str, platform: PlatformPlan | None = None
+) -> SettingsRow | None:
+    _check_plan(plan, platform)
+    if platform is not None:
+        pod = await session.get(Pod, pod_id)
+        if pod is None or not (pod.files or pod.database):
+            return None
+        values = (await session.execute(select(*platform.columns()))).one()
+        return _settings_row(pod_id, values)
     row = await session.get(BackupSettings, pod_id)
     if row is None:
         return None
@@ -219,7 +271,12 @@ def _arrays(plan: str, cursors: Sequence[tuple[uuid.UUID, Cursors]]) -> dict[str
 
 
 async def claim_due(
-    session: AsyncSession, plan: str, now: datetime, after: uuid.UUID, limit: int
+    session: AsyncSession,
+    plan: str,
+    now: datetime,
+    after: uuid.UUID,
+    limit: int,
+    platform: PlatformPlan | None = None,
 ) -> list[DueRow]:
     """Lock up to ``limit`` rows with a due cursor, in pod id order after ``after``.
 
@@ -227,7 +284,8 @@ async def claim_due(
     advanced is no longer due once its transaction commits. The settings are read in a
     second query by primary key (a join here makes PostgreSQL merge-scan whole tables).
     """
-    _check_plan(plan)
+    _check_plan(plan, platform)
+    columns = platform.columns() if platform is not None else _settings_columns()
     locked = (
         await session.execute(
             select(
@@ -258,7 +316,7 @@ async def claim_due(
         r[0]: r
         for r in (
             await session.execute(
-                select(Pod.id, Pod.account_id, Job.kind, Job.plan, *_settings_columns())
+                select(Pod.id, Pod.account_id, Job.kind, Job.plan, *columns)
                 .select_from(Pod)
                 .outerjoin(BackupSettings, BackupSettings.pod_id == Pod.id)
                 .outerjoin(Job, and_(Job.pod_id == Pod.id, *active_exclusive()))

@@ -23,7 +23,13 @@ from app.scheduler import job_rows, planning, repository
 from app.scheduler.enqueue import enqueue_many
 from app.scheduler.job_rows import NewJob
 from app.scheduler.planning import NOT_SCHEDULED, Cursors, PodSchedule
-from app.scheduler.repository import FIRST_ID, DueRow, SettingsRow
+from app.scheduler.repository import (
+    FIRST_ID,
+    DueRow,
+    PlatformPlan,
+    SettingsRow,
+    UnsupportedPlan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +43,43 @@ def _schedule(row: SettingsRow) -> PodSchedule | None:
     )
 
 
+def platform_plan(settings: Settings) -> PlatformPlan | None:
+    """The platform plan's schedule, or None while the operator has no platform target."""
+    if not settings.platform_repository:
+        return None
+    return PlatformPlan(
+        window_start=settings.platform_window_start,
+        window_end=settings.platform_window_end,
+        timezone=settings.platform_timezone,
+        prune_days=settings.platform_prune_interval_days,
+        check_days=settings.platform_check_interval_days,
+    )
+
+
+def _platform(settings: Settings | None, plan: str) -> PlatformPlan | None:
+    if plan != "platform":
+        return None
+    source = platform_plan(settings) if settings is not None else None
+    if source is None:
+        raise UnsupportedPlan("platform backups are off: set PODBACKUP_PLATFORM_REPOSITORY")
+    return source
+
+
 async def replan(
-    session: AsyncSession, pod_id: uuid.UUID, *, now: datetime | None = None, plan: str = "owner"
+    session: AsyncSession,
+    pod_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+    plan: str = "owner",
+    settings: Settings | None = None,
 ) -> None:
     """Recompute the pod's cursors from its current settings (call after they change).
 
     Disabled, unverified or missing settings clear the cursors. Flushes; the caller commits.
     """
     now = now or datetime.now(UTC)
-    settings_row = await repository.settings_of(session, pod_id, plan)
+    platform = _platform(settings, plan)
+    settings_row = await repository.settings_of(session, pod_id, plan, platform)
     existing = await repository.lock_cursors(session, pod_id, plan)
     pod = _schedule(settings_row) if settings_row is not None else None
     if pod is None and existing is None:
@@ -55,15 +89,22 @@ async def replan(
 
 
 async def plan_all(
-    session: AsyncSession, now: datetime, *, plan: str = "owner", batch: int = 5000
+    session: AsyncSession,
+    now: datetime,
+    *,
+    plan: str = "owner",
+    batch: int = 5000,
+    settings: Settings | None = None,
 ) -> int:
     """Fill the missing cursors of every enabled, verified pod (new pods, pods just
-    verified or re-enabled). Returns how many pods were planned. The caller commits."""
-    pod_ids = await repository.unplanned_ids(session, plan)
+    verified or re-enabled) — for the platform plan, of every pod holding data. Returns how
+    many pods were planned. The caller commits."""
+    platform = _platform(settings, plan)
+    pod_ids = await repository.unplanned_ids(session, plan, platform)
     planned = 0
     for start in range(0, len(pod_ids), batch):
         chunk = pod_ids[start : start + batch]
-        rows = await repository.planning_rows(session, plan, chunk[0], chunk[-1])
+        rows = await repository.planning_rows(session, plan, chunk[0], chunk[-1], platform)
         writes: list[tuple[uuid.UUID, Cursors]] = []
         for settings_row, existing in rows:
             pod = _schedule(settings_row)
@@ -107,9 +148,10 @@ async def tick(
     total = TickResult()
     after = FIRST_ID
     size = settings.scheduler_batch_size
+    platform = _platform(settings, plan)
     while True:
         async with sessionmaker() as session:
-            rows = await repository.claim_due(session, plan, now, after, size)
+            rows = await repository.claim_due(session, plan, now, after, size, platform)
             if not rows:
                 break
             after = rows[-1].settings.pod_id
@@ -217,7 +259,7 @@ async def run_tick(
 ) -> TickResult:
     """What the cron runs: plan pods missing cursors (own transaction), then tick."""
     async with sessionmaker() as session:
-        planned = await plan_all(session, now, plan=plan)
+        planned = await plan_all(session, now, plan=plan, settings=settings)
         await commit(session)
     if planned:
         log.info("scheduler: planned %d pod(s)", planned)

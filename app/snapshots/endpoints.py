@@ -1,27 +1,34 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 from urllib.parse import quote
 
+from arq.connections import ArqRedis
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AnyPrincipal
 from app.backups import targets
+from app.config import Settings
 from app.db import DbSession, commit
 from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
 from app.errors import NotFound, TooManyRequests, error_responses
+from app.integrations.restic import ResticError
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
 from app.kit.pagination import Page, PageQuery, make_page, paginate
+from app.models import Pod, Snapshot
 from app.pods import service as pods
 from app.snapshots import service
 from app.snapshots.jobs import request_index
 from app.snapshots.schemas import FileEntry, SnapshotRead
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["snapshots"])
 
 PlanQuery = Annotated[Literal["owner", "platform"], Query(description="`platform`: admins only.")]
@@ -111,13 +118,21 @@ async def list_files(
     pod = await pods.get_visible(session, principal, pod_id)
     service.check_plan(principal, plan)
     snap = await service.get(session, pod, plan, snapshot_id)
-    if snap.index_status in ("none", "failed"):
-        # Index on demand; commit now so the job survives the 409 below.
-        await request_index(session, redis, settings, pod, plan, snap.id)
-        await commit(session)
+    await _index_on_demand(session, redis, settings, pod, plan, snap)
     folder = service.normalize_path(path)
     items, total = await service.children(session, snap, folder, params.limit, params.offset)
     return make_page(items, total, params)
+
+
+async def _index_on_demand(
+    session: AsyncSession, redis: ArqRedis, settings: Settings, pod: Pod, plan: str, snap: Snapshot
+) -> None:
+    """A snapshot without a usable index gets one queued (at most one at a time); the
+    caller's 409 then tells the truth: "indexing has been requested"."""
+    if snap.index_status in ("none", "failed"):
+        # Commit now so the job survives the 409 that follows.
+        await request_index(session, redis, settings, pod, plan, snap.id)
+        await commit(session)
 
 
 def _disposition(name: str) -> str:
@@ -146,12 +161,14 @@ async def download(
     settings: SettingsDep,
     keyring: KeyringDep,
     restic: ResticDep,
+    redis: RedisDep,
     path: Annotated[str, Query(min_length=1, max_length=4096)],
     plan: PlanQuery = "owner",
 ) -> StreamingResponse:
     pod = await pods.get_visible(session, principal, pod_id)
     service.check_plan(principal, plan)
     snap = await service.get(session, pod, plan, snapshot_id)
+    await _index_on_demand(session, redis, settings, pod, plan, snap)
     service.require_index(snap)
     clean = service.normalize_path(path)
     entry = await service.node(session, snap, clean) if clean != "/" else None
@@ -181,6 +198,11 @@ async def download(
             ) as out:
                 while chunk := await out.read(256 * 1024):
                     yield chunk
+        except ResticError as exc:
+            # The status line is long gone: raising aborts the connection, so the client
+            # sees a cut download instead of a short tar that looks complete.
+            log.warning("download of %s from snapshot %s failed: %s", clean, snap.short_id, exc)
+            raise
         finally:
             gate.release()
 

@@ -88,11 +88,18 @@ async def build(
             await _copy(session, batch)
             batch.clear()
 
-    await restic.ls(repo, snapshot.id, _node, **kw)
+    record: dict[str, Any] = {}
+    await restic.ls(repo, snapshot.id, _node, on_snapshot=record.update, **kw)
     await _copy(session, batch)
-    await session.execute(
-        update(Snapshot)
-        .where(Snapshot.pk == snapshot.pk)
-        .values(index_status="ready", indexed_at=utcnow(), file_count=count)
-    )
+    values: dict[str, Any] = {"index_status": "ready", "indexed_at": utcnow(), "file_count": count}
+    if record.get("id") == snapshot.id:
+        # restic's own record: exact time and tree (a backup records its snapshot from
+        # what it asked restic, to save restic a second start).
+        values.update(
+            time=parse_time(str(record["time"])) if record.get("time") else snapshot.time,
+            tree=record.get("tree") or snapshot.tree,
+            paths=list(record.get("paths") or snapshot.paths),
+            hostname=str(record.get("hostname") or snapshot.hostname),
+        )
+    await session.execute(update(Snapshot).where(Snapshot.pk == snapshot.pk).values(**values))
     return count

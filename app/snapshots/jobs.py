@@ -16,9 +16,11 @@ from app.jobs.context import JobContext, JobOutcome
 from app.jobs.errors import JobFailure
 from app.jobs.runner import register
 from app.models import Job, Pod, Snapshot
+from app.models.job import ACTIVE_STATUSES
 from app.snapshots import index
 from app.snapshots import repository as snapshots
 from app.status import repository as plan_states
+from app.storage import service as storage
 
 
 async def _pod_and_target(ctx: JobContext) -> tuple[Pod, targets.Target]:
@@ -40,8 +42,28 @@ async def request_index(
     pod: Pod,
     plan: str,
     snapshot_id: str,
+    *,
+    measure: bool = False,
 ) -> Job:
-    """Queue an index job for one snapshot (enqueued after commit)."""
+    """Queue an index job for one snapshot (enqueued after commit), unless one is queued
+    or running for it already: a panel polling a folder must not queue one per request.
+
+    ``measure``: also record the repository's size (after a backup: kept out of the backup
+    job itself, which then finishes a `restic stats` sooner).
+    """
+    active: Job | None = await session.scalar(
+        select(Job)
+        .where(
+            Job.pod_id == pod.id,
+            Job.plan == plan,
+            Job.kind == "index",
+            Job.status.in_(ACTIVE_STATUSES),
+            Job.params["snapshot_id"].astext == snapshot_id,
+        )
+        .limit(1)
+    )
+    if active is not None:
+        return active
     job, _ = await jobs.create(
         session,
         redis,
@@ -51,7 +73,7 @@ async def request_index(
         account_id=pod.account_id,
         plan=plan,
         trigger="api",
-        params={"snapshot_id": snapshot_id},
+        params={"snapshot_id": snapshot_id, "measure": measure},
     )
     return job
 
@@ -86,7 +108,12 @@ class IndexHandler:
                 )
                 await session.commit()
                 raise
-        return JobOutcome(result={"snapshot_id": snap.id, "files": count})
+        result: dict[str, Any] = {"snapshot_id": snap.id, "files": count}
+        if ctx.job.params.get("measure"):
+            # Growth and cost: measured right after each backup; a failure here is logged
+            # by `measure` and never fails the index.
+            return await storage.with_size(ctx, target.repo, JobOutcome(result=result))
+        return JobOutcome(result=result)
 
     async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
         return None

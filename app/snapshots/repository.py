@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -15,14 +15,19 @@ from app.models import Snapshot
 
 
 def parse_time(value: str) -> datetime:
-    """restic prints nanoseconds; Python keeps microseconds."""
-    text = value.replace("Z", "+00:00")
+    """restic prints nanoseconds (and a zone); Python keeps microseconds."""
+    text = value.strip().replace("Z", "+00:00")
     if "." in text:
         head, rest = text.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        tz = rest[len(digits) :]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
-    return datetime.fromisoformat(text)
+        digits = ""
+        for ch in rest:
+            if not ch.isdigit():
+                break
+            digits += ch
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def upsert(

@@ -38,11 +38,16 @@ def list_query(pod_id: uuid.UUID, plan: str, tag: str | None) -> Select[tuple[Sn
 
 async def get(session: AsyncSession, pod: Pod, plan: str, snapshot_id: str) -> Snapshot:
     ident = snapshot_id.strip().lower()
+    if ident == "latest":
+        newest = await repository.latest(session, pod.id, plan)
+        if newest is None:
+            raise NotFound("The pod has no snapshots yet", hint="run a backup first")
+        return newest
     if not (8 <= len(ident) <= 64) or any(c not in "0123456789abcdef" for c in ident):
         raise ValidationFailed(
             "snapshot_id",
             f"'{snapshot_id}' is not a snapshot id",
-            hint="use the 64-hex id or its first 8 characters (short id)",
+            hint="use the 64-hex id, its first 8 characters (short id), or 'latest'",
         )
     snap = await repository.find(session, pod.id, plan, ident)
     if snap is None:

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from app.auth.dependencies import AnyPrincipal
@@ -17,6 +17,8 @@ from app.models import BackupSettings, Job
 from app.models.job import ACTIVE_STATUSES
 from app.pods import service as pods
 from app.status import repository
+from app.storage.overview import size_overview
+from app.storage.schemas import CostEstimateRead, GrowthRead
 
 router = APIRouter(tags=["status"])
 
@@ -41,6 +43,15 @@ class PodStatus(BaseModel):
     repository_size_at: datetime | None
     last_verification: dict[str, Any] | None
     active_job: JobRead | None
+    repository_growth_30d: GrowthRead | None = Field(
+        None, description="Repository size change over the last 30 days (see /stats)."
+    )
+    cost_estimate: CostEstimateRead | None = Field(
+        None, description="Monthly storage cost of the current size at the provider's list price."
+    )
+    stale_alerted_at: datetime | None = Field(
+        None, description="When `backup.stale` was raised; cleared by the next success."
+    )
 
 
 @router.get(
@@ -70,6 +81,7 @@ async def pod_status(
         last = LastBackup(
             at=state.last_attempt_at, status=state.last_status, job_id=state.last_job_id
         )
+    growth, cost = await size_overview(session, pod.id, plan, state)
     return PodStatus(
         pod_id=pod.id,
         plan=plan,
@@ -86,4 +98,7 @@ async def pod_status(
         repository_size_at=state.repo_size_at if state else None,
         last_verification=state.last_verification if state else None,
         active_job=jobs.to_read(active) if active else None,
+        repository_growth_30d=growth,
+        cost_estimate=cost,
+        stale_alerted_at=state.stale_alerted_at if state else None,
     )

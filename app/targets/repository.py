@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict
 from app.integrations.restic import Repository, Restic, ResticError
+from app.integrations.s3 import S3Access
 from app.kit.crypto import Keyring
 from app.models import BackupSettings
 from app.models.base import utcnow
@@ -51,13 +52,23 @@ def make_repository(resolved: ResolvedTarget, password: str, cache_dir: Path | N
     target: dict[str, Any] = resolved.target
     url = repository_url(resolved.kind, target)
     env: dict[str, str] = {}
+    s3 = None
     if resolved.kind == "s3":
+        region = str(target.get("signing_region") or DEFAULT_SIGNING_REGION)
         env = {
             "AWS_ACCESS_KEY_ID": str(target["access_key_id"]),
             "AWS_SECRET_ACCESS_KEY": resolved.secret or "",
-            "AWS_DEFAULT_REGION": str(target.get("signing_region") or DEFAULT_SIGNING_REGION),
+            "AWS_DEFAULT_REGION": region,
         }
-    return Repository(url=url, password=password, env=env, cache_dir=cache_dir)
+        s3 = S3Access(
+            endpoint_url=f"{target.get('scheme') or 'https'}://{target['endpoint']}",
+            bucket=str(target["bucket"]),
+            region=region,
+            access_key_id=str(target["access_key_id"]),
+            secret_access_key=resolved.secret or "",
+            path_style=bool(target.get("path_style", True)),
+        )
+    return Repository(url=url, password=password, env=env, cache_dir=cache_dir, s3=s3)
 
 
 def build_repository(row: BackupSettings, keyring: Keyring, cache_dir: Path) -> Repository:

@@ -82,6 +82,25 @@ async def _check_plain_http(settings: Settings, endpoint: ep.Endpoint) -> None:
         raise refusal
 
 
+async def check_endpoint_now(settings: Settings, kind: str, target: dict[str, Any]) -> None:
+    """The outbound-address policy for a stored S3 endpoint, right before restic talks to
+    it (saving checked it once; a name may have been re-pointed since, or the operator's
+    allow-list narrowed). A name that does not resolve is left to restic to report.
+
+    restic resolves the name again itself, so this narrows the window rather than pinning
+    the address; the SFTP, database and HTTP clients connect to the checked address."""
+    if kind != "s3":
+        return
+    endpoint = ep.parse_endpoint(f"{target.get('scheme', 'https')}://{target['endpoint']}")
+    policy = netpolicy.Policy.from_settings(settings.allow_networks)
+    try:
+        await netpolicy.check_before_connect(
+            policy, endpoint.host, endpoint.effective_port, field=ep.FIELD
+        )
+    except netpolicy.HostUnresolvable:
+        return
+
+
 def _signing_region(provider: str, inferred: str | None, given: str | None) -> str:
     if given:
         return given

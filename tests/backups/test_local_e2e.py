@@ -83,6 +83,8 @@ async def test_local_pod_backup_browse_download(
     assert status["snapshot_count"] == 1
     assert status["last_success_at"]
 
+    latest = await client.get(f"/v1/pods/{pod['id']}/snapshots/latest", headers=tenant.headers)
+    assert latest.json()["id"] == snap_id
     await wait_index(client, tenant.headers, pod["id"], snap["short_id"])
     root = (
         await client.get(

@@ -147,3 +147,13 @@ async def test_idempotent_insert_survives_generic_plans(
             assert r.status_code == 202, r.text
     jobs = (await client.get("/v1/jobs?limit=100", headers=tenant.headers)).json()
     assert jobs["pagination"]["total_count"] == 8
+
+
+async def test_metrics_show_active_jobs_from_postgres(
+    client: httpx.AsyncClient, tenant: Tenant, app: FastAPI
+) -> None:
+    pod = await configured_pod(client, tenant, app)
+    await client.post(f"/v1/pods/{pod['id']}/backups", headers=tenant.headers)
+    app.state.db_metrics.min_interval = 0
+    text = (await client.get("/metrics")).text
+    assert 'podbackup_jobs_active{kind="backup",status="queued"} 1.0' in text

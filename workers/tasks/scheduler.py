@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.scheduler.service import run_tick
+from app.scheduler.service import platform_plan, run_tick
 from workers.context import WorkerContext
 
 
@@ -12,13 +12,21 @@ async def schedule_tick(ctx: WorkerContext) -> dict[str, int]:
     services = ctx["services"]
     if not services.settings.scheduler_enabled:
         return {}
-    result = await run_tick(
-        services.sessionmaker, services.redis, services.settings, datetime.now(UTC)
-    )
-    return {
-        "claimed": result.claimed,
-        **result.created,
-        "already_running": result.already_running,
-        "busy": result.busy,
-        "cleared": result.cleared,
-    }
+    now = datetime.now(UTC)
+    counts: dict[str, int] = {}
+    plans = ["owner", *(["platform"] if platform_plan(services.settings) else [])]
+    for plan in plans:
+        result = await run_tick(
+            services.sessionmaker, services.redis, services.settings, now, plan=plan
+        )
+        prefix = "" if plan == "owner" else "platform_"
+        counts.update(
+            {
+                f"{prefix}claimed": result.claimed,
+                **{f"{prefix}{kind}": n for kind, n in result.created.items()},
+                f"{prefix}already_running": result.already_running,
+                f"{prefix}busy": result.busy,
+                f"{prefix}cleared": result.cleared,
+            }
+        )
+    return counts

@@ -9,13 +9,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from app.integrations.restic.errors import ResticError, classify
+from app.integrations.restic.evidence import snapshot_in_storage
 from app.integrations.restic.repository import Repository
 from app.integrations.restic.version import ResticVersion, detect
+from app.integrations.s3.errors import S3Failure
 from app.kit import subprocess as sp
+from app.kit.logging import redact
+from app.kit.netpolicy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +177,7 @@ class Restic:
         if self.version.compression:
             args += ["--repository-version", "2"]
         await self.run(repo, args, **kw)
+        # init prints only a 10-hex prefix of the id: read the whole id from the config.
         return await self.repository_id(repo, **kw)
 
     async def cat_config(self, repo: Repository, **kw: Any) -> dict[str, Any]:
@@ -215,13 +223,20 @@ class Restic:
         parent: str | None = None,
         on_status: JsonCallback | None = None,
         mirrored: bool = True,
+        policy: Policy | None = None,
         **kw: Any,
     ) -> BackupOutcome:
         """Back up ``paths`` (relative to ``cwd``, so the tree starts at them).
 
         Exit 3 (some files unreadable) still writes a snapshot: it comes back with
         ``unreadable`` listing the files, for the caller to report as partial.
+
+        Evidence: the snapshot object is looked up in the storage (``policy`` given and the
+        backend listable), else with `restic snapshots`. In the first case the snapshot's
+        record is built from what we asked restic to do (time = when it started); the
+        browse index later reads restic's own record and corrects it.
         """
+        started = datetime.now(UTC)
         args = ["backup", "--json", "--host", host]
         for tag in tags:
             args += ["--tag", tag]
@@ -255,11 +270,21 @@ class Restic:
         snap_id = str(summary.get("snapshot_id") or "")
         if not snap_id:
             raise ResticError("failed", "restic finished without naming a snapshot")
-        # Evidence: the snapshot must be in the repository, and we want its full id.
-        found = await self.snapshots(repo, ids=[snap_id], timeout=kw.get("timeout"))
-        if len(found) != 1:
-            raise ResticError("failed", f"snapshot {snap_id} is not in the repository")
-        full = found[0]
+        full = await self._confirm(repo, snap_id, policy, kw.get("timeout"))
+        if full is None:
+            # Evidence from restic itself: the snapshot must be in the repository.
+            found = await self.snapshots(repo, ids=[snap_id], timeout=kw.get("timeout"))
+            if len(found) != 1:
+                raise ResticError("failed", f"snapshot {snap_id} is not in the repository")
+            full = found[0]
+        else:
+            full.update(
+                time=started.isoformat(),
+                hostname=host,
+                paths=[str(cwd / p) for p in paths],
+                tags=list(tags),
+                **({"parent": parent} if parent else {}),
+            )
         return BackupOutcome(
             snapshot_id=full["id"],
             short_id=full.get("short_id") or full["id"][:8],
@@ -267,6 +292,25 @@ class Restic:
             unreadable=unreadable,
             snapshot=full,
         )
+
+    async def _confirm(
+        self, repo: Repository, snap_id: str, policy: Policy | None, timeout: float | None
+    ) -> dict[str, Any] | None:
+        """``{"id", "short_id"}`` of the snapshot found in the storage; None when the
+        storage cannot be listed here. Raises when the storage lacks it."""
+        if policy is None:
+            return None
+        try:
+            async with asyncio.timeout(timeout or 60):
+                full_id = await snapshot_in_storage(repo, snap_id, policy)
+        except (OSError, TimeoutError, S3Failure, BotoCoreError, ClientError) as exc:
+            log.info("evidence from the storage failed (%s); asking restic", type(exc).__name__)
+            return None
+        if full_id is None:
+            return None
+        if not full_id:
+            raise ResticError("failed", f"snapshot {snap_id} is not in the repository")
+        return {"id": full_id, "short_id": full_id[:8]}
 
     # -- retention and maintenance ------------------------------------------------------
 
@@ -345,11 +389,21 @@ class Restic:
 
     # -- reading snapshots ---------------------------------------------------------------
 
-    async def ls(self, repo: Repository, snapshot: str, on_node: JsonCallback, **kw: Any) -> None:
-        """Stream every node of a snapshot (``struct_type == "node"``) to ``on_node``."""
+    async def ls(
+        self,
+        repo: Repository,
+        snapshot: str,
+        on_node: JsonCallback,
+        on_snapshot: Callable[[dict[str, Any]], None] | None = None,
+        **kw: Any,
+    ) -> None:
+        """Stream every node of a snapshot (``struct_type == "node"``) to ``on_node``;
+        restic's record of the snapshot itself (its first line) goes to ``on_snapshot``."""
 
         async def _line(message: dict[str, Any]) -> None:
-            if message.get("struct_type") == "node":
+            if message.get("struct_type") == "snapshot" and on_snapshot is not None:
+                on_snapshot(message)
+            elif message.get("struct_type") == "node":
                 result = on_node(message)
                 if result is not None:
                     await result
@@ -394,7 +448,14 @@ class Restic:
             args.insert(0, "--no-cache")
         async with sp.stream([self.binary, *args], env=repo.child_env(), grace=2) as proc:
             assert proc.stdout is not None
+            assert proc.stderr is not None
             yield proc.stdout
+            if proc.stdout.at_eof():
+                # Read to the end: only restic's exit tells a whole stream from a cut one
+                # (a damaged pack ends the output early, exit 2).
+                err = (await proc.stderr.read()).decode("utf-8", "replace")
+                if (code := await proc.wait()) != 0:
+                    raise classify(code, redact(err[-4000:]))
 
 
 def _errno_text(err: Mapping[str, Any]) -> str:

@@ -3,6 +3,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.integrations.s3.client import S3Access
+
 
 @dataclass(frozen=True)
 class Repository:
@@ -12,6 +14,9 @@ class Repository:
     password: str = field(repr=False)
     env: dict[str, str] = field(default_factory=dict, repr=False)  # AWS_* for S3
     cache_dir: Path | None = None
+    # Direct access to the storage (S3 targets), for evidence without deriving the key.
+    s3: S3Access | None = field(default=None, repr=False)
+    s3_prefix: str = ""  # the repository's folder inside the bucket ("" = bucket root)
 
     def child_env(self) -> dict[str, str]:
         env = {"RESTIC_REPOSITORY": self.url, "RESTIC_PASSWORD": self.password, **self.env}

@@ -1,0 +1,196 @@
+"""How the CLI prints: rich tables for people, ``--json`` for scripts, exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.filesize import decimal
+from rich.table import Table
+from rich.text import Text
+
+from app.cli.client_api import CliError
+
+OK, FAILED, ERROR, PARTIAL = 0, 1, 2, 3
+EXIT_CODES = (
+    "Exit codes: 0 succeeded; 1 the job failed or was canceled (verify: a check failed); "
+    "2 usage, network or API error (the message says which); 3 partial (the job finished "
+    "but some files could not be read)."
+)
+
+
+def _console(stderr: bool) -> Console:
+    # Piped output: wide lines rather than tables folded at 80 columns (COLUMNS still wins).
+    stream = sys.stderr if stderr else sys.stdout
+    wide = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, highlight=False, width=wide)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
+
+STATUS_STYLE = {
+    "succeeded": "green",
+    "partial": "yellow",
+    "failed": "red",
+    "canceled": "magenta",
+    "running": "cyan",
+    "queued": "dim",
+}
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def exit_code(status: str) -> int:
+    return {"succeeded": OK, "partial": PARTIAL}.get(status, FAILED)
+
+
+def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn ``CliError`` (API, network, usage) into a message and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except CliError as exc:
+            err.print(Text.assemble(("error: ", "bold red"), exc.message))
+            if exc.hint:
+                err.print(Text.assemble(("hint: ", "bold"), exc.hint))
+            raise typer.Exit(exc.code) from None
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def print_json_line(data: Any) -> None:
+    """One JSON document on one line (a stream of events)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def status(value: str | None) -> Text:
+    return Text(value or "-", style=STATUS_STYLE.get(value or "", ""))
+
+
+def size(value: Any) -> str:
+    return decimal(int(value)) if isinstance(value, int | float) else "-"
+
+
+def when(value: str | None, seconds: bool = True) -> str:
+    """An API time (RFC 3339, UTC) in this machine's local time."""
+    if not value:
+        return "-"
+    try:
+        shown = datetime.fromisoformat(value).astimezone()
+        return shown.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    except ValueError:
+        return value
+
+
+def duration(value: float | None) -> str:
+    if value is None:
+        return "-"
+    seconds = round(value)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def job_seconds(job: dict[str, Any]) -> float | None:
+    start, end = job.get("started_at"), job.get("finished_at")
+    if not start:
+        return None
+    stop = datetime.fromisoformat(end) if end else datetime.now().astimezone()
+    return (stop - datetime.fromisoformat(start)).total_seconds()
+
+
+def table(*columns: str) -> Table:
+    t = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for i, name in enumerate(columns):
+        last = i == len(columns) - 1
+        t.add_column(name, overflow="fold", no_wrap=not last)
+    return t
+
+
+def key_values(rows: list[tuple[str, Any]]) -> Table:
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    for key, value in rows:
+        t.add_row(key, value if isinstance(value, Text) else Text(str(value)))
+    return t
+
+
+def job_line(job: dict[str, Any]) -> Text:
+    """``backup 1a2b3c4d succeeded in 12s`` (+ the error)."""
+    text = Text.assemble(
+        f"{job['kind']} {job['id'][:8]} ",
+        status(job["status"]),
+        f" in {duration(job_seconds(job))}",
+    )
+    if job.get("error"):
+        e = job["error"]
+        text.append(f"\n  {e.get('code')}: {e.get('message')}", style="red")
+        if e.get("hint"):
+            text.append(f"\n  hint: {e['hint']}")
+    return text
+
+
+def job_result(job: dict[str, Any]) -> list[str]:
+    """What a finished job produced, in a few lines."""
+    result = job.get("result") or {}
+    lines: list[str] = []
+    if result.get("snapshot_id") and job["kind"] == "backup":
+        summary = result.get("summary") or {}
+        lines.append(
+            f"snapshot {result.get('short_id') or result['snapshot_id'][:8]}: "
+            f"{summary.get('total_files_processed', '?')} files, "
+            f"{size(summary.get('total_bytes_processed'))} processed, "
+            f"{size(summary.get('data_added'))} added"
+        )
+        db = result.get("database")
+        if db:
+            lines.append(f"database {db.get('name')}: {size(db.get('bytes'))} dump")
+    for item in (result.get("unreadable") or [])[:10]:
+        lines.append(f"unreadable: {item.get('path')} ({item.get('error', 'not readable')})")
+    if (result.get("unreadable_count") or 0) > 10:
+        lines.append(f"… and {result['unreadable_count'] - 10} more unreadable")
+    if job["kind"] == "export" and result.get("size_bytes") is not None:
+        lines.append(f"export {result.get('export_id')}: {size(result['size_bytes'])}")
+    if job["kind"] == "restore":
+        lines += _restore_lines(result)
+    return lines
+
+
+def _restore_lines(result: dict[str, Any]) -> list[str]:
+    lines = []
+    f = result.get("files")
+    if isinstance(f, dict):
+        lines.append(
+            f"files: {f.get('files_total', '?')} in the snapshot's paths, "
+            f"{f.get('files_uploaded', 0)} written ({size(f.get('bytes_uploaded'))}), "
+            f"{f.get('files_deleted', 0)} deleted"
+        )
+    db = result.get("database")
+    if isinstance(db, dict):
+        lines.append(f"database {db.get('name')}: loaded in {duration(db.get('seconds'))}")
+    if result.get("safety_snapshot_id"):
+        short = str(result["safety_snapshot_id"])[:8]
+        lines.append(f"safety snapshot {short} holds the pod as it was before (to undo)")
+    return lines

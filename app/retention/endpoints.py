@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, Field
+
+from app.audit import service as audit
+from app.auth.dependencies import AnyPrincipal, client_address
+from app.backups import targets
+from app.db import DbSession
+from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
+from app.errors import AppError, Conflict, ServiceUnavailable, ValidationFailed, error_responses
+from app.integrations.restic import ResticError
+from app.jobs import service as jobs
+from app.jobs.schemas import JobRead
+from app.models import BackupSettings
+from app.pods import service as pods
+from app.retention import service
+from app.targets.schemas import Retention
+
+router = APIRouter(tags=["retention"])
+
+PREVIEW_TIMEOUT = 120.0
+
+
+class NotConfigured(Conflict):
+    message = "The pod has no backup settings"
+
+
+class RepositoryProblem(Conflict):
+    message = "The repository could not be read"
+
+
+class PlannedSnapshotRead(BaseModel):
+    id: str
+    short_id: str
+    time: datetime
+    hostname: str
+    tags: list[str]
+    status: str | None = Field(
+        description="succeeded | partial | safety as recorded at backup time; null: unknown"
+    )
+    reasons: list[str] = Field(
+        description="restic's keep reasons (e.g. `daily snapshot`), or why it goes or stays"
+    )
+
+
+class RetentionScope(BaseModel):
+    host: str
+    tag: str
+    note: str
+
+
+class RetentionPreview(BaseModel):
+    pod_id: uuid.UUID
+    policy: dict[str, int]
+    scope: RetentionScope
+    keep: list[PlannedSnapshotRead]
+    remove: list[PlannedSnapshotRead]
+    untouched: list[PlannedSnapshotRead] = Field(
+        description="Snapshots outside the scope (made by the owner with plain restic): "
+        "never forgotten by the service."
+    )
+    protected_snapshot_id: str | None = Field(
+        description="The newest successful snapshot: never removed, whatever the policy."
+    )
+    notes: list[str] = []
+
+
+SCOPE_NOTE = (
+    "only snapshots this service made for the pod (this host and tag) are subject to "
+    "retention; snapshots made with plain restic on other hosts or without the tag stay"
+)
+
+
+def _read(items: list[service.PlannedSnapshot]) -> list[PlannedSnapshotRead]:
+    return [
+        PlannedSnapshotRead(
+            id=s.id,
+            short_id=s.short_id,
+            time=s.time,
+            hostname=s.hostname,
+            tags=s.tags,
+            status=s.status,
+            reasons=s.reasons,
+        )
+        for s in items
+    ]
+
+
+def _http(exc: ResticError) -> AppError:
+    if exc.code in ("storage_unreachable", "timeout"):
+        return ServiceUnavailable(f"the storage did not answer: {exc.message}", hint=exc.hint)
+    return RepositoryProblem(
+        f"restic could not plan the retention ({exc.code}): {exc.message}", hint=exc.hint
+    )
+
+
+async def _settings(session: DbSession, pod_id: uuid.UUID) -> BackupSettings:
+    row = await session.get(BackupSettings, pod_id)
+    if row is None:
+        raise NotConfigured(
+            "the pod has no backup settings yet",
+            hint="set a target and retention with PUT /v1/pods/{pod_id}/backup-settings",
+        )
+    return row
+
+
+@router.post(
+    "/v1/pods/{pod_id}/retention/preview",
+    summary="What forget would keep and remove (a dry run); nothing is deleted",
+    responses=error_responses(401, 404, 409, 422, 503),
+)
+async def preview(
+    pod_id: uuid.UUID,
+    principal: AnyPrincipal,
+    session: DbSession,
+    settings: SettingsDep,
+    keyring: KeyringDep,
+    restic: ResticDep,
+    body: Retention | None = None,
+) -> RetentionPreview:
+    """Body optional: a policy to try instead of the stored one (nothing is saved)."""
+    pod = await pods.get_visible(session, principal, pod_id)
+    row = await _settings(session, pod.id)
+    try:
+        policy = service.clean_policy(body.model_dump() if body else row.retention or {})
+    except ValueError as exc:
+        raise ValidationFailed(
+            "retention", str(exc), hint="set at least one keep_* rule above 0"
+        ) from None
+    host, tag = service.scope(pod.id)
+    result = service.RetentionPlan(policy=policy, host=host, tag=tag)
+    notes: list[str] = []
+    if row.repository_id is None:
+        notes.append("no repository yet: nothing to keep or remove until the first backup")
+    else:
+        target = await targets.resolve(session, settings, keyring, pod, "owner")
+        try:
+            result = await service.compute(
+                session, restic, target.repo, pod.id, "owner", policy, timeout=PREVIEW_TIMEOUT
+            )
+        except ResticError as exc:
+            raise _http(exc) from None
+    return RetentionPreview(
+        pod_id=pod.id,
+        policy=result.policy,
+        scope=RetentionScope(host=host, tag=tag, note=SCOPE_NOTE),
+        keep=_read(result.keep),
+        remove=_read(result.remove),
+        untouched=_read(result.untouched),
+        protected_snapshot_id=result.protected,
+        notes=notes,
+    )
+
+
+@router.post(
+    "/v1/pods/{pod_id}/prune",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Forget by the pod's retention policy, then prune (a job; see the preview first)",
+    responses=error_responses(401, 404, 409, 422),
+)
+async def prune(
+    pod_id: uuid.UUID,
+    principal: AnyPrincipal,
+    session: DbSession,
+    redis: RedisDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> JobRead:
+    pod = await pods.get_visible(session, principal, pod_id)
+    await _settings(session, pod.id)
+    job, created = await jobs.create(
+        session,
+        redis,
+        settings,
+        kind="prune",
+        pod_id=pod.id,
+        account_id=pod.account_id,
+        trigger="manual",
+    )
+    if created:
+        await audit.record(
+            session,
+            "retention.prune",
+            principal=principal,
+            account_id=pod.account_id,
+            pod_id=pod.id,
+            detail={"job_id": str(job.id)},
+            client=client_address(request),
+        )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return jobs.to_read(job)

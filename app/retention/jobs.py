@@ -1,0 +1,149 @@
+"""Job kind `prune`: forget by the pod's policy, then `restic prune`, under the repository
+lock; the snapshots table and the repository size follow in the finishing transaction.
+
+The plan is the preview's (``service.compute``: a dry run, the newest successful snapshot
+taken out of the remove list) and only its ids are forgotten (``restic forget <ids>``), so
+restic cannot decide anything at prune time that the preview did not show.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.backups import targets
+from app.jobs.context import JobContext, JobOutcome
+from app.jobs.errors import JobFailure
+from app.jobs.locks import repository_lock
+from app.jobs.runner import register
+from app.models import BackupSettings, Job, Pod
+from app.platform import maintenance
+from app.retention import service
+from app.snapshots import repository as snapshots
+from app.snapshots.jobs import sync_plan_state
+from app.storage import service as storage
+
+
+async def _load(ctx: JobContext) -> tuple[Pod, targets.Target, dict[str, int], bool]:
+    """The pod, its target, the policy, and whether a repository exists yet."""
+    plan = ctx.job.plan
+    async with ctx.session() as session:
+        pod = await session.get(Pod, ctx.job.pod_id)
+        if pod is None:
+            raise JobFailure("pod_deleted", "the pod was deleted", retryable=False)
+        try:
+            policy = await service.stored_policy(session, ctx.settings, pod.id, plan)
+        except service.PolicyMissing:
+            raise JobFailure(
+                "not_configured",
+                "the pod has no backup settings",
+                hint="set a target and retention with PUT /v1/pods/{pod_id}/backup-settings",
+                retryable=False,
+            ) from None
+        except ValueError as exc:
+            raise JobFailure(
+                "bad_policy",
+                str(exc),
+                hint="set at least one keep rule in the pod's retention settings",
+                retryable=False,
+            ) from None
+        exists = True
+        if plan == "owner":
+            row = await session.get(BackupSettings, pod.id)
+            exists = row is not None and row.repository_id is not None
+        target = await targets.resolve(session, ctx.settings, ctx.services.keyring, pod, plan)
+    ctx.secret(*target.repo.secret_values())
+    return pod, target, policy, exists
+
+
+class PruneHandler:
+    async def run(self, ctx: JobContext) -> JobOutcome:
+        pod, target, policy, exists = await _load(ctx)
+        plan_name = ctx.job.plan
+        if not exists:
+            return JobOutcome(
+                result={"policy": policy, "removed": 0, "kept": 0, "skipped": "no repository yet"}
+            )
+        restic = ctx.services.restic
+
+        async def _waiting() -> None:
+            await ctx.phase("waiting for the repository lock")
+
+        async with repository_lock(
+            ctx.services.engine, target.repo.lock_key, cancel=ctx.cancel, on_wait=_waiting
+        ):
+            await ctx.phase("planning")
+            async with ctx.session() as session:
+                recorded = await service.known(session, pod.id, plan_name)
+            host, tag = service.scope(pod.id)
+            groups = await service.dry_run(
+                restic, target.repo, policy, host, tag, cancel=ctx.cancel
+            )
+            plan = service.assemble(groups, policy, pod.id, recorded)
+            ctx.check_cancel()
+            removed = plan.remove_ids
+            pruned: list[str] = []
+            if removed:
+                await ctx.phase("forgetting", files_total=len(removed))
+                await ctx.log(f"forgetting {len(removed)} snapshot(s): {', '.join(removed)}")
+                await restic.forget_ids(target.repo, removed, cancel=ctx.cancel)
+                # They are gone from the repository now: the table follows at once, so a
+                # failed or canceled prune below cannot leave rows of forgotten snapshots.
+                await _reconcile(ctx, pod.id, plan_name, removed)
+            # A retry after a failed prune finds nothing left to forget but must still prune.
+            want_prune = bool(removed) or ctx.job.attempt > 1
+            if want_prune and target.shared_by_pods:
+                want_prune = await _repository_turn(ctx, target)
+            if want_prune:
+                await ctx.phase("pruning")
+                pruned = await restic.prune(target.repo, cancel=ctx.cancel)
+            elif removed:
+                await ctx.log("shared repository: pruned repository-wide once per interval")
+            else:
+                await ctx.log("nothing to forget: prune skipped (it would free nothing)")
+            await ctx.phase("measuring repository size")
+            size = await storage.measure(ctx, target.repo)
+
+        result: dict[str, Any] = {
+            "policy": policy,
+            "kept": len(plan.keep),
+            "removed": len(removed),
+            "removed_ids": removed,
+            "protected_snapshot_id": plan.protected,
+            "untouched": len(plan.untouched),
+            "pruned": bool(pruned),
+            "prune_output": [ln for ln in pruned if ln.strip()][-20:],
+            "repository_size_bytes": size,
+        }
+
+        async def finalize(session: AsyncSession) -> None:
+            if size is not None:
+                await storage.record_size(session, pod.id, plan_name, size, ctx.settings)
+
+        return JobOutcome(result=result, finalize=finalize)
+
+    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+        return None
+
+
+async def _repository_turn(ctx: JobContext, target: targets.Target) -> bool:
+    """A repository many pods share is pruned once per interval, by whichever pod's job
+    comes first; the others only forget their own snapshots."""
+    interval = timedelta(days=ctx.settings.platform_prune_interval_days)
+    async with ctx.session() as session:
+        mine = await maintenance.claim(session, target.repo.lock_key, "prune", interval)
+        await session.commit()
+    return mine
+
+
+async def _reconcile(ctx: JobContext, pod_id: uuid.UUID, plan: str, removed: list[str]) -> None:
+    async with ctx.session() as session:
+        await snapshots.delete_ids(session, pod_id, plan, removed)
+        await sync_plan_state(session, pod_id, plan)
+        await session.commit()
+
+
+register("prune", PruneHandler())

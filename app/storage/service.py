@@ -1,0 +1,157 @@
+"""Repository size: measured with `restic stats --mode raw-data` after backups and prunes,
+kept as samples for growth and cost estimates.
+
+Measuring costs about a second (restic opens the repository and reads its index), so it
+runs at the end of a job, after the main work, and never fails that job: an error is
+logged on the job and the size is simply not updated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.integrations.restic import Repository
+from app.jobs.context import JobContext, JobOutcome
+from app.models import RepoSizeSample
+from app.models.base import utcnow
+from app.status import repository as plan_states
+
+GROWTH_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Growth:
+    bytes: int
+    since: datetime
+    until: datetime
+    days: float
+
+    @property
+    def bytes_per_day(self) -> float:
+        return self.bytes / self.days if self.days > 0 else 0.0
+
+
+async def measure(ctx: JobContext, repo: Repository) -> int | None:
+    """The repository's stored data size in bytes, or None (logged) when restic fails."""
+    try:
+        stats = await ctx.services.restic.stats(
+            repo, mode="raw-data", cancel=ctx.cancel, timeout=ctx.settings.stats_timeout_seconds
+        )
+        return int(stats["total_size"])
+    except Exception as exc:
+        message = getattr(exc, "message", None) or type(exc).__name__
+        try:
+            await ctx.log(f"repository size not measured: {message}", level="warning")
+        except Exception:  # the log line is a courtesy; the job's outcome matters more
+            pass
+        return None
+
+
+async def with_size(ctx: JobContext, repo: Repository, outcome: JobOutcome) -> JobOutcome:
+    """Measure the repository (after a backup's index, after a prune) and record the size
+    in the transaction that finishes the job."""
+    pod_id = ctx.job.pod_id
+    if pod_id is None:
+        return outcome
+    await ctx.phase("measuring repository size")
+    size = await measure(ctx, repo)
+    if size is None:
+        return outcome
+    outcome.result["repository_size_bytes"] = size
+    inner = outcome.finalize
+    plan, settings = ctx.job.plan, ctx.settings
+
+    async def finalize(session: AsyncSession) -> None:
+        if inner is not None:
+            await inner(session)
+        await record_size(session, pod_id, plan, size, settings)
+
+    outcome.finalize = finalize
+    return outcome
+
+
+async def record_size(
+    session: AsyncSession,
+    pod_id: uuid.UUID,
+    plan: str,
+    size: int,
+    settings: Settings,
+    at: datetime | None = None,
+) -> None:
+    """Append a sample, show it in the plan's state, and drop samples past the history."""
+    at = at or utcnow()
+    await session.execute(
+        insert(RepoSizeSample).values(pod_id=pod_id, plan=plan, at=at, size_bytes=size)
+    )
+    await plan_states.upsert(session, pod_id, plan, repo_size_bytes=size, repo_size_at=at)
+    await session.execute(
+        delete(RepoSizeSample).where(
+            RepoSizeSample.pod_id == pod_id,
+            RepoSizeSample.plan == plan,
+            RepoSizeSample.at < at - timedelta(days=settings.repo_size_history_days),
+        )
+    )
+
+
+async def samples(
+    session: AsyncSession, pod_id: uuid.UUID, plan: str, since: datetime, limit: int
+) -> list[RepoSizeSample]:
+    """The newest ``limit`` samples since ``since``, oldest first."""
+    rows = (
+        await session.scalars(
+            select(RepoSizeSample)
+            .where(
+                RepoSizeSample.pod_id == pod_id,
+                RepoSizeSample.plan == plan,
+                RepoSizeSample.at >= since,
+            )
+            .order_by(RepoSizeSample.at.desc(), RepoSizeSample.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    return list(reversed(rows))
+
+
+async def growth(
+    session: AsyncSession,
+    pod_id: uuid.UUID,
+    plan: str,
+    now: datetime | None = None,
+    days: int = GROWTH_DAYS,
+) -> Growth | None:
+    """Size change over the last ``days``: the newest sample minus the newest one at least
+    that old (or, with a shorter history, the oldest one). None with fewer than 2 samples."""
+    now = now or utcnow()
+    where = (RepoSizeSample.pod_id == pod_id, RepoSizeSample.plan == plan)
+    latest = await session.scalar(
+        select(RepoSizeSample)
+        .where(*where, RepoSizeSample.at <= now)
+        .order_by(RepoSizeSample.at.desc(), RepoSizeSample.id.desc())
+        .limit(1)
+    )
+    if latest is None:
+        return None
+    cutoff = now - timedelta(days=days)
+    base = await session.scalar(
+        select(RepoSizeSample)
+        .where(*where, RepoSizeSample.at <= cutoff)
+        .order_by(RepoSizeSample.at.desc(), RepoSizeSample.id.desc())
+        .limit(1)
+    )
+    if base is None:
+        base = await session.scalar(
+            select(RepoSizeSample)
+            .where(*where, RepoSizeSample.at > cutoff)
+            .order_by(RepoSizeSample.at, RepoSizeSample.id)
+            .limit(1)
+        )
+    if base is None or base.id == latest.id:
+        return None
+    span = (latest.at - base.at).total_seconds() / 86400
+    return Growth(latest.size_bytes - base.size_bytes, base.at, latest.at, round(span, 3))

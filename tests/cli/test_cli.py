@@ -1,0 +1,261 @@
+"""The `podbackup` client commands against a live API and worker (see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import Live
+
+
+@pytest.fixture(scope="module")
+def first_backup(live: Live) -> subprocess.CompletedProcess[str]:
+    return live.cli("backup", "wiki", "--wait")
+
+
+@pytest.fixture(scope="module")
+def snapshot(live: Live, first_backup: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert first_backup.returncode == 0, first_backup.stdout + first_backup.stderr
+    listed = live.cli("snapshots", "wiki", "--json")
+    snaps: list[dict[str, Any]] = json.loads(listed.stdout)
+    return snaps[0]
+
+
+def test_pods_list(live: Live) -> None:
+    r = live.cli("pods", "list")
+    assert r.returncode == 0, r.stderr
+    assert "wiki" in r.stdout
+    assert f"local {live.root / 'pod'}" in r.stdout
+    pods = json.loads(live.cli("pods", "list", "--json").stdout)
+    assert [p["id"] for p in pods] == [live.pod["id"]]
+
+
+def test_backup_wait_shows_the_snapshot(
+    live: Live, first_backup: subprocess.CompletedProcess[str], snapshot: dict[str, Any]
+) -> None:
+    out = first_backup.stdout
+    assert first_backup.returncode == 0, out + first_backup.stderr
+    assert "backing up pod wiki" in out
+    assert "phase: uploading" in out  # the event stream was followed
+    assert "succeeded" in out
+    assert f"snapshot {snapshot['short_id']}: 3 files" in out
+    r = live.cli("snapshots", "wiki")
+    assert r.returncode == 0
+    assert snapshot["short_id"] in r.stdout
+    assert "manual" in r.stdout
+
+
+def test_backup_without_wait_and_json(live: Live, snapshot: dict[str, Any]) -> None:
+    r = live.cli("backup", live.pod["id"][:8])  # an id prefix names the pod too
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.split()[2]
+    assert f"podbackup jobs tail {job_id[:8]}" in r.stdout
+    r = live.cli("jobs", "tail", job_id, "--json")  # events as JSON lines, to the end
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert events[-1]["event"] == "end"
+    assert events[-1]["data"]["status"] == "succeeded"
+    assert any(e["event"] == "progress" for e in events)
+    shown = json.loads(live.cli("jobs", "show", job_id, "--json").stdout)
+    assert shown["result"]["summary"]["files_unmodified"] == 3  # (--wait --json: test_demo)
+
+
+def test_jobs_list_show_tail_cancel(live: Live, snapshot: dict[str, Any]) -> None:
+    job_id = snapshot["job_id"]
+    r = live.cli("jobs", "list", "wiki", "--kind", "backup")
+    assert r.returncode == 0, r.stderr
+    assert job_id[:8] in r.stdout
+    assert f"snapshot {snapshot['short_id']}" in r.stdout
+    listed = json.loads(live.cli("jobs", "list", "--json").stdout)
+    assert job_id in {j["id"] for j in listed}
+
+    r = live.cli("jobs", "show", job_id[:8])
+    assert r.returncode == 0, r.stderr
+    assert job_id in r.stdout
+    assert "succeeded" in r.stdout
+    shown = json.loads(live.cli("jobs", "show", job_id, "--json").stdout)
+    assert shown["result"]["snapshot_id"] == snapshot["id"]
+
+    r = live.cli("jobs", "tail", job_id[:8])  # a finished job: its whole log, then the end
+    assert r.returncode == 0, r.stderr
+    assert "phase: files" in r.stdout
+    assert "status: running" in r.stdout
+    assert f"snapshot {snapshot['short_id']}" in r.stdout
+
+    r = live.cli("jobs", "cancel", job_id)
+    assert r.returncode == 2
+    assert "HTTP 409" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_files_and_download(live: Live, snapshot: dict[str, Any]) -> None:
+    r = live.cli("files", "wiki", "latest")
+    assert r.returncode == 0, r.stderr
+    assert "files/" in r.stdout
+    r = live.cli("files", "wiki", snapshot["short_id"], "files/uploads")
+    assert r.returncode == 0, r.stderr
+    assert "2024/" in r.stdout
+    assert "Zürich notes.txt" in r.stdout
+    entries = json.loads(live.cli("files", "wiki", "latest", "/files", "--json").stdout)
+    assert {e["name"] for e in entries} == {"config.ini", "uploads"}
+
+    dest = live.home / "photo.bin"
+    r = live.cli("download", "wiki", "latest", "/files/uploads/2024/photo.bin", "-o", str(dest))
+    assert r.returncode == 0, r.stderr
+    assert dest.read_bytes() == (live.root / "pod" / "uploads" / "2024" / "photo.bin").read_bytes()
+    r = live.cli("download", "wiki", "latest", "/files/uploads/2024/photo.bin", "-o", str(dest))
+    assert r.returncode == 2  # no silent overwrite
+    assert "--force" in r.stderr
+
+    # A folder comes as tar, named after it; --json tells where and the checksum.
+    r = live.cli("download", "wiki", "latest", "files/uploads", "--json")
+    assert r.returncode == 0, r.stderr
+    saved = json.loads(r.stdout)
+    assert saved["path"] == "uploads.tar"
+    with tarfile.open(live.home / "uploads.tar") as tar:
+        names = tar.getnames()
+    assert any(n.endswith("uploads/Zürich notes.txt") for n in names), names
+
+
+def test_restore_wait_puts_a_file_back(live: Live, snapshot: dict[str, Any]) -> None:
+    config = live.root / "pod" / "config.ini"
+    original = config.read_text()
+    config.write_text("broken\n")
+    r = live.cli("restore", "wiki", snapshot["short_id"], "--path", "config.ini", "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert config.read_text() == original
+    assert "restore" in r.stdout
+    assert "succeeded" in r.stdout
+    assert "safety snapshot" in r.stdout  # the pod as it was, before the restore
+    r = live.cli("restore", "wiki", "latest", "--no-files", "--no-database")
+    assert r.returncode == 2
+    assert "nothing to restore" in r.stderr
+
+
+def test_export_wait_download(live: Live, snapshot: dict[str, Any]) -> None:
+    dest = live.home / "export.tar.gz"
+    r = live.cli(
+        "export", "wiki", "--snapshot", snapshot["short_id"], "--download", str(dest), "--json"
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    exp = json.loads(r.stdout)
+    assert exp["status"] == "ready"
+    assert exp["download_url"].startswith(live.url + "/v1/exports/")
+    assert exp["saved"]["bytes"] == dest.stat().st_size == exp["size_bytes"]
+    with tarfile.open(dest) as tar:
+        member = tar.extractfile("files/config.ini")
+        assert member is not None
+        assert member.read() == (live.root / "pod" / "config.ini").read_bytes()
+    r = live.cli("export", "wiki", "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "/v1/exports/" in r.stdout
+
+
+def test_status_verify_restore_kit(live: Live, snapshot: dict[str, Any]) -> None:
+    r = live.cli("status", "wiki")
+    assert r.returncode == 0, r.stderr
+    assert "succeeded" in r.stdout
+    st = json.loads(live.cli("status", "wiki", "--json").stdout)
+    assert st["snapshot_count"] >= 1
+    assert st["configured"] is True
+
+    r = live.cli("verify", "wiki")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "contents" in r.stdout
+    assert json.loads(live.cli("verify", "wiki", "--json").stdout)["ok"] is True
+
+    kit = json.loads(live.cli("restore-kit", "wiki", "--json").stdout)
+    r = live.cli("restore-kit", "wiki")
+    assert r.returncode == 0
+    assert f"export RESTIC_PASSWORD={kit['password']}" in r.stdout
+    assert "restic snapshots" in r.stdout
+
+
+def test_failed_backup_exits_1(live: Live) -> None:
+    (live.root / "broken-pod").mkdir()
+    (live.root / "broken-pod" / "a.txt").write_text("a\n")
+    (live.root / "not-a-folder").write_text("a file where the repository should be\n")
+    live.local_pod("broken", live.root / "broken-pod", live.root / "not-a-folder")
+    r = live.cli("backup", "broken", "--wait")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "failed" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = live.cli("verify", "broken")
+    assert r.returncode == 1, r.stdout
+    assert "FAILED" in r.stdout
+
+
+def test_partial_backup_exits_3(live: Live) -> None:
+    from tests.cli.threaded_sftp import ThreadedSftp
+
+    folder = live.root / "sftp-pod"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "ok.txt").write_text("fine\n")
+    (folder / "data" / "secret.db").write_text("the server refuses this one\n")
+    with ThreadedSftp(folder, deny_read={"data/secret.db"}) as server, live.http() as admin:
+        r = admin.post(
+            "/v1/pods",
+            json={
+                "name": "sftp-pod",
+                "app": "demo",
+                "account_id": live.account_id,
+                "files": {
+                    "kind": "sftp",
+                    "host": server.host,
+                    "port": server.port,
+                    "username": server.username,
+                    "password": server.password,
+                    "path": "/",
+                },
+            },
+        )
+        assert r.status_code == 201, r.text
+        pod_id = r.json()["id"]
+        r = admin.put(
+            f"/v1/pods/{pod_id}/backup-settings",
+            json={"target": {"kind": "local", "path": str(live.root / "repo-sftp")}},
+        )
+        assert r.status_code == 200, r.text
+        r2 = live.cli("backup", "sftp-pod", "--wait")
+    assert r2.returncode == 3, r2.stdout + r2.stderr
+    assert "partial" in r2.stdout
+    assert "unreadable: /data/secret.db (permission denied)" in r2.stdout
+
+
+def test_errors_are_messages_not_tracebacks(live: Live) -> None:
+    r = live.cli("pods", "list", token="pbk_nope_nope")
+    assert r.returncode == 2
+    assert "Unauthorized (HTTP 401)" in r.stderr
+    assert "PODBACKUP_TOKEN" in r.stderr
+    r = live.cli("pods", "list", token=None)
+    assert r.returncode == 2
+    assert "no API token" in r.stderr
+    r = live.cli("snapshots", "no-such-pod")
+    assert r.returncode == 2
+    assert "no pod named 'no-such-pod'" in r.stderr
+    r = live.cli("status", "wiki", url="http://127.0.0.1:9")  # nothing listens there
+    assert r.returncode == 2
+    assert "cannot reach the podbackup API" in r.stderr
+    r = live.cli("files", "wiki", "deadbeef")
+    assert r.returncode == 2
+    assert "HTTP 404" in r.stderr
+    for result in (r,):
+        assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_login_saves_the_token(live: Live) -> None:
+    r = live.cli("login", "--url", live.url, "--token", live.token, token=None)
+    assert r.returncode == 0, r.stderr
+    path = live.home / "config.toml"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert live.account_id in r.stdout
+    r = live.cli("pods", "list", "--json", token=None, url="")  # from the file alone
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["name"] in {"wiki", "broken", "sftp-pod"}
+    r = live.cli("login", "--url", live.url, "--token", "pbk_bad", token=None)
+    assert r.returncode == 2
+    assert path.read_text().count(live.token) == 1  # a refused token is not saved

@@ -1,0 +1,150 @@
+"""`make run`'s demo set up twice against a live service: the second run reuses the
+account, token, pod and database, and the S3 data of the first (its backup is still
+there to download), and the demo's next step, `podbackup backup demo --wait`, works."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from app.demo import DemoOptions, bootstrap
+from devtools.s3 import moto_binary
+from tests.cli.conftest import Live
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Spawner:
+    """The dev server's part: start the demo's servers and stop them again."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __call__(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with (self.logs / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            proc.wait(timeout=20)
+        self.procs.clear()
+
+
+@pytest.fixture
+def options(live: Live, tmp_path: Path) -> Iterator[DemoOptions]:
+    suffix = secrets.token_hex(4)
+    opts = DemoOptions(
+        demo=tmp_path / "demo",
+        state=tmp_path / "state",
+        local_root=live.root / "demo-local",
+        sftp_port=0,
+        s3_port=0,
+        db_server_url=live.settings.sync_database_url,
+        db_name=f"podbackup_demo_app_{suffix}",
+        db_user=f"podbackup_demo_{suffix}",
+    )
+    yield opts
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(live.settings.sync_database_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{opts.db_name}" WITH (FORCE)')
+            await conn.execute(f'DROP ROLE IF EXISTS "{opts.db_user}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.mark.skipif(moto_binary() is None, reason="moto_server is not installed")
+def test_demo_twice_reuses_everything(live: Live, options: DemoOptions, tmp_path: Path) -> None:
+    spawn = Spawner(tmp_path)
+    try:
+        first = bootstrap(live.url, live.admin, spawn, options)
+        text = "\n".join(first.lines)
+        assert "settings verified: ok" in text, text
+        assert f"export PODBACKUP_URL={live.url} PODBACKUP_TOKEN={first.token}" in text
+        assert "podbackup backup demo --wait" in text
+        assert (options.pod_files / "uploads" / "2024" / "05" / "team-photo.png").exists()
+
+        r = live.cli("backup", "demo", "--wait", "--json", token=first.token)
+        assert r.returncode == 0, r.stdout + r.stderr
+        result = json.loads(r.stdout)["result"]
+        assert result["database"]["tables"]["public.comments"] == 50
+        assert result["files"]["files_total"] == 12
+        # Browsing waits for the snapshot's index (a job that reads the S3 server).
+        r = live.cli("files", "demo", "latest", "/files", token=first.token)
+        assert "uploads/" in r.stdout, r.stdout + r.stderr
+        first.persist()
+        host_key = (options.demo / "sftp-host-key").read_bytes()
+    finally:
+        spawn.stop()  # Ctrl-C: the servers go, their state stays in options.demo
+
+    try:
+        second = bootstrap(live.url, live.admin, spawn, options)
+        text = "\n".join(second.lines)
+        assert (second.token, second.pod_id) == (first.token, first.pod_id)
+        assert "settings verified: ok" in text, text
+        assert "objects put back" in text
+        assert (options.demo / "sftp-host-key").read_bytes() == host_key
+        with live.http() as admin:
+            accounts = admin.get("/v1/accounts", params={"limit": 200}).json()["items"]
+        assert [a["name"] for a in accounts].count("demo") == 1
+        env_file = options.demo / "env.sh"
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        assert f"export DEMO_POD={first.pod_id}" in env_file.read_text()
+        original = options.pod_files / "config" / "app.ini"
+        dest = tmp_path / "app.ini"
+        r = live.cli(
+            "download",
+            "demo",
+            "latest",
+            "/files/config/app.ini",
+            "-o",
+            str(dest),
+            token=second.token,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert dest.read_bytes() == original.read_bytes()
+    finally:
+        spawn.stop()
+
+
+def test_demo_without_moto_uses_a_local_repository(
+    live: Live, options: DemoOptions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("devtools.demo_servers.s3.moto_binary", lambda: None)
+    spawn = Spawner(tmp_path)
+    try:
+        run = bootstrap(live.url, live.admin, spawn, options)
+    finally:
+        spawn.stop()
+    text = "\n".join(run.lines)
+    assert "moto_server not found" in text
+    assert "settings verified: ok" in text, text
+    with live.http() as admin:
+        target = admin.get(f"/v1/pods/{run.pod_id}/backup-settings").json()["target"]
+    assert target == {"kind": "local", "path": str(options.local_root / "demo-repo")}
