@@ -6,22 +6,16 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import Field
 
-from app.audit import service as audit
-from app.auth.dependencies import AnyPrincipal, client_address
+from app.auth.dependencies import AnyPrincipal
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
-from app.errors import Conflict, Forbidden, error_responses
-from app.jobs import service as jobs
+from app.errors import Forbidden, error_responses
 from app.jobs.schemas import JobRead
+from app.jobs.starting import NotConfigured, require_settings, start_pod_job
 from app.kit.validators import Body
-from app.models import BackupSettings
 from app.pods import service as pods
 
 router = APIRouter(tags=["backups"])
-
-
-class NotConfigured(Conflict):
-    message = "The pod has no backup settings"
 
 
 class BackupTrigger(Body):
@@ -59,31 +53,20 @@ async def trigger_backup(
                 "platform backups are off on this service",
                 hint="set PODBACKUP_PLATFORM_REPOSITORY and its password",
             )
-    elif await session.get(BackupSettings, pod.id) is None:
-        raise NotConfigured(
-            "the pod has no backup settings yet",
-            hint="set a target with PUT /v1/pods/{pod_id}/backup-settings, verify it, then back up",
-        )
+    else:
+        await require_settings(session, pod, "verify it and back up")
     trigger = body.trigger if body else "manual"
-    job, created = await jobs.create(
+    return await start_pod_job(
         session,
         redis,
         settings,
+        principal,
+        pod,
         kind="backup",
-        pod_id=pod.id,
-        account_id=pod.account_id,
+        action="backup.trigger",
+        request=request,
+        response=response,
         trigger=trigger,
         plan=plan,
+        detail={"trigger": trigger, "plan": plan},
     )
-    if created:
-        await audit.record(
-            session,
-            "backup.trigger",
-            principal=principal,
-            account_id=pod.account_id,
-            pod_id=pod.id,
-            detail={"job_id": str(job.id), "trigger": trigger, "plan": plan},
-            client=client_address(request),
-        )
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return jobs.to_read(job)

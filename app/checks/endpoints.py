@@ -6,23 +6,17 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from pydantic import Field, field_validator
 
-from app.audit import service as audit
-from app.auth.dependencies import AnyPrincipal, client_address
+from app.auth.dependencies import AnyPrincipal
 from app.checks import subsets
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
-from app.errors import Conflict, error_responses
-from app.jobs import service as jobs
+from app.errors import error_responses
 from app.jobs.schemas import JobRead
+from app.jobs.starting import require_settings, start_pod_job
 from app.kit.validators import Body
-from app.models import BackupSettings
 from app.pods import service as pods
 
 router = APIRouter(tags=["checks"])
-
-
-class NotConfigured(Conflict):
-    message = "The pod has no backup settings"
 
 
 class CheckRequest(Body):
@@ -71,36 +65,23 @@ async def start_check(
     body: CheckRequest | None = None,
 ) -> JobRead:
     pod = await pods.get_visible(session, principal, pod_id)
-    if await session.get(BackupSettings, pod.id) is None:
-        raise NotConfigured(
-            "the pod has no backup settings yet",
-            hint="set a target with PUT /v1/pods/{pod_id}/backup-settings and back up first",
-        )
+    await require_settings(session, pod, "back up first")
     body = body or CheckRequest()
     params: dict[str, Any] = {"trial_restore": body.trial_restore}
     if "read_data_subset" in body.model_fields_set:
         params["read_data_subset"] = body.read_data_subset
     else:
         params["rotate"] = True
-    job, created = await jobs.create(
+    return await start_pod_job(
         session,
         redis,
         settings,
+        principal,
+        pod,
         kind="check",
-        pod_id=pod.id,
-        account_id=pod.account_id,
-        trigger="manual",
+        action="check.trigger",
+        request=request,
+        response=response,
         params=params,
+        detail=params,
     )
-    if created:
-        await audit.record(
-            session,
-            "check.trigger",
-            principal=principal,
-            account_id=pod.account_id,
-            pod_id=pod.id,
-            detail={"job_id": str(job.id), **params},
-            client=client_address(request),
-        )
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return jobs.to_read(job)

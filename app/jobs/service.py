@@ -49,12 +49,14 @@ async def create(
     plan: str = "owner",
     params: dict[str, Any] | None = None,
     max_attempts: int | None = None,
+    idempotent: bool = True,
 ) -> tuple[Job, bool]:
     """Insert a queued job and enqueue it after commit. Returns (job, created).
 
     For exclusive kinds (backup, restore, prune, check) the database allows one queued or
     running job per pod: a second backup trigger gets the existing backup back
-    (created=False); any other exclusive job in the way is a 409 naming it.
+    (created=False); any other exclusive job in the way — or the same kind when not
+    ``idempotent`` (two restores are two different requests) — is a 409 naming it.
     """
     job_id = uuid.uuid4()
     values = {
@@ -93,7 +95,9 @@ async def create(
                     Job.kind.in_(EXCLUSIVE_KINDS),
                 )
             )
-            if existing is not None and existing.kind == kind and existing.plan == plan:
+            same = existing is not None and existing.kind == kind and existing.plan == plan
+            if same and idempotent:
+                assert existing is not None
                 return existing, False
             busy = existing.kind if existing else "another job"
             raise PodBusy(

@@ -6,13 +6,12 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import Field, field_validator, model_validator
 
-from app.audit import service as audit
-from app.auth.dependencies import AnyPrincipal, client_address
+from app.auth.dependencies import AnyPrincipal
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
 from app.errors import NotFound, ValidationFailed, error_responses
-from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
+from app.jobs.starting import start_pod_job
 from app.kit.validators import Body
 from app.pods import service as pods
 from app.restores.paths import files_subpaths
@@ -129,32 +128,18 @@ async def create_restore(
         "mode": body.mode,
         "safety_backup": body.safety_backup,
     }
-    job, _ = await jobs.create(
+    return await start_pod_job(
         session,
         redis,
         settings,
+        principal,
+        target,
         kind="restore",
-        pod_id=target.id,
-        account_id=target.account_id,
-        params=params,
+        action="restore.create",
+        request=request,
+        response=response,
         plan=body.plan,
+        params=params,
+        idempotent=False,
+        detail={k: v for k, v in params.items() if k != "safety_backup"},
     )
-    await audit.record(
-        session,
-        "restore.create",
-        principal=principal,
-        account_id=target.account_id,
-        pod_id=target.id,
-        detail={
-            "job_id": str(job.id),
-            "snapshot_id": snap.id,
-            "source_pod_id": str(source.id),
-            "paths": body.paths,
-            "files": body.files,
-            "database": body.database,
-            "mode": body.mode,
-        },
-        client=client_address(request),
-    )
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return jobs.to_read(job)

@@ -6,16 +6,15 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
-from app.audit import service as audit
-from app.auth.dependencies import AnyPrincipal, client_address
+from app.auth.dependencies import AnyPrincipal
 from app.backups import targets
 from app.db import DbSession
 from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
 from app.errors import AppError, Conflict, ServiceUnavailable, ValidationFailed, error_responses
 from app.integrations.restic import ResticError
-from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
-from app.models import BackupSettings
+from app.jobs.starting import require_settings, start_pod_job
+from app.models import BackupSettings, Pod
 from app.pods import service as pods
 from app.retention import service
 from app.targets.schemas import Retention
@@ -23,10 +22,6 @@ from app.targets.schemas import Retention
 router = APIRouter(tags=["retention"])
 
 PREVIEW_TIMEOUT = 120.0
-
-
-class NotConfigured(Conflict):
-    message = "The pod has no backup settings"
 
 
 class RepositoryProblem(Conflict):
@@ -98,14 +93,8 @@ def _http(exc: ResticError) -> AppError:
     )
 
 
-async def _settings(session: DbSession, pod_id: uuid.UUID) -> BackupSettings:
-    row = await session.get(BackupSettings, pod_id)
-    if row is None:
-        raise NotConfigured(
-            "the pod has no backup settings yet",
-            hint="set a target and retention with PUT /v1/pods/{pod_id}/backup-settings",
-        )
-    return row
+async def _settings(session: DbSession, pod: Pod) -> BackupSettings:
+    return await require_settings(session, pod, "set its retention")
 
 
 @router.post(
@@ -124,7 +113,7 @@ async def preview(
 ) -> RetentionPreview:
     """Body optional: a policy to try instead of the stored one (nothing is saved)."""
     pod = await pods.get_visible(session, principal, pod_id)
-    row = await _settings(session, pod.id)
+    row = await _settings(session, pod)
     try:
         policy = service.clean_policy(body.model_dump() if body else row.retention or {})
     except ValueError as exc:
@@ -172,25 +161,15 @@ async def prune(
     response: Response,
 ) -> JobRead:
     pod = await pods.get_visible(session, principal, pod_id)
-    await _settings(session, pod.id)
-    job, created = await jobs.create(
+    await _settings(session, pod)
+    return await start_pod_job(
         session,
         redis,
         settings,
+        principal,
+        pod,
         kind="prune",
-        pod_id=pod.id,
-        account_id=pod.account_id,
-        trigger="manual",
+        action="retention.prune",
+        request=request,
+        response=response,
     )
-    if created:
-        await audit.record(
-            session,
-            "retention.prune",
-            principal=principal,
-            account_id=pod.account_id,
-            pod_id=pod.id,
-            detail={"job_id": str(job.id)},
-            client=client_address(request),
-        )
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return jobs.to_read(job)

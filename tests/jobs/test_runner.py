@@ -261,3 +261,34 @@ async def test_unknown_kind_fails_cleanly(services: Services) -> None:
     job = await load(services, job_id)
     assert job.error is not None
     assert job.error["code"] == "unknown_kind"
+
+
+async def test_a_second_restore_is_refused_not_merged(services: Services) -> None:
+    from app.jobs.errors import PodBusy
+
+    job_id = await make_job(services, kind="restore")
+    async with services.sessionmaker() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None
+        with pytest.raises(PodBusy) as busy:
+            await service.create(
+                session,
+                services.redis,
+                services.settings,
+                kind="restore",
+                pod_id=job.pod_id,
+                account_id=job.account_id,
+                idempotent=False,
+            )
+        assert str(job_id) in (busy.value.hint or "")
+        again, created = await service.create(
+            session,
+            services.redis,
+            services.settings,
+            kind="restore",
+            pod_id=job.pod_id,
+            account_id=job.account_id,
+        )
+        assert (again.id, created) == (job_id, False)
+        await session.rollback()
+    await queue.forget(services.redis, services.settings.queue_name, job_id)
