@@ -23,15 +23,16 @@ from app.targets.endpoints import router as targets_router
 from app.webhooks.endpoints import router as webhooks_router
 
 api_router = APIRouter()
+# Routes match in order: the ones a control panel polls come first.
 for router in (
+    jobs_router,
+    status_router,
+    snapshots_router,
     health_router,
     accounts_router,
     pods_router,
     backups_router,
-    jobs_router,
-    status_router,
     storage_router,
-    snapshots_router,
     restores_router,
     exports_router,
     retention_router,

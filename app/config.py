@@ -28,9 +28,16 @@ class Settings(BaseSettings):
         "postgresql+asyncpg://postgres@127.0.0.1:5432/podbackup",
         description="PostgreSQL URL (postgresql+asyncpg://user@host:port/db): the record.",
     )
-    database_pool_size: int = Field(10, ge=1, description="Connections per process in the pool.")
+    database_pool_size: int = Field(
+        15, ge=1, description="Connections per process, kept open (requests queue beyond it)."
+    )
     database_max_overflow: int = Field(
-        5, ge=0, description="Extra connections above the pool size."
+        0,
+        ge=0,
+        description=(
+            "Extra short-lived connections above the pool size (each is opened and closed "
+            "again: under sustained load that churn costs more than queueing)."
+        ),
     )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
@@ -111,6 +118,14 @@ class Settings(BaseSettings):
     )
 
     # auth
+    token_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        description=(
+            "How long an API process trusts a token it verified (0: check every request); "
+            "a revoked token stops working within this time on other API processes."
+        ),
+    )
     auth_fail_limit: int = Field(
         20, ge=1, description="Failed authentications per client address per minute before 429."
     )

@@ -23,7 +23,9 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEng
         settings.database_url,
         pool_size=pool_size or settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
+        # No ping before each checkout (a round trip per request): a connection found dead
+        # fails that one request with a 503 and is replaced; the pool recycles the rest.
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "podbackup"}, "timeout": 10},
     )

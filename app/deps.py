@@ -6,6 +6,7 @@ from typing import Annotated
 
 from arq.connections import ArqRedis
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.errors import ServiceUnavailable
@@ -16,6 +17,11 @@ from app.kit.crypto import Keyring
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def _engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
 
 
 def _keyring(request: Request) -> Keyring:
@@ -30,6 +36,8 @@ def _redis(request: Request) -> ArqRedis:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 KeyringDep = Annotated[Keyring, Depends(_keyring)]
+# For the hot read paths (app/kit/fastread.py): a pooled connection, no session.
+EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 RedisDep = Annotated[ArqRedis, Depends(_redis)]
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import ConnectionPool
 
 from app.api import api_router
+from app.auth.tokens import TokenCache
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.download_gate = asyncio.Semaphore(settings.download_concurrency)
+    app.state.auth_blocked = {}  # client address -> monotonic time its block ends
+    app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.state.keyring = (
         Keyring.from_settings(settings.secret_keys) if settings.secret_keys else None
     )

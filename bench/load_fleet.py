@@ -99,11 +99,11 @@ def backups_part(args: argparse.Namespace, database_url: str, workdir: Path) -> 
         f"(concurrency {settings.worker_concurrency} each), API with {args.api_workers} "
         f"process(es)"
     )
-    workers = [
-        WorkerProcess(settings, workdir / f"worker{i}", name=f"worker{i}").start()
-        for i in range(args.workers)
-    ]
+    workers: list[WorkerProcess] = []
     try:
+        for i in range(args.workers):  # each one stopped below, even if a later one fails
+            workers.append(WorkerProcess(settings, workdir / f"worker{i}", name=f"worker{i}"))
+            workers[-1].start()
         with api_server(
             settings.model_copy(update={"log_level": "WARNING"}), workdir, args.api_workers
         ) as api:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from sqlalchemy import select
 
 from app.accounts.schemas import (
@@ -137,11 +137,14 @@ async def list_account_tokens(
     summary="Revoke a token (admin, or an account revoking its own)",
     responses=error_responses(401, 404, 422),
 )
-async def revoke_token(token_id: uuid.UUID, principal: AnyPrincipal, session: DbSession) -> None:
+async def revoke_token(
+    token_id: uuid.UUID, principal: AnyPrincipal, session: DbSession, request: Request
+) -> None:
     row = await session.get(ApiToken, token_id)
     if row is None or not (principal.is_admin or row.account_id == principal.account_id):
         raise NotFound("Token not found")
     await tokens.revoke(session, token_id)
+    request.app.state.token_cache.drop_token_id(token_id)
     await audit.record(
         session,
         "token.revoke",

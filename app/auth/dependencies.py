@@ -14,7 +14,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import update
 
 from app.auth import tokens
-from app.db import DbSession
 from app.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from app.models import ApiToken
 from app.models.base import utcnow
@@ -55,57 +54,89 @@ def _fail_key(request: Request) -> str:
     return f"{namespace}:authfail:{client_address(request)}:{int(time.time() // 60)}"
 
 
-async def _rate_limited(request: Request) -> bool:
+def _blocked(request: Request) -> bool:
+    """Addresses this process saw go over the limit, until their minute is over.
+
+    Failures are counted in Redis (shared by every API process); only the failure path
+    talks to Redis, so a valid request costs no Redis round trip.
+    """
+    blocked: dict[str, float] = request.app.state.auth_blocked
+    until = blocked.get(client_address(request))
+    if until is None:
+        return False
+    if until > time.monotonic():
+        return True
+    blocked.pop(client_address(request), None)
+    return False
+
+
+async def _record_failure(request: Request) -> bool:
+    """Count a failed authentication; True when the address is now over the limit."""
     redis = getattr(request.app.state, "redis", None)
     if redis is None:
         return False
-    key = _fail_key(request)
-    try:
-        count = await redis.get(key)
-    except Exception:  # Redis down must not lock everyone out
-        return False
-    return count is not None and int(count) >= request.app.state.settings.auth_fail_limit
-
-
-async def _record_failure(request: Request) -> None:
-    redis = getattr(request.app.state, "redis", None)
-    if redis is None:
-        return
     key = _fail_key(request)
     try:
         pipe = redis.pipeline()
         pipe.incr(key)
         pipe.expire(key, 120)
-        await pipe.execute()
-    except Exception:
+        count, _ = await pipe.execute()
+    except Exception:  # Redis down must not lock everyone out
         log.debug("could not record failed auth", exc_info=True)
+        return False
+    if int(count) > request.app.state.settings.auth_fail_limit:
+        request.app.state.auth_blocked[client_address(request)] = time.monotonic() + 60
+        return True
+    return False
+
+
+def _too_many() -> TooManyRequests:
+    return TooManyRequests(
+        "too many failed authentications from this address",
+        hint="wait a minute, then retry with a valid token",
+        headers={"Retry-After": "60"},
+    )
+
+
+async def _lookup(request: Request, token: str) -> tokens.ActiveToken | None:
+    """The token's row, from a short session of its own (so a request that only reads
+    through ``fastread`` holds no session at all); marks it used at most once a minute."""
+    async with request.app.state.sessionmaker() as session:
+        row = await tokens.find_active(session, token)
+        now = utcnow()
+        if row is not None and (
+            row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1)
+        ):
+            await session.execute(
+                update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+            )
+            await session.commit()
+        return row
 
 
 async def authenticate(
     request: Request,
-    session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if await _rate_limited(request):
-        raise TooManyRequests(
-            "too many failed authentications from this address",
-            hint="wait a minute, then retry with a valid token",
-            headers={"Retry-After": "60"},
-        )
+    if _blocked(request):
+        raise _too_many()
     if credentials is None or credentials.scheme.lower() != "bearer":
-        await _record_failure(request)
+        if await _record_failure(request):
+            raise _too_many()
         raise Unauthorized("missing bearer token")
     token = credentials.credentials.strip()
-    row = await tokens.find_active(session, token) if tokens.looks_like_token(token) else None
+    cache: tokens.TokenCache = request.app.state.token_cache
+    cached: Principal | None = cache.get(token)
+    if cached is not None:
+        return cached
+    row = await _lookup(request, token) if tokens.looks_like_token(token) else None
     if row is None:
-        await _record_failure(request)
+        if await _record_failure(request):
+            raise _too_many()
         raise Unauthorized("invalid or revoked token")
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
-        await session.execute(
-            update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
-        )
-    return Principal(token_id=row.id, scope=row.scope, account_id=row.account_id)
+    principal = Principal(token_id=row.id, scope=row.scope, account_id=row.account_id)
+    cache.put(token, principal)
+    return principal
 
 
 async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:

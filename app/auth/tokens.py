@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,15 +56,33 @@ async def create_token(
     return NewToken(token=token, row=row)
 
 
-async def find_active(session: AsyncSession, token: str) -> ApiToken | None:
+@dataclass(frozen=True)
+class ActiveToken:
+    id: uuid.UUID
+    scope: str
+    account_id: uuid.UUID | None
+    last_used_at: datetime | None
+
+
+async def find_active(session: AsyncSession, token: str) -> ActiveToken | None:
+    """The token's row when it exists and is not revoked (a plain row: every request runs
+    this, so no ORM object is built)."""
     digest = hash_token(token)
-    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-    if row is None or row.revoked_at is not None:
-        return None
+    row = (
+        await session.execute(
+            select(
+                ApiToken.id,
+                ApiToken.scope,
+                ApiToken.account_id,
+                ApiToken.last_used_at,
+                ApiToken.token_hash,
+            ).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+        )
+    ).first()
     # The lookup is by digest; compare again in constant time for good measure.
-    if not secrets.compare_digest(row.token_hash, digest):
+    if row is None or not secrets.compare_digest(row.token_hash, digest):
         return None
-    return row
+    return ActiveToken(row.id, row.scope, row.account_id, row.last_used_at)
 
 
 async def revoke(session: AsyncSession, token_id: uuid.UUID) -> bool:
@@ -71,3 +92,34 @@ async def revoke(session: AsyncSession, token_id: uuid.UUID) -> bool:
         .values(revoked_at=utcnow())
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class TokenCache:
+    """Recently verified tokens of this process, for ``ttl`` seconds: a client polling
+    status or a job does not cost a token lookup per request. A token revoked through this
+    process is dropped at once; other API processes stop accepting it within ``ttl``."""
+
+    def __init__(self, ttl: float, max_size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_size = max_size
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    def get(self, token: str) -> Any | None:
+        if self.ttl <= 0:
+            return None
+        entry = self._entries.get(hash_token(token))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token: str, principal: Any) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_size:
+            self._entries.clear()
+        self._entries[hash_token(token)] = (time.monotonic() + self.ttl, principal)
+
+    def drop_token_id(self, token_id: uuid.UUID) -> None:
+        for key, (_, principal) in list(self._entries.items()):
+            if getattr(principal, "token_id", None) == token_id:
+                self._entries.pop(key, None)

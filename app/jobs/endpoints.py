@@ -6,15 +6,16 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.auth.dependencies import AnyPrincipal
 from app.db import DbSession
-from app.deps import RedisDep, SettingsDep
+from app.deps import EngineDep, RedisDep, SettingsDep
 from app.errors import error_responses
 from app.jobs import service
 from app.jobs.schemas import JobKind, JobRead, JobStatus
+from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page, paginate
 from app.models.job import FINAL_STATUSES
 from app.pods import service as pods
@@ -35,7 +36,7 @@ async def list_pod_jobs(
     kind: Annotated[JobKind | None, Query()] = None,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
 ) -> Page[JobRead]:
-    await pods.get_visible(session, principal, pod_id)
+    await pods.require_visible(session, principal, pod_id)
     stmt = service.list_query(principal, pod_id=pod_id, kind=kind, status=status_)
     rows, total = await paginate(session, stmt, params)
     return make_page([service.to_read(j) for j in rows], total, params)
@@ -58,9 +59,14 @@ async def list_jobs(
     return make_page([service.to_read(j) for j in rows], total, params)
 
 
-@router.get("/v1/jobs/{job_id}", summary="One job", responses=error_responses(401, 404, 422))
-async def get_job(job_id: uuid.UUID, principal: AnyPrincipal, session: DbSession) -> JobRead:
-    return service.to_read(await service.get_visible(session, principal, job_id))
+@router.get(
+    "/v1/jobs/{job_id}",
+    summary="One job",
+    response_model=JobRead,
+    responses=error_responses(401, 404, 422),
+)
+async def get_job(job_id: uuid.UUID, principal: AnyPrincipal, engine: EngineDep) -> Response:
+    return json_response(await service.read_visible(engine, principal, job_id))
 
 
 @router.post(

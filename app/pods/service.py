@@ -275,6 +275,17 @@ async def get_visible(session: AsyncSession, principal: Principal, pod_id: uuid.
     return pod
 
 
+async def require_visible(
+    session: AsyncSession, principal: Principal, pod_id: uuid.UUID
+) -> uuid.UUID:
+    """Like ``get_visible`` for read paths that need only the pod's account: one indexed
+    lookup of a column, no ORM object (status, lists and job history are polled often)."""
+    account_id = await session.scalar(select(Pod.account_id).where(Pod.id == pod_id))
+    if account_id is None or not principal.owns(account_id):
+        raise NotFound("Pod not found", hint="check the pod id")
+    return account_id
+
+
 def list_query(principal: Principal, account_id: uuid.UUID | None = None) -> Any:
     stmt = select(Pod).order_by(Pod.created_at, Pod.id)
     if not principal.is_admin:

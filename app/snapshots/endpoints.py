@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from urllib.parse import quote
 
 from arq.connections import ArqRedis
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,12 +16,13 @@ from app.auth.dependencies import AnyPrincipal
 from app.backups import targets
 from app.config import Settings
 from app.db import DbSession, commit
-from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
+from app.deps import EngineDep, KeyringDep, RedisDep, ResticDep, SettingsDep
 from app.errors import NotFound, TooManyRequests, error_responses
 from app.integrations.restic import ResticError
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
-from app.kit.pagination import Page, PageQuery, make_page, paginate
+from app.kit.fastread import json_response
+from app.kit.pagination import Page, PageQuery, make_page
 from app.models import Pod, Snapshot
 from app.pods import service as pods
 from app.snapshots import service
@@ -37,20 +38,22 @@ PlanQuery = Annotated[Literal["owner", "platform"], Query(description="`platform
 @router.get(
     "/v1/pods/{pod_id}/snapshots",
     summary="Snapshots of a pod, newest first (served from the database, not restic)",
+    response_model=Page[SnapshotRead],
     responses=error_responses(401, 404, 422),
 )
 async def list_snapshots(
     pod_id: uuid.UUID,
     principal: AnyPrincipal,
-    session: DbSession,
+    engine: EngineDep,
     params: PageQuery,
     tag: Annotated[str | None, Query(max_length=200, description="e.g. `trigger:manual`")] = None,
     plan: PlanQuery = "owner",
-) -> Page[SnapshotRead]:
-    pod = await pods.get_visible(session, principal, pod_id)
+) -> Response:
     service.check_plan(principal, plan)
-    rows, total = await paginate(session, service.list_query(pod.id, plan, tag), params)
-    return make_page([service.to_read(s) for s in rows], total, params)
+    items, total = await service.list_visible(
+        engine, principal, pod_id, plan, tag, params.limit, params.offset
+    )
+    return json_response(make_page(items, total, params))
 
 
 @router.post(

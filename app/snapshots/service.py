@@ -6,11 +6,12 @@ import posixpath
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import Principal
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.kit import fastread
 from app.models import Pod, Snapshot, SnapshotFile
 from app.snapshots import repository
 from app.snapshots.schemas import FileEntry, SnapshotRead
@@ -25,15 +26,51 @@ def check_plan(principal: Principal, plan: str) -> None:
         raise NotFound("Snapshot not found")
 
 
-def list_query(pod_id: uuid.UUID, plan: str, tag: str | None) -> Select[tuple[Snapshot]]:
-    stmt = (
-        select(Snapshot)
-        .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan)
-        .order_by(Snapshot.time.desc(), Snapshot.pk.desc())
+LIST_SQL = """
+SELECT pod.account_id, page.*
+FROM (SELECT account_id FROM pods WHERE id = $1) AS pod
+LEFT JOIN LATERAL (
+    SELECT s.*, count(*) OVER () AS total FROM snapshots AS s
+    WHERE s.pod_id = $1 AND s.plan = $2 AND ($3::text IS NULL OR s.tags @> ARRAY[$3::text])
+    ORDER BY s.time DESC, s.pk DESC LIMIT $4 OFFSET $5
+) AS page ON true
+"""
+COUNT_SQL = """
+SELECT count(*) FROM snapshots
+WHERE pod_id = $1 AND plan = $2 AND ($3::text IS NULL OR tags @> ARRAY[$3::text])
+"""
+
+
+async def list_visible(
+    source: fastread.Source,
+    principal: Principal,
+    pod_id: uuid.UUID,
+    plan: str,
+    tag: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[SnapshotRead], int]:
+    """Visibility, one page and the total in one plain statement (lists are polled)."""
+    rows = await fastread.fetch(source, LIST_SQL, pod_id, plan, tag, limit, offset)
+    if not rows or not principal.owns(rows[0]["account_id"]):
+        raise NotFound("Pod not found", hint="check the pod id")
+    items = [read_mapping(r) for r in rows if r["pk"] is not None]
+    if items:
+        return items, int(rows[0]["total"])
+    if offset == 0:
+        return [], 0
+    total = await fastread.fetchrow(source, COUNT_SQL, pod_id, plan, tag)
+    return [], int(total[0]) if total else 0
+
+
+def read_mapping(row: Any) -> SnapshotRead:
+    return SnapshotRead.model_validate(
+        {
+            **{k: row[k] for k in SnapshotRead.model_fields},
+            "paths": list(row["paths"] or []),
+            "tags": list(row["tags"] or []),
+        }
     )
-    if tag:
-        stmt = stmt.where(Snapshot.tags.contains([tag]))
-    return stmt
 
 
 async def get(session: AsyncSession, pod: Pod, plan: str, snapshot_id: str) -> Snapshot:

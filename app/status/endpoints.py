@@ -4,20 +4,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from app.auth.dependencies import AnyPrincipal
-from app.db import DbSession
+from app.deps import EngineDep
 from app.errors import NotFound, error_responses
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
-from app.models import BackupSettings, Job
-from app.models.job import ACTIVE_STATUSES
-from app.pods import service as pods
-from app.status import repository
-from app.storage.overview import size_overview
+from app.kit.fastread import json_response
+from app.status.reads import status_row
+from app.storage import prices
 from app.storage.schemas import CostEstimateRead, GrowthRead
 
 router = APIRouter(tags=["status"])
@@ -57,48 +54,45 @@ class PodStatus(BaseModel):
 @router.get(
     "/v1/pods/{pod_id}/status",
     summary="Backup overview: last backup and success, next run, snapshots, size, verification",
+    response_model=PodStatus,
     responses=error_responses(401, 404, 422),
 )
 async def pod_status(
     pod_id: uuid.UUID,
     principal: AnyPrincipal,
-    session: DbSession,
+    engine: EngineDep,
     plan: Annotated[Literal["owner", "platform"], Query(description="platform: admins")] = "owner",
-) -> PodStatus:
-    pod = await pods.get_visible(session, principal, pod_id)
-    if plan == "platform" and not principal.is_admin:
+) -> Response:
+    row = await status_row(engine, pod_id, plan)
+    if (
+        row is None
+        or not principal.owns(row.account_id)
+        or (plan == "platform" and not principal.is_admin)
+    ):
         raise NotFound("Pod not found", hint="check the pod id")
-    state = await repository.get(session, pod.id, plan)
-    settings_row = await session.get(BackupSettings, pod.id) if plan == "owner" else None
-    active = await session.scalar(
-        select(Job)
-        .where(Job.pod_id == pod.id, Job.plan == plan, Job.status.in_(ACTIVE_STATUSES))
-        .order_by(Job.created_at.desc())
-        .limit(1)
-    )
+    v = row.values
     last = None
-    if state is not None and state.last_attempt_at is not None and state.last_status:
-        last = LastBackup(
-            at=state.last_attempt_at, status=state.last_status, job_id=state.last_job_id
-        )
-    growth, cost = await size_overview(session, pod.id, plan, state)
-    return PodStatus(
-        pod_id=pod.id,
+    if v["last_attempt_at"] is not None and v["last_status"]:
+        last = LastBackup(at=v["last_attempt_at"], status=v["last_status"], job_id=v["last_job_id"])
+    size = v["repo_size_bytes"]
+    provider = row.provider if plan == "owner" else None
+    estimate = prices.estimate(provider, size) if provider and size is not None else None
+    status = PodStatus(
+        pod_id=pod_id,
         plan=plan,
-        configured=settings_row is not None if plan == "owner" else True,
-        schedule_enabled=bool((settings_row.schedule or {}).get("enabled"))
-        if settings_row is not None
-        else None,
+        configured=bool(v["configured"]) if plan == "owner" else True,
+        schedule_enabled=(v["schedule_enabled"] == "true") if v["configured"] else None,
         last_backup=last,
-        last_success_at=state.last_success_at if state else None,
-        last_snapshot_id=state.last_snapshot_id if state else None,
-        next_run_at=state.next_run_at if state else None,
-        snapshot_count=state.snapshot_count if state else 0,
-        repository_size_bytes=state.repo_size_bytes if state else None,
-        repository_size_at=state.repo_size_at if state else None,
-        last_verification=state.last_verification if state else None,
-        active_job=jobs.to_read(active) if active else None,
-        repository_growth_30d=growth,
-        cost_estimate=cost,
-        stale_alerted_at=state.stale_alerted_at if state else None,
+        last_success_at=v["last_success_at"],
+        last_snapshot_id=v["last_snapshot_id"],
+        next_run_at=v["next_run_at"],
+        snapshot_count=v["snapshot_count"],
+        repository_size_bytes=size,
+        repository_size_at=v["repo_size_at"],
+        last_verification=v["last_verification"],
+        active_job=jobs.read_mapping(v["active_job"]) if v["active_job"] else None,
+        repository_growth_30d=GrowthRead.of(row.growth()) if size is not None else None,
+        cost_estimate=CostEstimateRead.of(estimate),
+        stale_alerted_at=v["stale_alerted_at"],
     )
+    return json_response(status)

@@ -1,0 +1,80 @@
+"""The status of a (pod, plan) in one statement: the pod's account (for visibility), its
+plan state, whether settings exist, the active job and the size samples for growth."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.kit import fastread
+from app.storage.service import GROWTH_DAYS, Growth
+
+STATUS_SQL = f"""
+WITH latest AS (
+    SELECT at, size_bytes, id FROM repo_size_samples
+    WHERE pod_id = $1 AND plan = $2 AND at <= now()
+    ORDER BY at DESC, id DESC LIMIT 1
+), base AS (
+    SELECT at, size_bytes, id FROM (
+        (SELECT at, size_bytes, id, 0 AS o FROM repo_size_samples
+         WHERE pod_id = $1 AND plan = $2 AND at <= now() - interval '{GROWTH_DAYS} days'
+         ORDER BY at DESC, id DESC LIMIT 1)
+        UNION ALL
+        (SELECT at, size_bytes, id, 1 FROM repo_size_samples
+         WHERE pod_id = $1 AND plan = $2 AND at > now() - interval '{GROWTH_DAYS} days'
+         ORDER BY at, id LIMIT 1)
+    ) AS b ORDER BY o LIMIT 1
+)
+SELECT p.account_id,
+       bs.pod_id IS NOT NULL AS configured,
+       bs.schedule ->> 'enabled' AS schedule_enabled,
+       bs.target_kind, bs.target ->> 'provider' AS provider,
+       ps.last_attempt_at, ps.last_status, ps.last_job_id, ps.last_success_at,
+       ps.last_snapshot_id, ps.next_run_at, coalesce(ps.snapshot_count, 0) AS snapshot_count,
+       ps.repo_size_bytes, ps.repo_size_at, ps.last_verification, ps.stale_alerted_at,
+       (SELECT to_jsonb(j) FROM (
+            SELECT * FROM jobs
+            WHERE pod_id = p.id AND plan = $2 AND status IN ('queued', 'running')
+            ORDER BY created_at DESC LIMIT 1) AS j) AS active_job,
+       (SELECT to_jsonb(latest) FROM latest) AS latest_sample,
+       (SELECT to_jsonb(base) FROM base) AS base_sample
+FROM pods AS p
+LEFT JOIN plan_states AS ps ON ps.pod_id = p.id AND ps.plan = $2
+LEFT JOIN backup_settings AS bs ON bs.pod_id = p.id
+WHERE p.id = $1
+"""
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    account_id: uuid.UUID
+    values: dict[str, Any]
+
+    @property
+    def provider(self) -> str | None:
+        if self.values["target_kind"] == "local":
+            return "local"
+        if self.values["configured"]:
+            return str(self.values["provider"] or "generic")
+        return None
+
+    def growth(self) -> Growth | None:
+        latest, base = self.values["latest_sample"], self.values["base_sample"]
+        if not latest or not base or latest["id"] == base["id"]:
+            return None
+        from app.snapshots.repository import parse_time
+
+        until, since = parse_time(latest["at"]), parse_time(base["at"])
+        days = round((until - since).total_seconds() / 86400, 3)
+        return Growth(int(latest["size_bytes"]) - int(base["size_bytes"]), since, until, days)
+
+
+async def status_row(engine: AsyncEngine, pod_id: uuid.UUID, plan: str) -> StatusRow | None:
+    row = await fastread.fetchrow(engine, STATUS_SQL, pod_id, plan)
+    if row is None:
+        return None
+    values = dict(row)
+    return StatusRow(account_id=values.pop("account_id"), values=values)
