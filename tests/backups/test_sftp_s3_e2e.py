@@ -18,7 +18,15 @@ from fastapi import FastAPI
 
 from app.integrations.dumps import DbEndpoint
 from app.models import BackupSettings
-from tests.backups.helpers import backup, wait_index, wait_job
+from tests.backups.helpers import (
+    backup,
+    create_pod,
+    database_spec,
+    s3_target,
+    sftp_files,
+    wait_index,
+    wait_job,
+)
 from tests.conftest import Tenant
 from tests.fixtures.s3 import S3ServerHandle
 from tests.fixtures.sftp import SftpServerHandle, start_sftp_server
@@ -53,48 +61,14 @@ async def make_pod(
     s3: S3ServerHandle,
     bucket: str,
     db: DbEndpoint | None = None,
-    **files_over: Any,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": "wiki",
-        "app": "wikijs",
-        "files": {
-            "kind": "sftp",
-            "host": sftp.host,
-            "port": sftp.port,
-            "username": sftp.username,
-            "password": sftp.password,
-            "path": sftp.remote_root,
-            **files_over,
-        },
-    }
-    if db is not None:
-        body["database"] = {
-            "kind": db.kind,
-            "host": db.host,
-            "port": db.port,
-            "name": db.name,
-            "username": db.username,
-            "password": db.password,
-        }
-    r = await client.post("/v1/pods", json=body, headers=tenant.headers)
-    assert r.status_code == 201, r.text
-    pod = r.json()
-    r = await client.put(
-        f"/v1/pods/{pod['id']}/backup-settings",
-        json={
-            "target": {
-                "kind": "s3",
-                "endpoint": s3.url,
-                "bucket": bucket,
-                "access_key_id": s3.access_key,
-                "secret_access_key": s3.secret_key,
-            }
-        },
-        headers=tenant.headers,
+    return await create_pod(
+        client,
+        tenant.headers,
+        files=sftp_files(sftp),
+        database=database_spec(db) if db is not None else None,
+        target=s3_target(s3, bucket),
     )
-    assert r.status_code == 200, r.text
-    return pod
 
 
 def restic_env(s3: S3ServerHandle, bucket: str, password: str, tmp: Path) -> dict[str, str]:

@@ -96,28 +96,6 @@ async def local_pod(
     return pod
 
 
-def sftp_body(sftp: Any) -> dict[str, Any]:
-    return {
-        "kind": "sftp",
-        "host": sftp.host,
-        "port": sftp.port,
-        "username": sftp.username,
-        "password": sftp.password,
-        "path": sftp.remote_root,
-    }
-
-
-def db_body(db: Any) -> dict[str, Any]:
-    return {
-        "kind": db.kind,
-        "host": db.host,
-        "port": db.port,
-        "name": db.name,
-        "username": db.username,
-        "password": db.password,
-    }
-
-
 async def wait_phase(
     client: httpx.AsyncClient,
     headers: dict[str, str],

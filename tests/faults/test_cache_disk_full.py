@@ -17,8 +17,9 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.integrations.sftp.local import TEMP_PREFIX
+from tests.backups.helpers import sftp_files
 from tests.conftest import Tenant
-from tests.faults.helpers import assert_recovered, backup, fill, local_pod, sftp_body
+from tests.faults.helpers import assert_recovered, backup, fill, local_pod
 from tests.fixtures.sftp import SftpServerHandle
 from tests.fixtures.worker import WorkerProcess
 
@@ -68,7 +69,7 @@ async def test_cache_disk_full_fails_clearly_and_the_cache_stays_usable(
     tmp_path: Path,
 ) -> None:
     fill(sftp_server.root, big_mb=24)  # more than the whole cache disk
-    pod = await local_pod(client, admin_token, tenant, sftp_body(sftp_server), tmp_path / "repo")
+    pod = await local_pod(client, admin_token, tenant, sftp_files(sftp_server), tmp_path / "repo")
 
     job = await backup(client, tenant.headers, pod["id"])
     assert job["status"] == "failed", (job, worker.logs()[-3000:])

@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from tests.backups.helpers import sftp_files
 from tests.conftest import Tenant
 from tests.faults.helpers import (
     assert_recovered,
     backup,
     fill,
     local_pod,
-    sftp_body,
     state_errors,
 )
 from tests.fixtures.sftp import SftpServerHandle
@@ -32,7 +32,7 @@ async def test_sftp_connection_dropped_mid_mirror_is_retried(
     tmp_path: Path,
 ) -> None:
     fill(sftp_server.root, big_mb=8)
-    pod = await local_pod(client, admin_token, tenant, sftp_body(sftp_server), tmp_path / "repo")
+    pod = await local_pod(client, admin_token, tenant, sftp_files(sftp_server), tmp_path / "repo")
     sftp_server.drop_after_bytes = 2 << 20  # one-shot: cut once 2 MiB have been served
 
     job = await backup(client, tenant.headers, pod["id"])

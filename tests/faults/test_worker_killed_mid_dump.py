@@ -16,10 +16,10 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.integrations.dumps import DbEndpoint
+from tests.backups.helpers import database_spec
 from tests.conftest import Tenant
 from tests.faults.helpers import (
     assert_recovered,
-    db_body,
     fill,
     local_pod,
     state_errors,
@@ -75,7 +75,7 @@ async def test_worker_killed_mid_database_dump(
     fill(files)
     await seed(pg_pod, 20_000)
     pod = await local_pod(
-        client, admin_token, tenant, files, tmp_path / "repo", database=db_body(pg_pod)
+        client, admin_token, tenant, files, tmp_path / "repo", database=database_spec(pg_pod)
     )
 
     # A transaction holding the table exclusively: pg_dump blocks on its ACCESS SHARE lock,

@@ -13,7 +13,7 @@ import httpx
 
 from app.integrations.dumps import DbEndpoint
 from app.integrations.restic import Repository
-from tests.backups.helpers import wait_job
+from tests.backups.helpers import database_spec, s3_target, sftp_files, wait_job
 from tests.conftest import Tenant, auth
 from tests.fixtures.s3 import S3ServerHandle
 from tests.fixtures.sftp import SftpServerHandle
@@ -34,42 +34,17 @@ async def s3_pod(
     bucket: str,
     db: DbEndpoint | None = None,
 ) -> dict[str, Any]:
-    """A pod with files over SFTP (and a database) backing up into an S3 bucket."""
-    body: dict[str, Any] = {
-        "name": "wiki",
-        "app": "wikijs",
-        "files": {
-            "kind": "sftp",
-            "host": sftp.host,
-            "port": sftp.port,
-            "username": sftp.username,
-            "password": sftp.password,
-            "path": sftp.remote_root,
-        },
-    }
+    """A pod with files over SFTP (and a database) backing up into an S3 bucket, with the
+    default retention."""
+    body: dict[str, Any] = {"name": "wiki", "app": "wikijs", "files": sftp_files(sftp)}
     if db is not None:
-        body["database"] = {
-            "kind": db.kind,
-            "host": db.host,
-            "port": db.port,
-            "name": db.name,
-            "username": db.username,
-            "password": db.password,
-        }
+        body["database"] = database_spec(db)
     r = await client.post("/v1/pods", json=body, headers=tenant.headers)
     assert r.status_code == 201, r.text
     pod: dict[str, Any] = r.json()
     r = await client.put(
         f"/v1/pods/{pod['id']}/backup-settings",
-        json={
-            "target": {
-                "kind": "s3",
-                "endpoint": s3.url,
-                "bucket": bucket,
-                "access_key_id": s3.access_key,
-                "secret_access_key": s3.secret_key,
-            }
-        },
+        json={"target": s3_target(s3, bucket)},
         headers=tenant.headers,
     )
     assert r.status_code == 200, r.text

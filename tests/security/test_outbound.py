@@ -24,9 +24,9 @@ from app.kit import netpolicy
 from app.main import create_app
 from app.models.base import utcnow
 from app.webhooks.delivery import deliver_due
-from tests.backups.helpers import backup
+from tests.backups.helpers import backup, sftp_files
 from tests.conftest import Tenant, auth
-from tests.faults.helpers import fill, local_pod, sftp_body
+from tests.faults.helpers import fill, local_pod
 from tests.fixtures.s3 import S3ServerHandle
 from tests.fixtures.sftp import SftpServerHandle
 from tests.fixtures.worker import WorkerProcess
@@ -233,7 +233,7 @@ async def test_a_saved_host_no_longer_allowed_is_refused_when_connecting(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             over_sftp = await local_pod(
-                c, admin_token, tenant, sftp_body(sftp_server), tmp_path / "r"
+                c, admin_token, tenant, sftp_files(sftp_server), tmp_path / "r"
             )
             into_s3 = await local_pod(c, admin_token, tenant, tmp_path / "local", tmp_path / "r2")
             r = await c.put(

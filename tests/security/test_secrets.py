@@ -24,9 +24,9 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.integrations.dumps import DbEndpoint
 from app.kit import subprocess as sp
-from tests.backups.helpers import backup, wait_job
+from tests.backups.helpers import backup, database_spec, sftp_files, wait_job
 from tests.conftest import SECRET_KEY, Tenant
-from tests.faults.helpers import db_body, fill, sftp_body
+from tests.faults.helpers import fill
 from tests.fixtures.s3 import S3ServerHandle
 from tests.fixtures.sftp import SftpServerHandle
 from tests.fixtures.worker import WorkerProcess
@@ -127,8 +127,8 @@ async def test_no_secret_leaks_anywhere_after_a_full_scenario(
         await seed_database(pg_pod)
         r = await client.post(
             "/v1/pods",
-            json={"name": "wiki", "app": "wikijs", "files": sftp_body(sftp_server),
-                  "database": db_body(pg_pod)},
+            json={"name": "wiki", "app": "wikijs", "files": sftp_files(sftp_server),
+                  "database": database_spec(pg_pod)},
             headers=h,
         )  # fmt: skip
         assert r.status_code == 201, r.text
@@ -200,16 +200,16 @@ async def test_no_secret_leaks_anywhere_after_a_full_scenario(
         assert r.status_code == 202, r.text
 
         # Failures: the wrong SFTP password, then the wrong database password.
-        files = {**sftp_body(sftp_server), "password": wrong_sftp}
+        files = {**sftp_files(sftp_server), "password": wrong_sftp}
         r = await client.patch(f"/v1/pods/{pod}", json={"files": files}, headers=h)
         assert r.status_code == 200, r.text
         failed = await backup(client, h, pod)
         assert failed["status"] == "failed", failed
         assert failed["error"]["code"] == "auth_failed"
-        database = {**db_body(pg_pod), "password": wrong_db}
+        database = {**database_spec(pg_pod), "password": wrong_db}
         r = await client.patch(
             f"/v1/pods/{pod}",
-            json={"files": sftp_body(sftp_server), "database": database},
+            json={"files": sftp_files(sftp_server), "database": database},
             headers=h,
         )
         assert r.status_code == 200, r.text
