@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     storage_stall_seconds: float = Field(
         300.0, gt=0, description="Give up on a storage that keeps failing restic's retries."
     )
+    restic_lock_wait_seconds: float = Field(
+        180.0,
+        ge=0,
+        description=(
+            "How long check, forget and prune wait for other restic processes' locks "
+            "(a restore or an index reading the repository) before failing."
+        ),
+    )
     argv_log: Path | None = Field(
         None, description="Append the argv of every child process here (security audits)."
     )

@@ -41,6 +41,7 @@ async def startup(ctx: WorkerContext) -> None:
         settings.restic_binary,
         grace=settings.job_cancel_grace_seconds,
         stall_seconds=settings.storage_stall_seconds,
+        lock_wait_seconds=settings.restic_lock_wait_seconds,
     )
     sp.set_argv_log(settings.argv_log)
     settings.cache_dir.mkdir(parents=True, exist_ok=True)

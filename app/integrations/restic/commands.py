@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,6 +27,7 @@ from app.kit.netpolicy import Policy
 log = logging.getLogger(__name__)
 
 JsonCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
+T = TypeVar("T")
 
 RETENTION_FLAGS = {
     "keep_last": "--keep-last",
@@ -59,7 +60,10 @@ class CheckOutcome:
 
 
 class Restic:
-    """One restic binary. ``stall_seconds``: give up on storage retries after this long."""
+    """One restic binary. ``stall_seconds``: give up on storage retries after this long.
+    ``lock_wait_seconds``: how long a command that needs the repository alone (check,
+    forget, prune) waits for other restic processes' locks to go (a restore or an index
+    reading beside it) before it fails `repository_locked`."""
 
     def __init__(
         self,
@@ -68,11 +72,13 @@ class Restic:
         *,
         grace: float = 10.0,
         stall_seconds: float = 300.0,
+        lock_wait_seconds: float = 180.0,
     ) -> None:
         self.binary = binary
         self.version = version
         self.grace = grace
         self.stall_seconds = stall_seconds
+        self.lock_wait_seconds = lock_wait_seconds
 
     @classmethod
     async def detect(cls, binary: str, **kwargs: Any) -> Restic:
@@ -159,6 +165,33 @@ class Restic:
         if done.returncode not in ok_codes:
             raise classify(done.returncode, done.stderr_tail)
         return done
+
+    async def exclusive(
+        self, attempt: Callable[[], Awaitable[T]], *, cancel: asyncio.Event | None = None
+    ) -> T:
+        """Run ``attempt`` (one command that takes restic's exclusive lock) until no other
+        restic process holds a lock, for up to ``lock_wait_seconds``.
+
+        restic 0.14 fails at once when any lock is held (``--retry-lock`` came in 0.16), and
+        readers (restores, exports, indexing, downloads) hold theirs only for their run.
+        """
+        deadline = time.monotonic() + self.lock_wait_seconds
+        delay = 1.0
+        while True:
+            try:
+                return await attempt()
+            except ResticError as exc:
+                if exc.code != "repository_locked" or time.monotonic() + delay > deadline:
+                    raise
+                log.info("repository locked by another restic process; retrying in %.0fs", delay)
+            if cancel is None:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(cancel.wait(), timeout=delay)
+                if cancel.is_set():
+                    raise ResticError("interrupted", "canceled on request")
+            delay = min(delay * 2, 15.0)
 
     async def _json(self, repo: Repository, args: Sequence[str], **kw: Any) -> Any:
         lines: list[str] = []
@@ -341,16 +374,27 @@ class Restic:
             args += ["--tag", tag]
         if dry_run:
             args.append("--dry-run")
-        result = await self._json(repo, args, **kw)
+            result = await self._json(repo, args, **kw)
+        else:
+            result = await self.exclusive(
+                lambda: self._json(repo, args, **kw), cancel=kw.get("cancel")
+            )
         return list(result or [])
 
     async def forget_ids(self, repo: Repository, ids: Sequence[str], **kw: Any) -> None:
         if ids:
-            await self.run(repo, ["forget", *ids], **kw)
+            await self.exclusive(
+                lambda: self.run(repo, ["forget", *ids], **kw), cancel=kw.get("cancel")
+            )
 
     async def prune(self, repo: Repository, **kw: Any) -> list[str]:
         lines: list[str] = []
-        await self.run(repo, ["prune"], on_line=lines.append, **kw)
+
+        async def _once() -> None:
+            lines.clear()
+            await self.run(repo, ["prune"], on_line=lines.append, **kw)
+
+        await self.exclusive(_once, cancel=kw.get("cancel"))
         return lines
 
     async def check(
@@ -359,29 +403,30 @@ class Restic:
         args = ["check"]
         if read_data_subset:
             args.append(f"--read-data-subset={read_data_subset}")
-        lines: list[str] = []
-        errors: list[str] = []
 
-        def _err(line: str) -> None:
-            if line.strip() and not line.startswith(("using temporary cache", "created new cache")):
-                errors.append(line)
+        async def _once() -> CheckOutcome:
+            lines: list[str] = []
+            errors: list[str] = []
+            done = await self.run(repo, args, on_line=lines.append, ok_codes=(0, 1), **kw)
+            ok = done.returncode == 0
+            if not ok:
+                for line in done.stderr_tail.splitlines():
+                    if line.strip() and not line.startswith(
+                        ("using temporary cache", "created new cache")
+                    ):
+                        errors.append(line)
+                problem = classify(done.returncode, done.stderr_tail)
+                if problem.code in (
+                    "wrong_password",
+                    "storage_unreachable",
+                    "repository_locked",
+                    "repository_not_found",
+                    "access_denied",
+                ):
+                    raise problem
+            return CheckOutcome(ok=ok, output=lines, errors=errors)
 
-        done = await self.run(repo, args, on_line=lines.append, ok_codes=(0, 1), **kw)
-        ok = done.returncode == 0
-        if not ok:
-            tail = done.stderr_tail.splitlines()
-            for line in tail:
-                _err(line)
-            problem = classify(done.returncode, done.stderr_tail)
-            if problem.code in (
-                "wrong_password",
-                "storage_unreachable",
-                "repository_locked",
-                "repository_not_found",
-                "access_denied",
-            ):
-                raise problem
-        return CheckOutcome(ok=ok, output=lines, errors=errors)
+        return await self.exclusive(_once, cancel=kw.get("cancel"))
 
     async def stats(self, repo: Repository, mode: str = "raw-data", **kw: Any) -> dict[str, Any]:
         result = await self._json(repo, ["stats", "--mode", mode], **kw)
