@@ -95,7 +95,8 @@ async def test_forget_and_prune_wait_too(
     assert not forget.done()
     await asyncio.to_thread(drain, reader)
     kept = await asyncio.wait_for(forget, timeout=60)
-    assert kept and kept[0]["keep"]
+    assert kept
+    assert kept[0]["keep"]
     await restic.prune(repo)
 
 
