@@ -86,9 +86,7 @@ async def test_without_a_wait_the_lock_fails_fast_and_is_named(
     assert err.value.retryable
 
 
-async def test_forget_and_prune_wait_too(
-    repo: Repository, reader: subprocess.Popen[bytes]
-) -> None:
+async def test_forget_and_prune_wait_too(repo: Repository, reader: subprocess.Popen[bytes]) -> None:
     restic = await Restic.detect("restic", lock_wait_seconds=60)
     forget = asyncio.create_task(restic.forget(repo, {"keep_last": 1}))
     await asyncio.sleep(2.5)
