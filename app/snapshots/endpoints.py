@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from collections.abc import AsyncGenerator, Callable
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from arq.connections import ArqRedis
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Receive, Scope, Send
 
 from app.auth.dependencies import AnyPrincipal
 from app.backups import targets
@@ -190,11 +192,12 @@ async def download(
             headers={"Retry-After": "5"},
         )
     await gate.acquire()
+    release = _once(gate.release)
     name = (entry.name if entry is not None else f"snapshot-{snap.short_id}") + (
         ".tar" if is_dir else ""
     )
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes, None]:
         try:
             async with restic.dump_stream(
                 target.repo, snap.id, clean, archive="tar" if is_dir else None
@@ -207,13 +210,49 @@ async def download(
             log.warning("download of %s from snapshot %s failed: %s", clean, snap.short_id, exc)
             raise
         finally:
-            gate.release()
+            release()
 
     headers = {"Content-Disposition": _disposition(name), "Cache-Control": "no-store"}
     if not is_dir and entry is not None and entry.size is not None:
         headers["Content-Length"] = str(entry.size)
-    return StreamingResponse(
+    return _GatedStream(
         body(),
+        release=release,
         media_type="application/x-tar" if is_dir else "application/octet-stream",
         headers=headers,
     )
+
+
+def _once(fn: Callable[[], None]) -> Callable[[], None]:
+    done = False
+
+    def call() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            fn()
+
+    return call
+
+
+class _GatedStream(StreamingResponse):
+    """Gives the download slot back however the response ends — including a client gone
+    before the body started, when the body generator never runs (nor its ``finally``) —
+    and stops `restic dump` with it when the client left mid-stream."""
+
+    def __init__(
+        self, content: AsyncGenerator[bytes, None], *, release: Callable[[], None], **kw: Any
+    ) -> None:
+        super().__init__(content, **kw)
+        self._content = content
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            try:
+                with contextlib.suppress(Exception):
+                    await self._content.aclose()
+            finally:
+                self._release()

@@ -4,11 +4,13 @@ snapshot, a missing path, and the bound on concurrent downloads (over a real soc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import tarfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -135,3 +137,43 @@ async def test_concurrent_downloads_over_the_limit_get_429(
             await asyncio.sleep(0.1)
         assert again.status_code == 200, again.text
         assert again.content == (tmp_path / "pod" / "data" / "readme.md").read_bytes()
+
+        # A client gone before the body started (the response never began streaming) gives
+        # its slot back too; with one slot, a leak would answer 429 from now on.
+        for _ in range(3):
+            await gone_before_the_body(app, path, small, tenant.headers)
+        after = await http.get(path, params=small)
+        assert after.status_code == 200, after.text
+
+
+async def gone_before_the_body(
+    app: FastAPI, path: str, params: dict[str, str], headers: dict[str, str]
+) -> None:
+    """One ASGI request whose client disconnects at once: the server sees the disconnect
+    while sending the response's first message, before the body generator ever runs."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": urlencode(params).encode(),
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+        await asyncio.sleep(0.05)
+
+    with contextlib.suppress(Exception):
+        await app(scope, receive, send)
+    assert sent  # the request got as far as the response
