@@ -231,6 +231,12 @@ class RestoreHandler:
                 on_progress=pump,
                 cancel=ctx.cancel,
             )
+        if up.host_key and not plan.target_pod.pinned_host_key:
+            # A clone into a pod never backed up (or a restore without a safety backup) was
+            # its first connection: trust on first use, as a backup does.
+            async with ctx.session() as session:
+                await targets.pin_host_key(session, plan.target_pod.id, up.host_key)
+                await session.commit()
         return {
             "files_total": up.files_total,
             "files_uploaded": up.files_uploaded,

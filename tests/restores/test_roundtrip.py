@@ -177,6 +177,9 @@ async def test_mariadb_pod_round_trip_clone_and_foreign_pod(
     assert done["result"]["safety_snapshot_id"] is None  # the clone has no target yet
     assert_same_tree(want_files, tree_state(tmp_path / "clone"), extra=set())
     assert my_rows(clone_db["name"]) == want_rows
+    # The restore was the clone's first connection: its server's key is pinned from now on.
+    cloned = (await client.get(f"/v1/pods/{clone['id']}", headers=tenant.headers)).json()
+    assert cloned["files"]["host_key"] == clone_server.host_key_line
 
     # Another account's pod is not a target (nor visible): 404, and nothing is queued.
     foreign = await create_pod(client, other_tenant.headers, files=sftp_files(sftp_server))
