@@ -21,6 +21,7 @@ from app.jobs import service as jobs
 from app.kit.crypto import Keyring
 from app.kit.validators import Body
 from app.models import Export
+from app.models.base import utcnow
 from app.pods import service as pods
 from app.snapshots import service as snapshots
 
@@ -58,13 +59,18 @@ class BadSignature(AppError):
 
 def to_read(export: Export, base_url: str, keyring: Keyring) -> ExportRead:
     url = None
-    if export.status == "ready" and export.expires_at is not None:
+    state = export.status
+    if state == "ready" and export.expires_at is not None and export.expires_at <= utcnow():
+        # Past its time the link answers 410 at once; the sweep deletes the archive within
+        # a minute. Report what the link does, not what the sweep has done yet.
+        state = "expired"
+    if state == "ready" and export.expires_at is not None:
         url = signing.download_url(base_url, keyring, export.id, export.expires_at)
     return ExportRead(
         id=export.id,
         pod_id=export.pod_id,
         job_id=export.job_id,
-        status=export.status,
+        status=state,
         snapshot_id=export.snapshot_id,
         size_bytes=export.size_bytes,
         sha256=export.sha256,
@@ -166,6 +172,10 @@ async def download_export(
     export = await session.get(Export, export_id)
     if export is None or export.status != "ready":
         raise Gone("the export is no longer available", hint="create a new export")
+    if export.expires_at is not None and export.expires_at <= utcnow():
+        # The record decides, not only the link: an export whose time was cut short after
+        # its link was handed out is gone too.
+        raise Gone("the download link has expired", hint="create a new export")
     path = store_path(settings.export_path, export.id)
     if not path.exists():
         raise Gone("the export file is gone", hint="create a new export")

@@ -128,7 +128,9 @@ async def test_snapshot_export_loads_into_an_empty_postgres_database_then_expire
         await session.execute(update(Export).where(Export.id == export_id).values(expires_at=past))
         await session.commit()
     stale = (await client.get(f"/v1/exports/{export_id}", headers=tenant.headers)).json()
-    gone = await fetch(client, stale)
+    assert stale["status"] == "expired"  # at once, not only once the sweep ran
+    assert stale["download_url"] is None
+    gone = await fetch(client, info)  # the link handed out before: its record has expired
     assert gone.status_code == 410, gone.text
     stored = settings.export_path / f"{export_id}.tar.gz"
     assert stored.exists()
