@@ -38,6 +38,19 @@ def set_argv_log(path: Path | None) -> None:
     _argv_log = path
 
 
+class HandedOver:
+    """File descriptors the parent gives up once a child has inherited them (each closed
+    exactly once, so a reused descriptor number is never closed by mistake)."""
+
+    def __init__(self, *fds: int) -> None:
+        self._fds = list(fds)
+
+    def close(self) -> None:
+        while self._fds:
+            with contextlib.suppress(OSError):
+                os.close(self._fds.pop())
+
+
 class Cancelled(Exception):
     """The run was interrupted on request (SIGINT, then SIGKILL after the grace period)."""
 
@@ -129,25 +142,32 @@ async def run(
     cancel: asyncio.Event | None = None,
     grace: float = 10.0,
     stderr_lines: int = 200,
+    handed_over: HandedOver | None = None,
 ) -> Completed:
     """Run ``argv`` to completion. Raises Cancelled or TimedOut after killing the group.
 
     ``env`` is added to a minimal environment; put secrets there, never in ``argv``.
+    ``handed_over``: pipe ends the child now owns, closed here once it has started (or
+    failed to), so the process at the other end sees EOF when this one exits.
     """
     argv = [str(a) for a in argv]
     _record_argv(argv)
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=stdin,
-        stdout=stdout,
-        stderr=asyncio.subprocess.PIPE,
-        env=child_env(env),
-        cwd=str(cwd) if cwd else None,
-        start_new_session=True,  # own process group: signals reach restic and its helpers
-        preexec_fn=die_with_parent,
-        limit=1 << 20,
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=asyncio.subprocess.PIPE,
+            env=child_env(env),
+            cwd=str(cwd) if cwd else None,
+            start_new_session=True,  # own process group: signals reach restic and its helpers
+            preexec_fn=die_with_parent,
+            limit=1 << 20,
+        )
+    finally:
+        if handed_over is not None:
+            handed_over.close()
     err_tail: deque[str] = deque(maxlen=stderr_lines)
     out_tail: deque[str] = deque(maxlen=50)
     failures: list[Exception] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 
+from app.integrations.dumps.mysql import STRIP_DEFINER
 from app.kit.crypto import Keyring
 from app.models import BackupSettings
 from app.targets.resolve import DEFAULT_SIGNING_REGION, decrypt_password, repository_url
@@ -55,6 +56,17 @@ def build_kit(row: BackupSettings, keyring: Keyring) -> RestoreKit:
         RestoreCommand(
             title="Print the database dump of a snapshot",
             command="restic dump <snapshot-id> /database/<name>.sql > <name>.sql",
+        ),
+        RestoreCommand(
+            title="Load the dump into PostgreSQL (an empty database; all or nothing)",
+            command="psql --single-transaction -v ON_ERROR_STOP=1 -d <name> -f <name>.sql",
+        ),
+        RestoreCommand(
+            title=(
+                "Load the dump into MySQL/MariaDB; views, triggers, routines and events become "
+                "the loading login's (a login without SUPER cannot take on another definer)"
+            ),
+            command=f"sed -E {shlex.quote(STRIP_DEFINER)} <name>.sql | mariadb <name>",
         ),
     ]
     notes = [

@@ -20,6 +20,7 @@ from app.integrations.dumps import (
     table_counts,
     trial_restore,
 )
+from app.integrations.dumps.mysql import STRIP_DEFINER
 from app.kit.netpolicy import Policy
 from tests.fixtures.databases import (
     MYSQL_HOST,
@@ -255,3 +256,54 @@ async def test_dump_loads_with_the_plain_client_into_an_empty_database(
     mysql_admin(f"CREATE DATABASE `{empty}`;")
     mysql_admin(result.path.read_text(), database=empty, login=mysql_pod)
     assert snapshot(empty) == snapshot(mysql_pod.name)
+
+
+async def test_objects_another_account_defined_load_as_the_pods_login(
+    mysql_pod: DbEndpoint, policy: Policy, tmp_path: Path
+) -> None:
+    """A view, a trigger and an event created by root carry DEFINER=root; the pod's login
+    (no SUPER) loads them anyway, as their definer, and the rows are untouched — including
+    a value that spells a DEFINER clause. (A routine root defined cannot be dumped by the
+    pod's login at all: SHOW CREATE FUNCTION needs its definer or mysql.proc access.)"""
+    populate(mysql_pod, bulk=10)
+    spelled = "DEFINER=`root`@`localhost` in data"
+    mysql_admin(
+        f"INSERT INTO empty_one VALUES (1); INSERT INTO `odd``name` VALUES ('{spelled}');"
+        "CREATE VIEW root_view AS SELECT id FROM orders;"
+        "CREATE TRIGGER root_trigger BEFORE UPDATE ON empty_one FOR EACH ROW SET NEW.id = 2;"
+        "CREATE EVENT root_event ON SCHEDULE EVERY 1 DAY DO DELETE FROM empty_one;",
+        database=mysql_pod.name,
+    )  # as root
+    before, kinds = snapshot(mysql_pod.name), objects(mysql_pod.name)
+    result = await dump(mysql_pod, policy, tmp_path / "db.sql")
+    assert b"DEFINER=`root`" in result.path.read_bytes()
+
+    copy = replace(mysql_pod, name=f"{mysql_pod.username}_owned")
+    await load(copy, policy, result.path)
+    assert snapshot(copy.name) == before
+    assert objects(copy.name) == kinds
+    assert spelled in mysql_admin("SELECT v FROM `odd``name`", database=copy.name)
+    definers = mysql_admin(
+        "SELECT DISTINCT DEFINER FROM information_schema.VIEWS "
+        f"WHERE TABLE_SCHEMA = '{copy.name}' UNION "
+        "SELECT DISTINCT DEFINER FROM information_schema.ROUTINES "
+        f"WHERE ROUTINE_SCHEMA = '{copy.name}' UNION "
+        "SELECT DISTINCT DEFINER FROM information_schema.TRIGGERS "
+        f"WHERE TRIGGER_SCHEMA = '{copy.name}' UNION "
+        "SELECT DISTINCT DEFINER FROM information_schema.EVENTS "
+        f"WHERE EVENT_SCHEMA = '{copy.name}'"
+    )
+    assert [d.split("@")[0] for d in definers] == [mysql_pod.username]
+    assert mysql_admin("SELECT COUNT(*) FROM root_view", database=copy.name) == ["10"]
+
+    # By hand, as the restore kit and the README say: the same sed, then the plain client.
+    by_hand = f"{mysql_pod.username}_by_hand"
+    mysql_admin(f"CREATE DATABASE `{by_hand}`")
+    edited = subprocess.run(
+        ["sed", "-E", STRIP_DEFINER, str(result.path)], capture_output=True, text=True, check=True
+    ).stdout
+    with pytest.raises(RuntimeError, match="SUPER"):
+        mysql_admin(result.path.read_text(), database=by_hand, login=mysql_pod)
+    mysql_admin(edited, database=by_hand, login=mysql_pod)
+    assert snapshot(by_hand) == before
+    assert objects(by_hand) == kinds
