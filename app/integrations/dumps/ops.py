@@ -87,8 +87,10 @@ async def _dump(conn: Conn, dest: Path, on_progress: Progress | None) -> DumpRes
             )
     except BaseException:
         stop.set()
-        # the reader thread stops at its next chunk; collect its outcome quietly
+        # the reader thread stops at its next chunk: let it, so no thread outlives the
+        # dump reading a file about to be deleted; collect its outcome quietly
         scan.add_done_callback(lambda f: None if f.cancelled() else f.exception())
+        await asyncio.wait({scan}, timeout=5)
         with contextlib.suppress(OSError):
             dest.unlink()
         raise
