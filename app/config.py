@@ -126,6 +126,15 @@ class Settings(BaseSettings):
     )
 
     # auth
+    read_cache_seconds: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "Keep the answers to the polled reads (status, job, snapshot list) in each API "
+            "process until a row behind them changes (PostgreSQL notifies it), at most this "
+            "long (0: read the database every time)."
+        ),
+    )
     token_cache_seconds: float = Field(
         2.0,
         ge=0,

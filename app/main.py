@@ -18,6 +18,7 @@ from app.errors import install_error_handlers
 from app.kit.crypto import Keyring
 from app.kit.dbmetrics import DbMetrics
 from app.kit.metrics import MetricsMiddleware
+from app.kit.readcache import ChangeListener, ReadCache, WritesMiddleware
 
 DESCRIPTION = """
 Incremental, encrypted, deduplicated backups of every pod into its owner's own S3
@@ -50,9 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.db_metrics = DbMetrics(engine)
         app.state.redis = make_redis(settings)
+        listener = ChangeListener(settings.database_url, app.state.read_cache)
+        app.state.change_listener = listener
+        listener.start()
         try:
             yield
         finally:
+            await listener.stop()
             await app.state.redis.aclose()
             await engine.dispose()
 
@@ -84,10 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.download_gate = asyncio.Semaphore(settings.download_concurrency)
     app.state.auth_blocked = {}  # client address -> monotonic time its block ends
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
+    app.state.read_cache = ReadCache(settings.read_cache_seconds)
     app.state.keyring = (
         Keyring.from_settings(settings.secret_keys) if settings.secret_keys else None
     )
     install_error_handlers(app)
+    app.add_middleware(WritesMiddleware, cache=app.state.read_cache)
     app.add_middleware(MetricsMiddleware)
     app.include_router(api_router)
     return app

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.errors import error_responses
+from app.kit import readcache
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ async def readyz(request: Request) -> JSONResponse:
     responses={200: {"content": {"text/plain": {}}}, **error_responses(503)},
 )
 async def metrics(request: Request) -> Response:
+    cache = getattr(request.app.state, "read_cache", None)
+    if cache is not None:
+        readcache.export_metrics(cache)
     collector = getattr(request.app.state, "db_metrics", None)
     if collector is not None:
         try:

@@ -139,8 +139,11 @@ async def get_visible(session: AsyncSession, principal: Principal, job_id: uuid.
     return job
 
 
-async def read_visible(source: fastread.Source, principal: Principal, job_id: uuid.UUID) -> JobRead:
-    """``get_visible`` then ``to_read`` in one plain statement (jobs are polled often)."""
+async def read_visible_owned(
+    source: fastread.Source, principal: Principal, job_id: uuid.UUID
+) -> tuple[JobRead, uuid.UUID]:
+    """``get_visible`` then ``to_read`` in one plain statement (jobs are polled often); and
+    the job's account."""
     row = await fastread.fetchrow(source, "SELECT * FROM jobs WHERE id = $1", job_id)
     if (
         row is None
@@ -148,7 +151,7 @@ async def read_visible(source: fastread.Source, principal: Principal, job_id: uu
         or (row["plan"] == "platform" and not principal.is_admin)
     ):
         raise NotFound("Job not found", hint="check the job id")
-    return read_mapping(row)
+    return read_mapping(row), row["account_id"]
 
 
 def list_query(

@@ -23,8 +23,9 @@ from app.errors import NotFound, TooManyRequests, error_responses
 from app.integrations.restic import ResticError
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
-from app.kit.fastread import json_response
+from app.kit.fastread import cached_response, json_response
 from app.kit.pagination import Page, PageQuery, make_page
+from app.kit.readcache import ReadCache
 from app.models import Pod, Snapshot
 from app.pods import service as pods
 from app.snapshots import service
@@ -48,14 +49,23 @@ async def list_snapshots(
     principal: AnyPrincipal,
     engine: EngineDep,
     params: PageQuery,
+    request: Request,
     tag: Annotated[str | None, Query(max_length=200, description="e.g. `trigger:manual`")] = None,
     plan: PlanQuery = "owner",
 ) -> Response:
     service.check_plan(principal, plan)
-    items, total = await service.list_visible(
+    cache: ReadCache = request.app.state.read_cache
+    key = ("snapshots", pod_id, plan, tag, params.limit, params.offset)
+    hit = cache.get(key)
+    if hit is not None and hit.visible_to(principal):
+        return cached_response(hit.body)
+    ticket = cache.ticket(pod_id)
+    items, total, owner = await service.list_visible(
         engine, principal, pod_id, plan, tag, params.limit, params.offset
     )
-    return json_response(make_page(items, total, params))
+    response = json_response(make_page(items, total, params))
+    cache.put(key, ticket, response.body, owner=owner, admin_only=plan == "platform")
+    return response
 
 
 @router.post(

@@ -49,18 +49,20 @@ async def list_visible(
     tag: str | None,
     limit: int,
     offset: int,
-) -> tuple[list[SnapshotRead], int]:
-    """Visibility, one page and the total in one plain statement (lists are polled)."""
+) -> tuple[list[SnapshotRead], int, uuid.UUID]:
+    """Visibility, one page and the total in one plain statement (lists are polled); and
+    the pod's account."""
     rows = await fastread.fetch(source, LIST_SQL, pod_id, plan, tag, limit, offset)
     if not rows or not principal.owns(rows[0]["account_id"]):
         raise NotFound("Pod not found", hint="check the pod id")
+    owner: uuid.UUID = rows[0]["account_id"]
     items = [read_mapping(r) for r in rows if r["pk"] is not None]
     if items:
-        return items, int(rows[0]["total"])
+        return items, int(rows[0]["total"]), owner
     if offset == 0:
-        return [], 0
+        return [], 0, owner
     total = await fastread.fetchrow(source, COUNT_SQL, pod_id, plan, tag)
-    return [], int(total[0]) if total else 0
+    return [], int(total[0]) if total else 0, owner
 
 
 def read_mapping(row: Any) -> SnapshotRead:

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from app.auth.dependencies import AnyPrincipal
@@ -12,7 +12,8 @@ from app.deps import EngineDep
 from app.errors import NotFound, error_responses
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
-from app.kit.fastread import json_response
+from app.kit.fastread import cached_response, json_response
+from app.kit.readcache import ReadCache
 from app.status.reads import status_row
 from app.storage import prices
 from app.storage.schemas import CostEstimateRead, GrowthRead
@@ -61,8 +62,15 @@ async def pod_status(
     pod_id: uuid.UUID,
     principal: AnyPrincipal,
     engine: EngineDep,
+    request: Request,
     plan: Annotated[Literal["owner", "platform"], Query(description="platform: admins")] = "owner",
 ) -> Response:
+    cache: ReadCache = request.app.state.read_cache
+    key = ("status", pod_id, plan)
+    hit = cache.get(key)
+    if hit is not None and hit.visible_to(principal):
+        return cached_response(hit.body)
+    ticket = cache.ticket(pod_id)
     row = await status_row(engine, pod_id, plan)
     if (
         row is None
@@ -95,4 +103,6 @@ async def pod_status(
         cost_estimate=CostEstimateRead.of(estimate),
         stale_alerted_at=v["stale_alerted_at"],
     )
-    return json_response(status)
+    response = json_response(status)
+    cache.put(key, ticket, response.body, owner=row.account_id, admin_only=plan == "platform")
+    return response
