@@ -1,4 +1,7 @@
-"""Process-wide objects held on ``app.state``, as typed dependencies."""
+"""Process-wide objects held on ``app.state``, as typed dependencies.
+
+All ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
+hop per request for a dictionary lookup (measured: ~10% of a polled read's CPU)."""
 
 from __future__ import annotations
 
@@ -14,22 +17,22 @@ from app.integrations.restic import Restic
 from app.kit.crypto import Keyring
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def _keyring(request: Request) -> Keyring:
+async def _keyring(request: Request) -> Keyring:
     keyring: Keyring = request.app.state.keyring
     return keyring
 
 
-def _redis(request: Request) -> ArqRedis:
+async def _redis(request: Request) -> ArqRedis:
     redis: ArqRedis = request.app.state.redis
     return redis
 

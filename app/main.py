@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.download_gate = asyncio.Semaphore(settings.download_concurrency)
     app.state.auth_blocked = {}  # client address -> monotonic time its block ends
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
+    app.state.token_lookups = {}  # token hash -> the lookup running for it
     app.state.read_cache = ReadCache(settings.read_cache_seconds)
     app.state.keyring = (
         Keyring.from_settings(settings.secret_keys) if settings.secret_keys else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -114,6 +115,30 @@ async def _lookup(request: Request, token: str) -> tokens.ActiveToken | None:
         return row
 
 
+async def _lookup_once(request: Request, token: str) -> tokens.ActiveToken | None:
+    """One lookup per token at a time in this process: when a busy token's cache entry
+    lapses, the requests that arrive meanwhile wait for the same answer instead of each
+    opening a session (hundreds of clients polling with one token)."""
+    pending: dict[str, asyncio.Future[tokens.ActiveToken | None]] = request.app.state.token_lookups
+    key = tokens.hash_token(token)
+    running = pending.get(key)
+    if running is not None:
+        return await asyncio.shield(running)
+    future: asyncio.Future[tokens.ActiveToken | None] = asyncio.get_running_loop().create_future()
+    pending[key] = future
+    try:
+        row = await _lookup(request, token)
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+        raise
+    else:
+        future.set_result(row)
+        return row
+    finally:
+        pending.pop(key, None)
+
+
 async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -129,7 +154,7 @@ async def authenticate(
     cached: Principal | None = cache.get(token)
     if cached is not None:
         return cached
-    row = await _lookup(request, token) if tokens.looks_like_token(token) else None
+    row = await _lookup_once(request, token) if tokens.looks_like_token(token) else None
     if row is None:
         if await _record_failure(request):
             raise _too_many()

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from app.auth.dependencies import AnyPrincipal
 from app.db import DbSession
-from app.deps import EngineDep, RedisDep, SettingsDep
+from app.deps import RedisDep, SettingsDep
 from app.errors import error_responses
 from app.jobs import service
 from app.jobs.schemas import JobKind, JobRead, JobStatus
@@ -66,16 +66,14 @@ async def list_jobs(
     response_model=JobRead,
     responses=error_responses(401, 404, 422),
 )
-async def get_job(
-    job_id: uuid.UUID, principal: AnyPrincipal, engine: EngineDep, request: Request
-) -> Response:
+async def get_job(job_id: uuid.UUID, principal: AnyPrincipal, request: Request) -> Response:
     cache: ReadCache = request.app.state.read_cache
     key = ("job", job_id)
     hit = cache.get(key)
     if hit is not None and hit.visible_to(principal):
         return cached_response(hit.body)
     ticket = cache.ticket(job_id)
-    job, owner = await service.read_visible_owned(engine, principal, job_id)
+    job, owner = await service.read_visible_owned(request.app.state.engine, principal, job_id)
     response = json_response(job)
     cache.put(key, ticket, response.body, owner=owner, admin_only=job.plan == "platform")
     return response

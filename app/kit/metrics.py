@@ -19,6 +19,10 @@ HTTP_LATENCY = Histogram(
 )
 
 
+# The labelled children, looked up once (``labels()`` builds and locks on every call).
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 class MetricsMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware): cheap, and streaming responses pass through."""
 
@@ -43,6 +47,12 @@ class MetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            HTTP_REQUESTS.labels(method, path, str(status)).inc()
-            HTTP_LATENCY.labels(method, path).observe(time.perf_counter() - start)
+            key = (scope.get("method", ""), path, status)
+            children = _children.get(key)
+            if children is None:  # bounded: routes x methods x statuses
+                children = _children[key] = (
+                    HTTP_REQUESTS.labels(key[0], path, str(status)),
+                    HTTP_LATENCY.labels(key[0], path),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)

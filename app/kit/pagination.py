@@ -32,7 +32,7 @@ class PageParams(BaseModel):
         return (self.page - 1) * self.limit
 
 
-def _page_params(
+async def _page_params(
     request: Request,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
     limit: Annotated[int, Query(ge=1, description="Items per page (capped).")] = 50,

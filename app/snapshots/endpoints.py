@@ -18,7 +18,7 @@ from app.auth.dependencies import AnyPrincipal
 from app.backups import targets
 from app.config import Settings
 from app.db import DbSession, commit
-from app.deps import EngineDep, KeyringDep, RedisDep, ResticDep, SettingsDep
+from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
 from app.errors import NotFound, TooManyRequests, error_responses
 from app.integrations.restic import ResticError
 from app.jobs import service as jobs
@@ -47,7 +47,6 @@ PlanQuery = Annotated[Literal["owner", "platform"], Query(description="`platform
 async def list_snapshots(
     pod_id: uuid.UUID,
     principal: AnyPrincipal,
-    engine: EngineDep,
     params: PageQuery,
     request: Request,
     tag: Annotated[str | None, Query(max_length=200, description="e.g. `trigger:manual`")] = None,
@@ -61,7 +60,7 @@ async def list_snapshots(
         return cached_response(hit.body)
     ticket = cache.ticket(pod_id)
     items, total, owner = await service.list_visible(
-        engine, principal, pod_id, plan, tag, params.limit, params.offset
+        request.app.state.engine, principal, pod_id, plan, tag, params.limit, params.offset
     )
     response = json_response(make_page(items, total, params))
     cache.put(key, ticket, response.body, owner=owner, admin_only=plan == "platform")

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from app.auth.dependencies import AnyPrincipal
-from app.deps import EngineDep
 from app.errors import NotFound, error_responses
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
@@ -61,7 +60,6 @@ class PodStatus(BaseModel):
 async def pod_status(
     pod_id: uuid.UUID,
     principal: AnyPrincipal,
-    engine: EngineDep,
     request: Request,
     plan: Annotated[Literal["owner", "platform"], Query(description="platform: admins")] = "owner",
 ) -> Response:
@@ -71,7 +69,7 @@ async def pod_status(
     if hit is not None and hit.visible_to(principal):
         return cached_response(hit.body)
     ticket = cache.ticket(pod_id)
-    row = await status_row(engine, pod_id, plan)
+    row = await status_row(request.app.state.engine, pod_id, plan)
     if (
         row is None
         or not principal.owns(row.account_id)
