@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.db_metrics = DbMetrics(engine)
         app.state.redis = make_redis(settings)
-        listener = ChangeListener(settings.database_url, app.state.read_cache)
+        listener = ChangeListener(settings.database_url, app.state.read_cache, engine)
         app.state.change_listener = listener
         listener.start()
         try:

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.load [--quick] [--clients 200] [--seconds 60] [--api-workers 2]
                                    [--pods 40] [--workers 2] [--part api|backups|all]
+                                   [--read-cache-seconds N]
 
 1. API: ``podbackup api`` (uvicorn, ``--api-workers`` processes) over a throwaway database
    seeded with pods, jobs and snapshots; ``--clients`` keep-alive HTTP/1.1 connections for
@@ -167,7 +168,10 @@ def show(label: str, f: Figures) -> None:
 
 
 def api_part(args: argparse.Namespace, database_url: str, workdir: Path, tool: str) -> bool:
-    settings = bench_settings(database_url, workdir, log_level="WARNING")
+    extra = (
+        {} if args.read_cache_seconds is None else {"read_cache_seconds": args.read_cache_seconds}
+    )
+    settings = bench_settings(database_url, workdir, log_level="WARNING", **extra)
     seeded = asyncio.run(seed(settings, args.seed_pods, args.per_pod))
     headers = {"Authorization": f"Bearer {seeded.token}"}
     print(
@@ -192,7 +196,8 @@ def api_part(args: argparse.Namespace, database_url: str, workdir: Path, tool: s
             paths = [f"/{side}{p.split('?')[0]}" for p in seeded.paths]
             httpx.get(server.url + paths[0]).raise_for_status()
             bare[side] = load(server.url, paths, {}, args.clients, args.seconds, workdir, tool)
-    show("podbackup (auth + PostgreSQL)", real)
+    cache = settings.read_cache_seconds
+    show("podbackup (auth, read cache)" if cache else "podbackup (auth + PostgreSQL)", real)
     show("bare FastAPI, payloads from memory", bare["mem"])
     show("bare FastAPI, one query per request", bare["db"])
     ratio = real.rps / bare["mem"].rps if bare["mem"].rps else 0.0
@@ -219,6 +224,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--part", choices=["api", "backups", "all"], default="all")
     parser.add_argument("--tool", choices=["wrk", "httpx"], default=None)
+    parser.add_argument(
+        "--read-cache-seconds",
+        type=float,
+        default=None,
+        help="the API's PODBACKUP_READ_CACHE_SECONDS (0: every poll reads PostgreSQL)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.pods = 10, 12

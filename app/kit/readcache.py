@@ -35,7 +35,10 @@ from dataclasses import dataclass
 import asyncpg
 from prometheus_client import Gauge
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.kit import fastread
 
 log = logging.getLogger(__name__)
 
@@ -220,23 +223,28 @@ def driver_dsn(database_url: str) -> str:
 
 
 class ChangeListener:
-    """One connection LISTENing on ``podbackup_reads`` for the process; the cache is live
-    only while it is connected and answers a ping every ``ping_seconds``."""
+    """One connection LISTENing on ``podbackup_reads`` for the process. The cache is live only
+    while a probe, sent every ``ping_seconds`` through the engine's pool the way every write
+    commits, comes back on that connection: a listener that hears nothing (a pooler in
+    transaction mode between us and PostgreSQL, a half-open socket) keeps nothing."""
 
     def __init__(
         self,
         database_url: str,
         cache: ReadCache,
+        engine: AsyncEngine | None = None,
         *,
         ping_seconds: float = 5.0,
         retry_seconds: float = 2.0,
     ) -> None:
         self._dsn = driver_dsn(database_url)
         self.cache = cache
+        self.engine = engine
         self.ping_seconds = ping_seconds
         self.retry_seconds = retry_seconds
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._probes: dict[str, asyncio.Future[None]] = {}
         self.connected = asyncio.Event()
         self.pid: int | None = None  # the listening backend (tests end it to cut the link)
 
@@ -267,17 +275,38 @@ class ChangeListener:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.retry_seconds)
 
+    def _notified(self, _c: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith("probe:"):
+            probe = self._probes.get(payload[6:])
+            if probe is not None and not probe.done():
+                probe.set_result(None)
+            return
+        self.cache.changed(payload.split())
+
+    async def _probe(self, conn: asyncpg.Connection) -> None:
+        """A notification sent like a write's must arrive here; raises TimeoutError if not."""
+        token = uuid.uuid4().hex
+        arrived = asyncio.get_running_loop().create_future()
+        self._probes[token] = arrived
+        try:
+            sql, args = "SELECT pg_notify($1, $2)", (CHANNEL, f"probe:{token}")
+            if self.engine is None:
+                await conn.fetchval(sql, *args)
+            else:
+                async with fastread.connection(self.engine) as pooled:
+                    await pooled.fetchval(sql, *args)
+            await asyncio.wait_for(arrived, timeout=self.ping_seconds)
+        finally:
+            self._probes.pop(token, None)
+
     async def _session(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=5)
         lost = asyncio.Event()
-
-        def _notified(_c: object, _pid: int, _channel: str, payload: str) -> None:
-            self.cache.changed(payload.split())
-
         try:
             conn.add_termination_listener(lambda _c: lost.set())
-            await conn.add_listener(CHANNEL, _notified)
+            await conn.add_listener(CHANNEL, self._notified)
             self.pid = conn.get_server_pid()
+            await self._probe(conn)
             # From here on every commit is notified to us: answers may be kept.
             self.cache.reset(live=True)
             self.connected.set()
@@ -285,7 +314,7 @@ class ChangeListener:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), timeout=self.ping_seconds)
                 if not lost.is_set():
-                    await conn.fetchval("SELECT 1", timeout=self.ping_seconds)
+                    await self._probe(conn)
         finally:
             self.cache.reset(live=False)
             with contextlib.suppress(Exception):

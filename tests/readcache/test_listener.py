@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
+from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.kit.readcache import ChangeListener, ReadCache, driver_dsn
@@ -235,3 +236,32 @@ async def test_a_write_through_this_process_is_read_back_at_once(
     finally:
         listener.cache = real
     assert cache.enabled
+
+
+async def test_a_listener_that_does_not_hear_the_writes_keeps_nothing(
+    app: FastAPI, settings: Settings
+) -> None:
+    """NOTIFY reaches only listeners of the same database (and not through a pooler in
+    transaction mode): a listener that hears nothing must never turn the cache on."""
+    elsewhere = make_url(settings.database_url).set(database="postgres")
+    deaf_cache, good_cache = ReadCache(600.0), ReadCache(600.0)
+    deaf = ChangeListener(
+        elsewhere.render_as_string(hide_password=False),
+        deaf_cache,
+        app.state.engine,
+        ping_seconds=0.5,
+        retry_seconds=0.2,
+    )
+    good = ChangeListener(settings.database_url, good_cache, app.state.engine, ping_seconds=0.5)
+    deaf.start()
+    good.start()
+    try:
+        await asyncio.wait_for(good.connected.wait(), timeout=10)
+        assert good_cache.enabled
+        await asyncio.sleep(2)  # a few probes' time
+        assert not deaf.connected.is_set()
+        assert not deaf_cache.enabled
+        assert deaf_cache.ticket("pod") is None
+    finally:
+        await deaf.stop()
+        await good.stop()
