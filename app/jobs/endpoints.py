@@ -15,9 +15,9 @@ from app.deps import RedisDep, SettingsDep
 from app.errors import error_responses
 from app.jobs import service
 from app.jobs.schemas import JobKind, JobRead, JobStatus
-from app.kit.fastread import cached_response, json_response
+from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page, paginate
-from app.kit.readcache import ReadCache
+from app.kit.readcache import Fresh, ReadCache
 from app.models.job import FINAL_STATUSES
 from app.pods import service as pods
 
@@ -67,16 +67,12 @@ async def list_jobs(
     responses=error_responses(401, 404, 422),
 )
 async def get_job(job_id: uuid.UUID, principal: AnyPrincipal, request: Request) -> Response:
+    async def read() -> Fresh:
+        job, owner = await service.read_visible_owned(request.app.state.engine, principal, job_id)
+        return Fresh(json_response(job), owner, admin_only=job.plan == "platform")
+
     cache: ReadCache = request.app.state.read_cache
-    key = ("job", job_id)
-    hit = cache.get(key)
-    if hit is not None and hit.visible_to(principal):
-        return cached_response(hit.body)
-    ticket = cache.ticket(job_id)
-    job, owner = await service.read_visible_owned(request.app.state.engine, principal, job_id)
-    response = json_response(job)
-    cache.put(key, ticket, response.body, owner=owner, admin_only=job.plan == "platform")
-    return response
+    return await cache.serve(("job", job_id), job_id, principal, read)
 
 
 @router.post(

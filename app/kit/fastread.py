@@ -78,7 +78,3 @@ async def fetch(source: Source, sql: str, *args: Any) -> list[asyncpg.Record]:
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
     """Serialize once, in pydantic's core (FastAPI would validate the model again)."""
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
-
-
-def cached_response(body: bytes) -> Response:
-    return Response(body, media_type="application/json")

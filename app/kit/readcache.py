@@ -29,10 +29,11 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 import asyncpg
+from fastapi import Response
 from prometheus_client import Gauge
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -76,6 +77,15 @@ class Answer:
         return bool(owns(self.owner)) if callable(owns) else False
 
 
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    """An answer read from the database, and who may read it again from memory."""
+
+    response: Response
+    owner: uuid.UUID
+    admin_only: bool = False
+
+
 class ReadCache:
     def __init__(self, ttl_seconds: float, max_entries: int = 20_000) -> None:
         self.ttl = ttl_seconds
@@ -109,6 +119,24 @@ class ReadCache:
         self._entries.move_to_end(key)
         self.hits += 1
         return answer
+
+    async def serve(
+        self,
+        key: Hashable,
+        scope: uuid.UUID,
+        principal: object,
+        read: Callable[[], Awaitable[Fresh]],
+    ) -> Response:
+        """The kept answer to ``key`` if the principal may see it, else ``read()`` (which
+        checks visibility itself and raises NotFound), kept unless ``scope`` changed
+        meanwhile. A kept answer the principal may not see is read again, never served."""
+        hit = self.get(key)
+        if hit is not None and hit.visible_to(principal):
+            return Response(hit.body, media_type="application/json")
+        ticket = self.ticket(scope)
+        fresh = await read()
+        self.put(key, ticket, fresh.response.body, owner=fresh.owner, admin_only=fresh.admin_only)
+        return fresh.response
 
     def ticket(self, scope: uuid.UUID | str) -> Ticket | None:
         """Taken before reading the database; ``put`` keeps the answer only if no change
@@ -232,7 +260,7 @@ class ChangeListener:
         self,
         database_url: str,
         cache: ReadCache,
-        engine: AsyncEngine | None = None,
+        engine: AsyncEngine,
         *,
         ping_seconds: float = 5.0,
         retry_seconds: float = 2.0,
@@ -283,18 +311,14 @@ class ChangeListener:
             return
         self.cache.changed(payload.split())
 
-    async def _probe(self, conn: asyncpg.Connection) -> None:
+    async def _probe(self) -> None:
         """A notification sent like a write's must arrive here; raises TimeoutError if not."""
         token = uuid.uuid4().hex
         arrived = asyncio.get_running_loop().create_future()
         self._probes[token] = arrived
         try:
-            sql, args = "SELECT pg_notify($1, $2)", (CHANNEL, f"probe:{token}")
-            if self.engine is None:
-                await conn.fetchval(sql, *args)
-            else:
-                async with fastread.connection(self.engine) as pooled:
-                    await pooled.fetchval(sql, *args)
+            async with fastread.connection(self.engine) as pooled:
+                await pooled.fetchval("SELECT pg_notify($1, $2)", CHANNEL, f"probe:{token}")
             await asyncio.wait_for(arrived, timeout=self.ping_seconds)
         finally:
             self._probes.pop(token, None)
@@ -306,7 +330,7 @@ class ChangeListener:
             conn.add_termination_listener(lambda _c: lost.set())
             await conn.add_listener(CHANNEL, self._notified)
             self.pid = conn.get_server_pid()
-            await self._probe(conn)
+            await self._probe()
             # From here on every commit is notified to us: answers may be kept.
             self.cache.reset(live=True)
             self.connected.set()
@@ -314,8 +338,7 @@ class ChangeListener:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), timeout=self.ping_seconds)
                 if not lost.is_set():
-                    await self._probe(conn)
-        finally:
-            self.cache.reset(live=False)
+                    await self._probe()
+        finally:  # _run turns the cache off
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), timeout=2)

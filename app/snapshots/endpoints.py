@@ -23,9 +23,9 @@ from app.errors import NotFound, TooManyRequests, error_responses
 from app.integrations.restic import ResticError
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
-from app.kit.fastread import cached_response, json_response
+from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page
-from app.kit.readcache import ReadCache
+from app.kit.readcache import Fresh, ReadCache
 from app.models import Pod, Snapshot
 from app.pods import service as pods
 from app.snapshots import service
@@ -53,18 +53,16 @@ async def list_snapshots(
     plan: PlanQuery = "owner",
 ) -> Response:
     service.check_plan(principal, plan)
+
+    async def read() -> Fresh:
+        items, total, owner = await service.list_visible(
+            request.app.state.engine, principal, pod_id, plan, tag, params.limit, params.offset
+        )
+        return Fresh(json_response(make_page(items, total, params)), owner, plan == "platform")
+
     cache: ReadCache = request.app.state.read_cache
     key = ("snapshots", pod_id, plan, tag, params.limit, params.offset)
-    hit = cache.get(key)
-    if hit is not None and hit.visible_to(principal):
-        return cached_response(hit.body)
-    ticket = cache.ticket(pod_id)
-    items, total, owner = await service.list_visible(
-        request.app.state.engine, principal, pod_id, plan, tag, params.limit, params.offset
-    )
-    response = json_response(make_page(items, total, params))
-    cache.put(key, ticket, response.body, owner=owner, admin_only=plan == "platform")
-    return response
+    return await cache.serve(key, pod_id, principal, read)
 
 
 @router.post(
@@ -201,7 +199,6 @@ async def download(
             headers={"Retry-After": "5"},
         )
     await gate.acquire()
-    release = _once(gate.release)
     name = (entry.name if entry is not None else f"snapshot-{snap.short_id}") + (
         ".tar" if is_dir else ""
     )
@@ -218,36 +215,22 @@ async def download(
             # sees a cut download instead of a short tar that looks complete.
             log.warning("download of %s from snapshot %s failed: %s", clean, snap.short_id, exc)
             raise
-        finally:
-            release()
 
     headers = {"Content-Disposition": _disposition(name), "Cache-Control": "no-store"}
     if not is_dir and entry is not None and entry.size is not None:
         headers["Content-Length"] = str(entry.size)
     return _GatedStream(
         body(),
-        release=release,
+        release=gate.release,
         media_type="application/x-tar" if is_dir else "application/octet-stream",
         headers=headers,
     )
 
 
-def _once(fn: Callable[[], None]) -> Callable[[], None]:
-    done = False
-
-    def call() -> None:
-        nonlocal done
-        if not done:
-            done = True
-            fn()
-
-    return call
-
-
 class _GatedStream(StreamingResponse):
-    """Gives the download slot back however the response ends — including a client gone
-    before the body started, when the body generator never runs (nor its ``finally``) —
-    and stops `restic dump` with it when the client left mid-stream."""
+    """Gives the download slot back however the response ends — the one place that does:
+    a generator's own ``finally`` never runs when the client is gone before the body
+    started — and stops `restic dump` with it when the client left mid-stream."""
 
     def __init__(
         self, content: AsyncGenerator[bytes, None], *, release: Callable[[], None], **kw: Any

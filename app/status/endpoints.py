@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from app.auth.dependencies import AnyPrincipal
+from app.auth.dependencies import AnyPrincipal, Principal
 from app.errors import NotFound, error_responses
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
-from app.kit.fastread import cached_response, json_response
-from app.kit.readcache import ReadCache
+from app.kit.fastread import json_response
+from app.kit.readcache import Fresh, ReadCache
 from app.status.reads import status_row
 from app.storage import prices
 from app.storage.schemas import CostEstimateRead, GrowthRead
@@ -65,10 +65,15 @@ async def pod_status(
 ) -> Response:
     cache: ReadCache = request.app.state.read_cache
     key = ("status", pod_id, plan)
-    hit = cache.get(key)
-    if hit is not None and hit.visible_to(principal):
-        return cached_response(hit.body)
-    ticket = cache.ticket(pod_id)
+    return await cache.serve(
+        key, pod_id, principal, lambda: _read_status(request, principal, pod_id, plan)
+    )
+
+
+async def _read_status(
+    request: Request, principal: Principal, pod_id: uuid.UUID, plan: str
+) -> Fresh:
+    """The status from PostgreSQL (one statement), visible to ``principal`` or 404."""
     row = await status_row(request.app.state.engine, pod_id, plan)
     if (
         row is None
@@ -101,6 +106,4 @@ async def pod_status(
         cost_estimate=CostEstimateRead.of(estimate),
         stale_alerted_at=v["stale_alerted_at"],
     )
-    response = json_response(status)
-    cache.put(key, ticket, response.body, owner=row.account_id, admin_only=plan == "platform")
-    return response
+    return Fresh(json_response(status), row.account_id, admin_only=plan == "platform")
