@@ -23,9 +23,11 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEng
         settings.database_url,
         pool_size=pool_size or settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        # No ping before each checkout (a round trip per request): a connection found dead
-        # fails that one request with a 503 and is replaced; the pool recycles the rest.
-        pool_pre_ping=False,
+        # A ping before each checkout (one short round trip; polled reads answered from the
+        # read cache take no connection at all): a connection that died while idle in the
+        # pool (PostgreSQL restarted, backends terminated, a failover) is replaced before a
+        # request uses it, so the first requests after an outage do not fail with a 503.
+        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "podbackup"}, "timeout": 10},
     )
