@@ -37,6 +37,7 @@ INFRASTRUCTURE = frozenset(
         "repository_locked",
         "repository_not_found",
         "access_denied",
+        "target_unusable",
         "interrupted",
         "timeout",
         "disk_full",

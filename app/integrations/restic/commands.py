@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.integrations.restic.errors import ResticError, classify
+from app.integrations.restic.errors import ResticError, classify, permanent_retry_error
 from app.integrations.restic.evidence import snapshot_in_storage
 from app.integrations.restic.repository import Repository
 from app.integrations.restic.version import ResticVersion, detect
@@ -103,6 +103,7 @@ class Restic:
         argv = [self.binary, *(() if repo.cache_dir else ("--no-cache",)), *args]
         stop = asyncio.Event()
         stalled = False
+        permanent: ResticError | None = None
         retry_since: float | None = None
 
         async def _stdout(line: str) -> None:
@@ -122,9 +123,15 @@ class Restic:
                 await result
 
         def _stderr(line: str) -> None:
-            nonlocal retry_since
+            nonlocal retry_since, permanent
             if "retrying after" in line or "returned error, retrying" in line:
                 retry_since = retry_since or time.monotonic()
+                # restic 0.17+ also retries errors that no wait can heal (a local target
+                # that is a file, a folder it may not write): stop at the first one.
+                problem = permanent_retry_error(line)
+                if problem is not None and permanent is None:
+                    permanent = problem
+                    stop.set()
 
         async def _watch() -> None:
             nonlocal stalled
@@ -151,6 +158,8 @@ class Restic:
                 grace=self.grace,
             )
         except sp.Cancelled as exc:
+            if permanent is not None:
+                raise permanent from exc
             if stalled:
                 raise ResticError(
                     "storage_unreachable",

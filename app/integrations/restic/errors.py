@@ -27,6 +27,10 @@ _HINTS = {
         "the storage refused the key: check the access key, secret and that the key "
         "may read and write this bucket"
     ),
+    "target_unusable": (
+        "the repository location cannot be used: it is a file, sits under a file, or the "
+        "service may not write there; fix the path in the backup settings or its permissions"
+    ),
     "repository_damaged": (
         "the repository is damaged (missing or corrupt data); run `restic check` and, "
         "if it fails, `restic repair` with the restore kit"
@@ -84,6 +88,8 @@ def classify(exit_code: int, stderr: str) -> ResticError:
         return ResticError("access_denied", last, exit_code=exit_code)
     if _UNREACHABLE.search(text):
         return ResticError("storage_unreachable", last, exit_code=exit_code)
+    if "not a directory" in text.lower():
+        return ResticError("target_unusable", last, exit_code=exit_code)
     if "Is there a repository at the following location?" in text or (
         "unable to open config file" in text
     ):
@@ -93,6 +99,25 @@ def classify(exit_code: int, stderr: str) -> ResticError:
     return ResticError(
         "failed", last or f"restic exited with code {exit_code}", exit_code=exit_code
     )
+
+
+_PERMANENT_RETRY = re.compile(
+    r"not a directory|permission denied|read-only file system", re.IGNORECASE
+)
+
+
+def permanent_retry_error(line: str) -> ResticError | None:
+    """A "returned error, retrying" line whose error no retry can heal, as a ResticError.
+
+    restic 0.17+ retries every backend error for minutes (0.14 gives up at once on these),
+    so without this a local target that is a file would look like an unreachable storage
+    for ``storage_stall_seconds`` and then be retried as one.
+    """
+    if not _PERMANENT_RETRY.search(line):
+        return None
+    message = line.split("retrying after", 1)[-1]
+    message = message.split(": ", 1)[-1].strip() if ": " in message else line.strip()
+    return ResticError("target_unusable", message)
 
 
 def _last_fatal(text: str) -> str:
