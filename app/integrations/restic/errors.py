@@ -61,7 +61,9 @@ _UNREACHABLE = re.compile(
     re.IGNORECASE,
 )
 _DENIED = re.compile(
-    r"Access ?Denied|InvalidAccessKeyId|SignatureDoesNotMatch|403 Forbidden|status code 403",
+    r"Access ?Denied|InvalidAccessKeyId|SignatureDoesNotMatch|403 Forbidden|status code 403|"
+    # S3's messages for those codes, which is all restic prints of them
+    r"signature we calculated does not match|Access Key Id you provided does not exist",
     re.IGNORECASE,
 )
 
@@ -109,15 +111,20 @@ _PERMANENT_RETRY = re.compile(
 def permanent_retry_error(line: str) -> ResticError | None:
     """A "returned error, retrying" line whose error no retry can heal, as a ResticError.
 
-    restic 0.17+ retries every backend error for minutes (0.14 gives up at once on these),
-    so without this a local target that is a file would look like an unreachable storage
-    for ``storage_stall_seconds`` and then be retried as one.
+    restic 0.17+ retries such backend errors for minutes (0.14 gives up at once on them):
+    a local target that is a file, a key the storage refuses (a wrong secret, a key
+    without access to the bucket). Without this they would look like an unreachable
+    storage for ``storage_stall_seconds`` and then be retried as one.
     """
-    if not _PERMANENT_RETRY.search(line):
+    if _DENIED.search(line):
+        code = "access_denied"
+    elif _PERMANENT_RETRY.search(line):
+        code = "target_unusable"
+    else:
         return None
     message = line.split("retrying after", 1)[-1]
     message = message.split(": ", 1)[-1].strip() if ": " in message else line.strip()
-    return ResticError("target_unusable", message)
+    return ResticError(code, message)
 
 
 def _last_fatal(text: str) -> str:
