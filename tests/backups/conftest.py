@@ -7,7 +7,7 @@ import pytest
 
 from app.config import Settings
 from tests.fixtures.databases import mysql_pod, pg_cluster, pg_pod  # noqa: F401
-from tests.fixtures.s3 import s3_bucket, s3_server  # noqa: F401
+from tests.fixtures.s3 import s3_bucket, s3_iam_bucket, s3_iam_server, s3_server  # noqa: F401
 from tests.fixtures.sftp import sftp_server  # noqa: F401
 from tests.fixtures.worker import WorkerProcess
 

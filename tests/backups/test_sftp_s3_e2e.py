@@ -193,6 +193,67 @@ async def test_wrong_repository_password_fails_clearly(
     assert job["attempt"] == 1  # not retried: retrying cannot help
 
 
+async def test_a_refused_key_fails_as_access_denied_and_a_new_key_carries_on(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    sftp_server: SftpServerHandle,
+    s3_iam_server: S3ServerHandle,
+    s3_iam_bucket: str,
+    worker: WorkerProcess,
+) -> None:
+    """The owner pastes a wrong secret, then deletes the key at the provider: each next
+    backup fails at once, says the storage refused the key, and is not retried. Neither may
+    read as "the repository is gone" (restic 0.14 prints S3's message, not its code) nor
+    stall as an unreachable storage (0.17+ retries them). A new key then backs up into the
+    same repository."""
+    fill(sftp_server.root)
+    owner = f"wiki-owner-{uuid.uuid4().hex[:8]}"
+    key, secret = s3_iam_server.create_key(s3_iam_bucket, name=owner)
+    target = {**s3_target(s3_iam_server, s3_iam_bucket), "access_key_id": key}
+
+    async def use(secret_access_key: str, access_key_id: str = key) -> None:
+        body = {
+            "target": {
+                **target,
+                "access_key_id": access_key_id,
+                "secret_access_key": secret_access_key,
+            },
+            "retention": {"keep_last": 10},
+        }
+        r = await client.put(
+            f"/v1/pods/{pod['id']}/backup-settings", json=body, headers=tenant.headers
+        )
+        assert r.status_code == 200, r.text
+
+    pod = await create_pod(client, tenant.headers, files=sftp_files(sftp_server))
+    await use(secret)
+    first = await backup(client, tenant.headers, pod["id"])
+    assert first["status"] == "succeeded", first
+
+    typo = secret[:-1] + ("x" if secret[-1] != "x" else "y")
+    await use(typo)
+    failed = await backup(client, tenant.headers, pod["id"], timeout=60)
+    await use(secret)
+    s3_iam_server._client("iam", direct=True).delete_access_key(UserName=owner, AccessKeyId=key)
+    revoked = await backup(client, tenant.headers, pod["id"], timeout=60)
+    for job in (failed, revoked):
+        assert job["status"] == "failed", job
+        assert job["error"]["code"] == "access_denied", job["error"]
+        assert job["error"]["hint"]
+        assert job["attempt"] == 1  # not retried: retrying cannot help
+        assert secret not in str(job)
+        assert typo not in str(job)
+
+    new_key, new_secret = s3_iam_server.create_key(s3_iam_bucket)
+    await use(new_secret, new_key)
+    again = await backup(client, tenant.headers, pod["id"])
+    assert again["status"] == "succeeded", again
+    snapshots = (
+        await client.get(f"/v1/pods/{pod['id']}/snapshots", headers=tenant.headers)
+    ).json()["items"]
+    assert len(snapshots) == 2  # the same repository, both snapshots in it
+
+
 async def test_storage_down_is_retried_then_fails_then_recovers(
     client: httpx.AsyncClient,
     tenant: Tenant,
