@@ -127,7 +127,7 @@ class Restic:
             if "retrying after" in line or "returned error, retrying" in line:
                 retry_since = retry_since or time.monotonic()
                 # restic 0.17+ also retries errors that no wait can heal (a local target
-                # that is a file, a folder it may not write): stop at the first one.
+                # that is a file, a key the storage refuses): stop at the first one.
                 problem = permanent_retry_error(line)
                 if problem is not None and permanent is None:
                     permanent = problem
