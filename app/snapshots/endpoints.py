@@ -58,7 +58,8 @@ async def list_snapshots(
         items, total, owner = await service.list_visible(
             request.app.state.engine, principal, pod_id, plan, tag, params.limit, params.offset
         )
-        return Fresh(json_response(make_page(items, total, params)), owner, plan == "platform")
+        page = json_response(make_page(items, total, params))
+        return Fresh(page, owner, admin_only=plan == "platform")
 
     cache: ReadCache = request.app.state.read_cache
     key = ("snapshots", pod_id, plan, tag, params.limit, params.offset)

@@ -234,7 +234,7 @@ async def test_a_refused_key_fails_as_access_denied_and_a_new_key_carries_on(
     await use(typo)
     failed = await backup(client, tenant.headers, pod["id"], timeout=60)
     await use(secret)
-    s3_iam_server._client("iam", direct=True).delete_access_key(UserName=owner, AccessKeyId=key)
+    s3_iam_server.delete_key(owner, key)
     revoked = await backup(client, tenant.headers, pod["id"], timeout=60)
     for job in (failed, revoked):
         assert job["status"] == "failed", job
