@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from app.auth.dependencies import AnyPrincipal
 from app.db import DbSession
@@ -18,6 +18,9 @@ from app.restores.paths import files_subpaths
 from app.snapshots import service as snapshots
 
 router = APIRouter(tags=["restores"])
+
+# Not trimmed like the body's other strings: a name may end in a space.
+LiteralPath = Annotated[str, StringConstraints(strip_whitespace=False, max_length=4096)]
 
 
 class RestoreRequest(Body):
@@ -35,10 +38,11 @@ class RestoreRequest(Body):
     snapshot_id: str = Field(
         min_length=6, max_length=64, description="Full or short (8-hex) id, or `latest`"
     )
-    paths: list[str] | None = Field(
+    paths: list[LiteralPath] | None = Field(
         None,
         max_length=1000,
-        description="Restore only these paths of the pod's files (e.g. `uploads/2024`).",
+        description="Restore only these paths of the pod's files (e.g. `uploads/2024`), each "
+        "taken literally: `*`, `?`, `[`, `]` and spaces are part of the name.",
     )
     files: bool = Field(True, description="Put the files back into the pod.")
     database: bool = Field(True, description="Load the database dump into the pod's database.")

@@ -1,4 +1,8 @@
-"""Paths chosen for a partial restore, relative to the pod's files folder."""
+"""Paths chosen for a partial restore, relative to the pod's files folder.
+
+Every path is literal: a name may hold spaces at either end, ``*``, ``?``, ``[…]`` or a
+backslash and still means only that file (restic's patterns are escaped where the paths
+reach it, in ``Restic.restore``)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ def normalize(path: str) -> str:
     """'/files/uploads/x', 'files/uploads/x', '/uploads/x' and 'uploads/x' → 'uploads/x'."""
     if "\x00" in path:
         raise ValueError("the path contains a NUL byte")
-    parts = [p for p in path.strip().split("/") if p not in ("", ".")]
+    parts = [p for p in path.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise ValueError(f"'{path}' must not contain '..'")
     if parts and parts[0] == "files":

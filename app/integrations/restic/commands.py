@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -474,9 +475,11 @@ class Restic:
         on_status: JsonCallback | None = None,
         **kw: Any,
     ) -> dict[str, Any]:
+        """Restore ``snapshot`` (or only the ``include`` paths, each taken literally: a
+        file and, for a folder, everything below it) into ``target``."""
         args = ["restore", snapshot, "--target", str(target), "--json"]
         for path in include:
-            args += ["--include", path]
+            args += ["--include", literal_pattern(path)]
         summary: dict[str, Any] = {}
 
         async def _line(message: dict[str, Any]) -> None:
@@ -510,6 +513,17 @@ class Restic:
                 err = (await proc.stderr.read()).decode("utf-8", "replace")
                 if (code := await proc.wait()) != 0:
                     raise classify(code, redact(err[-4000:]))
+
+
+_GLOB = re.compile(r"([\\*?\[\]])")
+
+
+def literal_pattern(path: str) -> str:
+    """A path as an --include pattern that matches only itself. restic matches each path
+    component with Go's filepath.Match (0.14 to 0.18), where ``*``, ``?``, ``[``, ``]``
+    and ``\\`` are special and a backslash escapes the next character; a component ``**``
+    would also match any depth. Escaped, every component compares as plain text."""
+    return _GLOB.sub(r"\\\1", path)
 
 
 def _errno_text(err: Mapping[str, Any]) -> str:
