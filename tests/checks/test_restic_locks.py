@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +110,59 @@ async def test_a_canceled_wait_stops_at_once(
     with pytest.raises(ResticError) as err:
         await asyncio.wait_for(check, timeout=20)
     assert err.value.code == "interrupted"
+
+
+def dead_restics_lock(repo: Repository, data: Path) -> str:
+    """A `restic backup` killed mid-run (as a killed worker's child is): its lock stays in
+    the repository. Returns the lock's id."""
+    env = {**os.environ, **repo.child_env()}
+    locks = Path(repo.url) / "locks"
+    (data / "more.bin").write_bytes(os.urandom(64 * 1024 * 1024))
+    proc = subprocess.Popen(
+        ["restic", "backup", "--no-cache", "--host", "h", "."],
+        env=env,
+        cwd=data,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not [p for p in locks.iterdir() if "-tmp-" not in p.name]:  # written whole
+            assert proc.poll() is None, "the backup ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.wait()  # reaped: the pid is gone, as restic's stale rule asks
+    (lock,) = [p for p in locks.iterdir() if "-tmp-" not in p.name]
+    return lock.name
+
+
+async def test_a_killed_processs_lock_is_removed_before_check_and_prune(
+    repo: Repository, tmp_path: Path
+) -> None:
+    lock = dead_restics_lock(repo, tmp_path / "data")
+    restic = await Restic.detect("restic", lock_wait_seconds=0)  # no waiting it out
+    outcome = await restic.check(repo)
+    assert outcome.ok, outcome.errors
+    assert not (Path(repo.url) / "locks" / lock).exists()
+
+    dead_restics_lock(repo, tmp_path / "data")
+    kept = await restic.forget(repo, {"keep_last": 1})
+    assert kept
+    dead_restics_lock(repo, tmp_path / "data")
+    await restic.prune(repo)
+    assert not list((Path(repo.url) / "locks").iterdir())
+
+
+async def test_a_live_readers_lock_is_never_removed(
+    repo: Repository, reader: subprocess.Popen[bytes]
+) -> None:
+    """Only stale locks go (never `unlock --remove-all`): a running reader keeps its lock
+    and the exclusive command waits for it (here: no wait, so it fails as locked)."""
+    restic = await Restic.detect("restic", lock_wait_seconds=0)
+    with pytest.raises(ResticError) as err:
+        await restic.prune(repo)
+    assert err.value.code == "repository_locked"
+    assert len(list((Path(repo.url) / "locks").iterdir())) == 1
+    assert reader.poll() is None

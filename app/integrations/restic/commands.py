@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 JsonCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 T = TypeVar("T")
 
+UNLOCK_TIMEOUT = 120.0  # seconds for one `restic unlock` (it lists and reads the locks)
+
 RETENTION_FLAGS = {
     "keep_last": "--keep-last",
     "keep_hourly": "--keep-hourly",
@@ -177,16 +179,24 @@ class Restic:
         return done
 
     async def exclusive(
-        self, attempt: Callable[[], Awaitable[T]], *, cancel: asyncio.Event | None = None
+        self,
+        repo: Repository,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        cancel: asyncio.Event | None = None,
     ) -> T:
         """Run ``attempt`` (one command that takes restic's exclusive lock) until no other
         restic process holds a lock, for up to ``lock_wait_seconds``.
 
         restic 0.14 fails at once when any lock is held (``--retry-lock`` came in 0.16), and
         readers (restores, exports, indexing, downloads) hold theirs only for their run.
+        A process killed mid-run (a worker SIGKILLed, a machine lost) leaves its lock behind
+        for good: before the command and after each refusal, locks that are provably stale
+        by restic's own rules are removed (see ``unlock_stale``).
         """
         deadline = time.monotonic() + self.lock_wait_seconds
         delay = 1.0
+        await self.unlock_stale(repo, cancel=cancel)
         while True:
             try:
                 return await attempt()
@@ -201,6 +211,8 @@ class Restic:
                     await asyncio.wait_for(cancel.wait(), timeout=delay)
                 if cancel.is_set():
                     raise ResticError("interrupted", "canceled on request")
+            # After the wait: a killed process's pid may take a moment to be reaped.
+            await self.unlock_stale(repo, cancel=cancel)
             delay = min(delay * 2, 15.0)
 
     async def _json(self, repo: Repository, args: Sequence[str], **kw: Any) -> Any:
@@ -233,8 +245,22 @@ class Restic:
         return str((await self.cat_config(repo, **kw))["id"])
 
     async def unlock(self, repo: Repository, **kw: Any) -> None:
-        """Remove stale locks only (never `--remove-all`: a live process may hold one)."""
+        """Remove stale locks only (never `--remove-all`: a live process may hold one).
+
+        restic's rule for stale: the lock is older than 30 minutes (a live process
+        refreshes its lock every 5), or it was made on this host (the lock's hostname is
+        the worker's) by a process that no longer exists."""
         await self.run(repo, ["unlock"], **kw)
+
+    async def unlock_stale(self, repo: Repository, *, cancel: asyncio.Event | None = None) -> None:
+        """``unlock`` as a best effort before an exclusive command: a failure here (no
+        repository yet, a storage hiccup) is left for that command to report."""
+        try:
+            await self.unlock(repo, cancel=cancel, timeout=UNLOCK_TIMEOUT)
+        except ResticError as exc:
+            if exc.code == "interrupted":
+                raise
+            log.info("removing stale restic locks failed (%s); going on", exc.code)
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -387,14 +413,14 @@ class Restic:
             result = await self._json(repo, args, **kw)
         else:
             result = await self.exclusive(
-                lambda: self._json(repo, args, **kw), cancel=kw.get("cancel")
+                repo, lambda: self._json(repo, args, **kw), cancel=kw.get("cancel")
             )
         return list(result or [])
 
     async def forget_ids(self, repo: Repository, ids: Sequence[str], **kw: Any) -> None:
         if ids:
             await self.exclusive(
-                lambda: self.run(repo, ["forget", *ids], **kw), cancel=kw.get("cancel")
+                repo, lambda: self.run(repo, ["forget", *ids], **kw), cancel=kw.get("cancel")
             )
 
     async def prune(self, repo: Repository, **kw: Any) -> list[str]:
@@ -404,7 +430,7 @@ class Restic:
             lines.clear()
             await self.run(repo, ["prune"], on_line=lines.append, **kw)
 
-        await self.exclusive(_once, cancel=kw.get("cancel"))
+        await self.exclusive(repo, _once, cancel=kw.get("cancel"))
         return lines
 
     async def check(
@@ -436,7 +462,7 @@ class Restic:
                     raise problem
             return CheckOutcome(ok=ok, output=lines, errors=errors)
 
-        return await self.exclusive(_once, cancel=kw.get("cancel"))
+        return await self.exclusive(repo, _once, cancel=kw.get("cancel"))
 
     async def stats(self, repo: Repository, mode: str = "raw-data", **kw: Any) -> dict[str, Any]:
         result = await self._json(repo, ["stats", "--mode", mode], **kw)
