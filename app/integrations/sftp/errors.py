@@ -25,6 +25,16 @@ _HINTS = {
     "disk_full": "the worker's cache disk is full; free space in PODBACKUP_CACHE_DIR",
     "connection_lost": "the SFTP connection dropped during the transfer; the job retries",
     "canceled": "the transfer was canceled on request",
+    "hostile_listing": (
+        "the pod's SFTP server sent a listing no honest server sends (a name listed twice, "
+        "or a name that is not a single path component); the backup stopped before writing "
+        "anything; check the software serving SFTP on the pod"
+    ),
+    "unsafe_entry": (
+        "an entry in the worker's cache would have been reached through a symlink; nothing "
+        "was written through it; clear the pod's folder in PODBACKUP_CACHE_DIR and retry, "
+        "and report it if it happens again"
+    ),
     "failed": "see the message; retry, and contact support if it persists",
 }
 

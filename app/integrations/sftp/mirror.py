@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,7 +100,7 @@ class _Mirror:
         self.max_requests = max_requests
         self.write = write
         self.stats = MirrorStats()
-        self.temps: set[Path] = set()
+        self.temps: set[tuple[bytes, bytes]] = set()  # (rel, temporary name beside it)
         self.slots = asyncio.Semaphore(max(1, max_requests))
         self.unreadable: dict[bytes, str] = {}
         self.todo_files = 0
@@ -116,12 +115,13 @@ class _Mirror:
                 await self._run(session)
         except SftpError:
             raise
+        except local.UnsafeEntry as exc:
+            raise unsafe(exc) from None
         except (OSError, asyncssh.Error) as exc:
             raise classify(exc, "mirroring the pod's files") from None
         finally:
-            for tmp in list(self.temps):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+            for rel, tmp in list(self.temps):
+                local.drop_temp(self.dest, rel, tmp)
             self.temps.clear()
         self.stats.unreadable = [
             {"path": shown(rel), "error": why} for rel, why in sorted(self.unreadable.items())
@@ -131,6 +131,7 @@ class _Mirror:
     async def _run(self, session: Session) -> None:
         tree = await scan(session, on_entry=self._found)
         self.unreadable.update(tree.unreadable)
+        self.stats.symlinks_skipped = len(tree.unread_links)
         todo = await asyncio.to_thread(local.reconcile, self.dest, tree, self.stats)
         todo.sort(key=lambda e: e.size, reverse=True)  # big files first: even finish
         self.todo_files = len(todo)
@@ -170,19 +171,18 @@ class _Mirror:
         self._report()
 
     async def _download(self, session: Session, entry: Entry) -> None:
-        path = local.local_path(self.dest, entry.rel)
         try:
             f = await session.sftp.open(session.path(entry.rel), "rb", block_size=0)
         except asyncssh.SFTPPermissionDenied:
             self.unreadable[entry.rel] = "permission denied"
-            await asyncio.to_thread(local.remove, path)  # never keep stale content
+            # never keep stale content
+            await asyncio.to_thread(local.remove, self.dest, entry.rel)
             return
         except asyncssh.SFTPNoSuchFile:  # vanished since the scan
-            self.stats.files_deleted += await asyncio.to_thread(local.remove, path)
+            self.stats.files_deleted += await asyncio.to_thread(local.remove, self.dest, entry.rel)
             return
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, f"opening {shown(entry.rel)}") from None
-        tmp = path.parent / f"{local.TEMP_PREFIX}{secrets.token_hex(6)}{local.TEMP_SUFFIX}"
         limits = session.sftp.limits
         block = block_size_for(limits.max_read_len, self.block_size, unknown=self.block_size)
         try:
@@ -194,28 +194,45 @@ class _Mirror:
                 finally:
                     await _close(f)
                 await asyncio.to_thread(
-                    local.store_file, tmp, path, data, entry.mode, entry.mtime, self.write
+                    local.store_file,
+                    self.dest,
+                    entry.rel,
+                    data,
+                    entry.mode,
+                    entry.mtime,
+                    self.write,
                 )
                 self._on_bytes(len(data))
             else:
-                await self._fetch(f, entry, tmp, block)
-                os.replace(tmp, path)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            if isinstance(exc, asyncssh.Error | OSError):
-                doing = "writing" if is_disk_full(exc) else "downloading"
-                raise classify(exc, f"{doing} {shown(entry.rel)}") from None
-            raise
-        finally:
-            self.temps.discard(tmp)
+                await self._fetch(f, entry, block)
+        except local.UnsafeEntry as exc:
+            raise unsafe(exc) from None
+        except (asyncssh.Error, OSError) as exc:
+            doing = "writing" if is_disk_full(exc) else "downloading"
+            raise classify(exc, f"{doing} {shown(entry.rel)}") from None
         self.done_files += 1
         self.stats.files_downloaded += 1
 
-    async def _fetch(self, f: asyncssh.SFTPClientFile, entry: Entry, tmp: Path, block: int) -> None:
+    async def _fetch(self, f: asyncssh.SFTPClientFile, entry: Entry, block: int) -> None:
+        # A few syscalls each, in the loop as before: a thread could not be canceled
+        # without leaking the descriptor it opened.
         try:
-            fd = os.open(tmp, local.OPEN_FLAGS, 0o600)
-            self.temps.add(tmp)
+            fd, tmp = local.create_temp(self.dest, entry.rel)
+        except BaseException:
+            await _close(f)
+            raise
+        self.temps.add((entry.rel, tmp))
+        try:
+            await self._pull(f, entry, fd, block)
+            local.commit_temp(self.dest, entry.rel, tmp)
+        finally:
+            # After a failure (or a cancel) the temporary goes; after the rename there is
+            # nothing left to find. Never leaves it behind, even on ENOSPC.
+            local.drop_temp(self.dest, entry.rel, tmp)
+            self.temps.discard((entry.rel, tmp))
+
+    async def _pull(self, f: asyncssh.SFTPClientFile, entry: Entry, fd: int, block: int) -> None:
+        try:
             try:
                 await pull_file(
                     f,
@@ -228,12 +245,21 @@ class _Mirror:
                     slots=self.slots,
                 )
                 os.fchmod(fd, local.file_mode(entry.mode))
+                ns = entry.mtime * 1_000_000_000
+                os.utime(fd, ns=(ns, ns))
             finally:
                 os.close(fd)
         finally:
             await _close(f)
-        ns = entry.mtime * 1_000_000_000
-        os.utime(tmp, ns=(ns, ns))
+
+
+def unsafe(exc: local.UnsafeEntry) -> SftpError:
+    """A cache path that would have been reached through a link: stop, naming the entry."""
+    return SftpError(
+        "unsafe_entry",
+        f"refused to write {shown(exc.rel)} in the worker's cache: it {exc.why}; "
+        "nothing was written through it",
+    )
 
 
 async def _close(f: asyncssh.SFTPClientFile) -> None:

@@ -27,6 +27,7 @@ class MirrorStats:
     files_total: int = 0
     dirs_total: int = 0
     symlinks_total: int = 0
+    symlinks_skipped: int = 0  # links the server would not read (listed in unreadable)
     bytes_total: int = 0
     files_downloaded: int = 0
     bytes_downloaded: int = 0
@@ -42,4 +43,7 @@ class UploadStats:
     files_uploaded: int = 0
     bytes_uploaded: int = 0
     files_deleted: int = 0
+    files_compared: int = 0  # same size and mtime on the server: compared byte by byte
+    files_rewritten: int = 0  # ... and their bytes differed: uploaded again
+    files_verified: int = 0  # uploaded, read back and compared, then checked after rename
     host_key: str = ""

@@ -43,6 +43,7 @@ class RemoteTree:
     entries: dict[bytes, Entry]  # parents always before their children
     unreadable: dict[bytes, str] = field(default_factory=dict)  # rel -> reason
     unlisted: set[bytes] = field(default_factory=set)  # folders whose content is unknown
+    unread_links: set[bytes] = field(default_factory=set)  # symlinks left out (in unreadable)
 
 
 def valid_name(name: bytes) -> bool:
@@ -72,6 +73,12 @@ def minimal_starts(starts: Iterable[bytes]) -> list[bytes]:
         if not any(rel == s or not s or rel.startswith(s + b"/") for s in result):
             result.append(rel)
     return result
+
+
+def hostile(rel: bytes, message: str) -> SftpError:
+    """The listing of or around ``rel`` is one no honest server sends: fail, never guess."""
+    log.warning("sftp: hostile listing at %s", shown(rel))
+    return SftpError("hostile_listing", message)
 
 
 def _entry(rel: bytes, attrs: asyncssh.SFTPAttrs) -> Entry | None:
@@ -116,6 +123,8 @@ async def scan(
     links = asyncio.Semaphore(concurrency)
 
     def add(entry: Entry) -> None:
+        if entry.rel in tree.entries:  # only a lying listing can name an entry twice
+            raise hostile(entry.rel, f"the SFTP server listed {shown(entry.rel)} twice")
         tree.entries[entry.rel] = entry
         if on_entry is not None:
             on_entry(entry)
@@ -161,14 +170,25 @@ async def scan(
                 return
             raise
         found_links = []
+        seen: set[bytes] = set()
         for name in names:
             raw = name.filename
             assert isinstance(raw, bytes)
             if raw in (b".", b".."):
                 continue
             if not valid_name(raw):
-                log.warning("sftp: skipping an invalid name in %s: %r", shown(rel), raw)
-                continue
+                raise hostile(
+                    rel,
+                    f"the SFTP server listed an invalid name in {shown(rel)}: "
+                    f"{raw.decode('utf-8', 'backslashreplace')!r} (a name must be one path "
+                    "component: not empty, no '/', no NUL byte)",
+                )
+            if raw in seen:
+                raise hostile(
+                    join(rel, raw),
+                    f"the SFTP server listed {shown(join(rel, raw))} twice in one listing",
+                )
+            seen.add(raw)
             entry = _entry(join(rel, raw), name.attrs)
             if entry is None:
                 continue
@@ -199,8 +219,23 @@ async def _read_link(
             target = await session.sftp.readlink(session.path(entry.rel))
         except asyncssh.SFTPPermissionDenied:
             tree.unreadable[entry.rel] = "permission denied (symlink not read)"
+            tree.unread_links.add(entry.rel)
             return
         except asyncssh.SFTPNoSuchFile:
-            return  # vanished
-    assert isinstance(target, bytes)
+            # Vanished, or a server that will not show this link's target (asyncssh's
+            # chroot answers "no such file" for a target outside it): ask again.
+            if await _lstat(session, entry.rel) is None:
+                return
+            tree.unreadable[entry.rel] = "the server will not read this symlink (not copied)"
+            tree.unread_links.add(entry.rel)
+            return
+        except (asyncssh.SFTPFailure, asyncssh.SFTPOpUnsupported) as exc:
+            reason = exc.reason or type(exc).__name__
+            tree.unreadable[entry.rel] = f"the server refused to read this symlink: {reason}"
+            tree.unread_links.add(entry.rel)
+            return
+    if not isinstance(target, bytes) or not target or b"\0" in target:
+        tree.unreadable[entry.rel] = "the server sent an invalid symlink text (not copied)"
+        tree.unread_links.add(entry.rel)
+        return
     entry.target = target

@@ -57,21 +57,22 @@ class _HostileServer(PodSftpServer):
         return super().open(b"/real.txt", pflags, attrs)
 
 
-async def test_hostile_names_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_hostile_names_fail_the_mirror(tmp_path: Path) -> None:
     pod, dest = tmp_path / "srv" / "pod", tmp_path / "srv" / "dest"
     write(pod / "real.txt", "real")
     handle = await start_sftp_server(pod, server_class=_HostileServer)
     try:
-        stats = await mirror(handle.endpoint(), LOOPBACK, dest)
+        with pytest.raises(SftpError) as info:
+            await mirror(handle.endpoint(), LOOPBACK, dest)
     finally:
         await handle.close()
 
-    assert stats.files_total == 1
-    assert sorted(p.name for p in dest.iterdir()) == ["real.txt"]
+    assert info.value.code == "hostile_listing"
+    assert "'../escaped.txt'" in info.value.message
+    assert not dest.exists() or list(dest.iterdir()) == []
     found = [p for p in tmp_path.rglob("*") if p.name in ("escaped.txt", "escaped2.txt", "abs.txt")]
     assert found == []
     assert not Path("/abs.txt").exists()
-    assert caplog.text.count("skipping an invalid name") == 4  # ".." is skipped quietly
 
 
 async def test_dest_that_is_a_symlink_is_refused(
