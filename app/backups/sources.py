@@ -107,7 +107,11 @@ async def stage_files(
     else:
         async with ProgressPump(ctx, _local_progress) as pump:
             local = await localfs.stage(
-                Path(files["path"]), target, on_progress=pump, cancel=ctx.cancel
+                Path(files["path"]),
+                target,
+                roots=ctx.settings.local_roots,
+                on_progress=pump,
+                cancel=ctx.cancel,
             )
         staged.files = {
             "source": "local",

@@ -3,7 +3,16 @@
 Backups stage it under ``files/`` like an SFTP mirror, so every snapshot has the same
 layout. Staging uses hard links when the folder and the cache share a filesystem (no data
 is copied, and restic still sees sizes and mtimes unchanged), and an incremental copy
-(size + mtime) otherwise. Restores push files back the same way, copying only what differs.
+(size + mtime) otherwise.
+
+Restores push files back from the scratch restore. A file whose size and mtime match is
+still compared byte by byte (bitrot, or a change that kept its timestamp, must not
+survive a restore), and every file written is checked afterwards: the same inode as the
+scratch copy when hard-linked, its bytes re-read when copied.
+
+The pod's folder is tenant-controlled: every operation goes through ``safefs`` (folder
+descriptors opened without following links, temporary files with random names and
+``O_EXCL``), so no link inside it leads a write, rename or delete outside it.
 """
 
 from __future__ import annotations
@@ -12,17 +21,15 @@ import asyncio
 import contextlib
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.integrations import safefs
+from app.integrations.safefs import LocalFsError, lstat_at, open_dir_at, remove_at
 
-class LocalFsError(Exception):
-    def __init__(self, code: str, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.hint = code, message, hint
+__all__ = ["LocalFsError", "LocalStats", "push", "stage"]
 
 
 @dataclass
@@ -35,201 +42,347 @@ class LocalStats:
     bytes_copied: int = 0
     files_linked: int = 0
     files_deleted: int = 0
+    files_compared: int = 0  # same size and mtime: compared byte by byte (restores)
+    files_rewritten: int = 0  # ... and their bytes differed: written again
+    files_verified: int = 0  # written, then checked against the scratch copy
     unreadable: list[dict[str, str]] = field(default_factory=list)
 
 
 Progress = Callable[[LocalStats], None]
 
 
-def _same(src: os.stat_result, dst: os.stat_result) -> bool:
-    if (src.st_dev, src.st_ino) == (dst.st_dev, dst.st_ino):
-        return True
-    return src.st_size == dst.st_size and int(src.st_mtime) == int(dst.st_mtime)
+@dataclass
+class _Run:
+    link: bool
+    delete_extra: bool
+    compare: bool  # restores: compare same-looking files by content, verify what is written
+    stats: LocalStats
+    cancel: asyncio.Event | None
+    on_progress: Progress | None
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise LocalFsError("canceled", "canceled")
+
+    def unreadable(self, rel: str, error: str) -> None:
+        self.stats.unreadable.append({"path": rel or "/", "error": error})
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _copy_file(src: Path, dst: Path, st: os.stat_result) -> None:
-    tmp = dst.with_name(f".{dst.name}.podbackup-tmp")
+def _sync_dir(src: int, dst: int, run: _Run, rel: str) -> None:
+    """Make the folder ``dst`` hold ``src``'s tree."""
+    run.check_cancel()
     try:
-        shutil.copyfile(src, tmp, follow_symlinks=False)
-        os.chmod(tmp, stat.S_IMODE(st.st_mode))
-        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
-        os.replace(tmp, dst)
+        with os.scandir(src) as it:
+            entries = {e.name: e for e in it}
+    except PermissionError:
+        run.unreadable(rel, "permission denied")
+        return
+    if run.delete_extra:
+        for name in os.listdir(dst):
+            if name not in entries:
+                run.stats.files_deleted += remove_at(dst, name)
+    for name in sorted(entries):
+        try:
+            st = entries[name].stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # gone since the listing
+        _sync_entry(src, dst, name, st, run, f"{rel}/{name}")
+
+
+def _sync_entry(src: int, dst: int, name: str, st: os.stat_result, run: _Run, rel: str) -> None:
+    stats = run.stats
+    if stat.S_ISDIR(st.st_mode):
+        stats.dirs_total += 1
+        try:
+            s = open_dir_at(src, name, rel)
+        except PermissionError:
+            run.unreadable(rel, "permission denied")
+            return
+        except (LocalFsError, FileNotFoundError):
+            run.unreadable(rel, "changed while being read")
+            return
+        try:
+            d = open_dir_at(dst, name, rel, make=True, replace=True)
+            try:
+                _sync_dir(s, d, run, rel)
+                os.fchmod(d, stat.S_IMODE(st.st_mode))
+                os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(d)
+        finally:
+            os.close(s)
+    elif stat.S_ISLNK(st.st_mode):
+        stats.symlinks_total += 1
+        text = os.readlink(name, dir_fd=src)
+        current = lstat_at(dst, name)
+        if current is not None and stat.S_ISLNK(current.st_mode):
+            if os.readlink(name, dir_fd=dst) == text:
+                return
+        if current is not None:
+            remove_at(dst, name)
+        os.symlink(text, name, dir_fd=dst)
+        with contextlib.suppress(OSError, NotImplementedError):
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+    elif stat.S_ISREG(st.st_mode):
+        try:
+            _sync_file(src, dst, name, st, run, rel)
+        except PermissionError:
+            run.unreadable(rel, "permission denied")
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise LocalFsError("disk_full", "no space left on the worker's disk") from exc
+            raise
+        if run.on_progress is not None:
+            run.on_progress(stats)
+    # sockets, fifos and devices are skipped, like restic does for special files
+
+
+def _sync_file(src: int, dst: int, name: str, st: os.stat_result, run: _Run, rel: str) -> None:
+    stats = run.stats
+    stats.files_total += 1
+    stats.bytes_total += st.st_size
+    current = lstat_at(dst, name)
+    if current is not None and stat.S_ISREG(current.st_mode):
+        if (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino):
+            return  # the very same file (a hard link made by an earlier run)
+        if current.st_size == st.st_size and int(current.st_mtime) == int(st.st_mtime):
+            if not run.compare:
+                _fix_metadata(dst, name, st)
+                return
+            stats.files_compared += 1
+            if _same_and_fixed(src, dst, name, st):
+                return
+            stats.files_rewritten += 1
+    elif current is not None and stat.S_ISDIR(current.st_mode):
+        stats.files_deleted += remove_at(dst, name)
+        current = None
+    if run.link and _link(src, dst, name, replace=current is not None):
+        stats.files_linked += 1
+        if run.compare:  # the pod's entry is now the scratch copy itself
+            now = lstat_at(dst, name)
+            if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                raise _not_verified(rel)
+            stats.files_verified += 1
+        return
+    copied = _copy(src, dst, name, st, verify=run.compare, rel=rel)
+    stats.files_copied += 1
+    stats.bytes_copied += copied
+    if run.compare:
+        stats.files_verified += 1
+
+
+def _not_verified(rel: str) -> LocalFsError:
+    return LocalFsError(
+        "restore_not_verified",
+        f"'{rel}' does not hold the snapshot's bytes after it was written",
+        hint="something else writes into the pod's folder during the restore; stop it and retry",
+    )
+
+
+def _fix_metadata(dst: int, name: str, st: os.stat_result) -> None:
+    fd = os.open(name, safefs.READ_FLAGS, dir_fd=dst)
+    try:
+        have = os.fstat(fd)
+        if stat.S_ISREG(have.st_mode) and stat.S_IMODE(have.st_mode) != stat.S_IMODE(st.st_mode):
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    finally:
+        os.close(fd)
+
+
+def _same_and_fixed(src: int, dst: int, name: str, st: os.stat_result) -> bool:
+    """Whether the pod's file holds the scratch copy's bytes; if so, its mode and exact
+    mtime are set too. A file that cannot be read (or changed kind) counts as different."""
+    try:
+        d = os.open(name, safefs.READ_FLAGS, dir_fd=dst)
+    except OSError:
+        return False
+    try:
+        have = os.fstat(d)
+        if not stat.S_ISREG(have.st_mode) or have.st_size != st.st_size:
+            return False
+        s = os.open(name, safefs.READ_FLAGS, dir_fd=src)
+        try:
+            if not safefs.same_bytes(s, d, st.st_size):
+                return False
+        finally:
+            os.close(s)
+        try:
+            if stat.S_IMODE(have.st_mode) != stat.S_IMODE(st.st_mode):
+                os.fchmod(d, stat.S_IMODE(st.st_mode))
+            if have.st_mtime_ns != st.st_mtime_ns:
+                os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+        except PermissionError:  # not ours to change: write it anew instead
+            return False
+        return True
+    finally:
+        os.close(d)
+
+
+def _link(src: int, dst: int, name: str, *, replace: bool) -> bool:
+    """Hard-link the source file into ``dst`` (over the entry there when ``replace``).
+    False when the two folders cannot share the file (another filesystem)."""
+    target = safefs.temp_name() if replace else name
+    try:
+        os.link(name, target, src_dir_fd=src, dst_dir_fd=dst, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            return False
+        raise
+    if replace:
+        _rename(dst, target, name)
+    return True
+
+
+def _rename(dst: int, tmp: str, name: str) -> None:
+    try:
+        os.rename(tmp, name, src_dir_fd=dst, dst_dir_fd=dst)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dst)
         raise
 
 
-def _sync_tree(
-    src: Path,
-    dst: Path,
-    *,
-    link: bool,
-    delete_extra: bool,
-    stats: LocalStats,
-    cancel: asyncio.Event | None,
-    on_progress: Progress | None,
-    rel: str = "",
-) -> None:
-    """Make ``dst`` hold ``src``'s tree; never follows symlinks."""
-    if cancel is not None and cancel.is_set():
-        raise LocalFsError("canceled", "canceled")
-    dst.mkdir(parents=True, exist_ok=True)
+def _copy(src: int, dst: int, name: str, st: os.stat_result, *, verify: bool, rel: str) -> int:
+    """Copy into a new temporary file of ``dst``, set its mode and mtime, (``verify``:
+    re-read it against the source), rename it over ``name``. Returns the bytes copied."""
+    s = os.open(name, safefs.READ_FLAGS, dir_fd=src)
     try:
-        entries = {e.name: e for e in os.scandir(src)}
-    except PermissionError:
-        stats.unreadable.append({"path": rel or "/", "error": "permission denied"})
-        return
-    if delete_extra:
-        for name in os.listdir(dst):
-            if name not in entries:
-                _remove(dst / name)
-                stats.files_deleted += 1
-    for name, entry in sorted(entries.items()):
-        target = dst / name
-        child_rel = f"{rel}/{name}"
-        st = entry.stat(follow_symlinks=False)
-        if stat.S_ISDIR(st.st_mode):
-            if target.is_symlink() or (target.exists() and not target.is_dir()):
-                _remove(target)
-            stats.dirs_total += 1
-            _sync_tree(
-                Path(entry.path),
-                target,
-                link=link,
-                delete_extra=delete_extra,
-                stats=stats,
-                cancel=cancel,
-                on_progress=on_progress,
-                rel=child_rel,
-            )
-            os.chmod(target, stat.S_IMODE(st.st_mode))
-            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-        elif stat.S_ISLNK(st.st_mode):
-            stats.symlinks_total += 1
-            link_text = os.readlink(entry.path)
-            if target.is_symlink() and os.readlink(target) == link_text:
-                continue
-            if target.exists() or target.is_symlink():
-                _remove(target)
-            os.symlink(link_text, target)
-            with contextlib.suppress(OSError, NotImplementedError):
-                os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-        elif stat.S_ISREG(st.st_mode):
-            stats.files_total += 1
-            stats.bytes_total += st.st_size
+        have = os.fstat(s)
+        if not stat.S_ISREG(have.st_mode):
+            raise LocalFsError("changed", f"'{rel}' changed while being read")
+        tmp = safefs.temp_name()
+        d = os.open(tmp, safefs.NEW_FLAGS, 0o600, dir_fd=dst)
+        try:
             try:
-                current = os.lstat(target)
-            except FileNotFoundError:
-                current = None
-            if current is not None and stat.S_ISREG(current.st_mode) and _same(st, current):
-                if stat.S_IMODE(current.st_mode) != stat.S_IMODE(st.st_mode):
-                    os.chmod(target, stat.S_IMODE(st.st_mode))
-                continue
-            if current is not None:
-                _remove(target)
-            try:
-                if link:
-                    try:
-                        os.link(entry.path, target, follow_symlinks=False)
-                        stats.files_linked += 1
-                        continue
-                    except OSError as exc:
-                        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                            raise
-                _copy_file(Path(entry.path), target, st)
-                stats.files_copied += 1
-                stats.bytes_copied += st.st_size
-            except PermissionError:
-                stats.unreadable.append({"path": child_rel, "error": "permission denied"})
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    raise LocalFsError("disk_full", "no space left on the worker's disk") from exc
-                raise
-            if on_progress is not None:
-                on_progress(stats)
-        # sockets, fifos and devices are skipped, like restic does for special files
+                copied = safefs.copy_fd(s, d, have.st_size)
+                if verify and (copied != st.st_size or not safefs.same_bytes(s, d, copied)):
+                    raise _not_verified(rel)
+                os.fchmod(d, stat.S_IMODE(st.st_mode))
+                os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+                written = os.fstat(d)
+            finally:
+                os.close(d)
+            os.rename(tmp, name, src_dir_fd=dst, dst_dir_fd=dst)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dst)
+            raise
+        if verify:
+            now = lstat_at(dst, name)
+            if now is None or (now.st_dev, now.st_ino) != (written.st_dev, written.st_ino):
+                raise _not_verified(rel)
+        return copied
+    finally:
+        os.close(s)
 
 
-def _prepare_subpath(rel: str) -> str:
+def _prepare_subpath(rel: str) -> list[str]:
     parts = [p for p in rel.strip("/").split("/") if p]
     if any(p in (".", "..") for p in parts):
         raise LocalFsError("bad_path", f"'{rel}' is not a plain relative path")
-    return "/".join(parts)
+    return parts
+
+
+def _push_subpath(src_root: int, dst_root: int, parts: list[str], run: _Run) -> None:
+    """Bring one restored path (and the folders above it) into the pod's folder."""
+    chain: list[tuple[int, int, bool]] = []  # (scratch folder, pod folder, made by this run)
+    s, d = src_root, dst_root
+    try:
+        rel = ""
+        for part in parts[:-1]:
+            rel = f"{rel}/{part}"
+            had = lstat_at(d, part)
+            s = open_dir_at(s, part, rel)
+            chain.append((s, -1, had is None or not stat.S_ISDIR(had.st_mode)))
+            d = open_dir_at(d, part, rel, make=True, replace=True)
+            chain[-1] = (s, d, chain[-1][2])
+        name = parts[-1]
+        st = lstat_at(s, name)
+        if st is not None:
+            _sync_entry(s, d, name, st, run, f"{rel}/{name}")
+        # folders this run made get the snapshot's mode and mtime, deepest first
+        for s_fd, d_fd, made in reversed(chain):
+            if made:
+                want = os.fstat(s_fd)
+                os.fchmod(d_fd, stat.S_IMODE(want.st_mode))
+                os.utime(d_fd, ns=(want.st_atime_ns, want.st_mtime_ns))
+    finally:
+        for s_fd, d_fd, _ in chain:
+            os.close(s_fd)
+            if d_fd >= 0:
+                os.close(d_fd)
+
+
+def _stage(src: Path, dest: Path, roots: Sequence[Path] | None, run: _Run) -> None:
+    try:
+        s = safefs.open_folder(src, roots, create=False)
+    except FileNotFoundError:
+        raise LocalFsError(
+            "not_found", f"the pod folder {src} does not exist", hint="check the pod's local path"
+        ) from None
+    try:
+        d = safefs.open_folder(dest, None, create=True)
+        try:
+            _sync_dir(s, d, run, "")
+        finally:
+            os.close(d)
+    finally:
+        os.close(s)
+
+
+def _push(
+    src: Path, dest: Path, roots: Sequence[Path] | None, subpaths: list[list[str]], run: _Run
+) -> None:
+    s = safefs.open_folder(src, None, create=False)
+    try:
+        d = safefs.open_folder(dest, roots, create=True)
+        try:
+            if not subpaths:
+                _sync_dir(s, d, run, "")
+            for parts in subpaths:
+                _push_subpath(s, d, parts, run)
+        finally:
+            os.close(d)
+    finally:
+        os.close(s)
 
 
 async def stage(
     src: Path,
     dest: Path,
     *,
+    roots: Sequence[Path] | None = None,
     on_progress: Progress | None = None,
     cancel: asyncio.Event | None = None,
 ) -> LocalStats:
-    """Make ``dest`` an up-to-date copy of ``src`` (hard links where possible)."""
-    if not src.is_dir():
-        raise LocalFsError(
-            "not_found", f"the pod folder {src} does not exist", hint="check the pod's local path"
-        )
-    stats = LocalStats()
-    await asyncio.to_thread(
-        _sync_tree,
-        src,
-        dest,
-        link=True,
-        delete_extra=True,
-        stats=stats,
-        cancel=cancel,
-        on_progress=on_progress,
-    )
-    return stats
+    """Make ``dest`` an up-to-date copy of the pod folder ``src`` (hard links where
+    possible). ``roots``: PODBACKUP_LOCAL_ROOTS, below which ``src`` is opened without
+    following a link."""
+    run = _Run(True, True, False, LocalStats(), cancel, on_progress)
+    await asyncio.to_thread(_stage, src, dest, roots, run)
+    return run.stats
 
 
 async def push(
     src: Path,
     dest: Path,
     *,
+    roots: Sequence[Path] | None = None,
     subpaths: Sequence[str] | None = None,
     delete_extra: bool = False,
     on_progress: Progress | None = None,
     cancel: asyncio.Event | None = None,
     link: bool = False,
 ) -> LocalStats:
-    """Copy restored files from ``src`` into the pod folder ``dest``, only what differs.
+    """Bring the restored tree ``src`` into the pod folder ``dest``: what differs in size
+    or mtime is written, what looks the same is compared byte by byte (and written when
+    it differs), everything written is verified. ``subpaths`` restricts it to those
+    paths (relative to both); ``delete_extra`` ("mirror") removes what ``src`` lacks.
 
     ``link``: hard-link instead of copying where both lie on one filesystem (``src`` is a
     scratch restore that is deleted afterwards, so this moves the data without writing it
-    a second time)."""
-    stats = LocalStats()
-    pairs = [(src, dest)]
-    if subpaths:
-        pairs = [(src / p, dest / p) for p in map(_prepare_subpath, subpaths) if p]
-    for s, d in pairs:
-        if s.is_dir() and not s.is_symlink():
-            await asyncio.to_thread(
-                _sync_tree,
-                s,
-                d,
-                link=link,
-                delete_extra=delete_extra,
-                stats=stats,
-                cancel=cancel,
-                on_progress=on_progress,
-            )
-        elif s.exists() or s.is_symlink():
-            d.parent.mkdir(parents=True, exist_ok=True)
-            st = os.lstat(s)
-            if stat.S_ISLNK(st.st_mode):
-                if d.exists() or d.is_symlink():
-                    _remove(d)
-                os.symlink(os.readlink(s), d)
-            else:
-                await asyncio.to_thread(_copy_file, s, d, st)
-                stats.files_copied += 1
-                stats.bytes_copied += st.st_size
-    return stats
+    a second time). ``roots``: as for ``stage``, for ``dest``."""
+    prepared = [p for p in map(_prepare_subpath, subpaths or []) if p]
+    run = _Run(link, delete_extra, True, LocalStats(), cancel, on_progress)
+    await asyncio.to_thread(_push, src, dest, roots, prepared, run)
+    return run.stats

@@ -65,7 +65,7 @@ async def _plan(ctx: JobContext) -> Plan:
 
 def _upload_progress(p: MirrorProgress) -> dict[str, Any]:
     return {
-        "phase": "files: upload",
+        "phase": f"files: {p.phase}",
         "files_done": p.files_done,
         "files_total": p.files_total,
         "bytes_done": p.bytes_done,
@@ -210,12 +210,18 @@ class RestoreHandler:
             stats = await localfs.push(
                 src,
                 Path(files["path"]),
+                roots=ctx.settings.local_roots,
                 subpaths=subpaths,
                 delete_extra=mirror_mode,
                 cancel=ctx.cancel,
                 link=True,
             )
             return {
+                "files_total": stats.files_total,
+                "files_compared": stats.files_compared,
+                "files_rewritten": stats.files_rewritten,
+                "files_written": stats.files_copied + stats.files_linked,
+                "files_verified": stats.files_verified,
                 "files_copied": stats.files_copied,
                 "bytes_copied": stats.bytes_copied,
                 "files_linked": stats.files_linked,
@@ -239,6 +245,10 @@ class RestoreHandler:
                 await session.commit()
         return {
             "files_total": up.files_total,
+            "files_compared": up.files_compared,
+            "files_rewritten": up.files_rewritten,
+            "files_written": up.files_uploaded,
+            "files_verified": up.files_verified,
             "files_uploaded": up.files_uploaded,
             "bytes_uploaded": up.bytes_uploaded,
             "files_deleted": up.files_deleted,
