@@ -16,6 +16,7 @@ from app.db import make_engine, make_sessionmaker
 from app.integrations.restic import Restic
 from app.jobs.context import Services
 from app.kit import subprocess as sp
+from app.kit.cachedir import ensure_cache_dir
 from app.kit.crypto import Keyring
 from workers.context import WorkerContext
 from workers.tasks.jobs import run_job
@@ -44,7 +45,7 @@ async def startup(ctx: WorkerContext) -> None:
         lock_wait_seconds=settings.restic_lock_wait_seconds,
     )
     sp.set_argv_log(settings.argv_log)
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    ensure_cache_dir(settings.cache_dir)  # 0700: it holds every pod's files
     ctx["services"] = Services(
         settings=settings,
         engine=engine,

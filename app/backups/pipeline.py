@@ -24,6 +24,7 @@ from app.jobs.context import JobContext, JobOutcome
 from app.jobs.errors import JobFailure
 from app.jobs.locks import repository_lock
 from app.jobs.runner import register
+from app.kit.cachedir import private_dirs
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
 from app.pods.service import PodSecrets, decrypt_secrets
@@ -99,8 +100,7 @@ async def run_backup(
     """Stage the pod and make one snapshot of it (used by backups and safety backups)."""
     settings = ctx.settings
     policy = Policy.from_settings(settings.allow_networks)
-    stage = stage_dir(settings.cache_dir, pod.id, ctx.job.plan)
-    stage.mkdir(parents=True, exist_ok=True)
+    stage = private_dirs(settings.cache_dir, stage_dir(settings.cache_dir, pod.id, ctx.job.plan))
     parent = await targets.last_snapshot_id(ctx, pod.id, ctx.job.plan)
 
     async def _waiting() -> None:
@@ -230,6 +230,7 @@ class BackupHandler:
                 **backup.summary,
                 "files": staged.files,
                 "database": staged.database,
+                "unreadable": unreadable[:100],  # what this snapshot lacks, as the job says
                 "unreadable_count": len(unreadable),
                 "status": status,
             }

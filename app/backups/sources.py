@@ -97,6 +97,7 @@ async def stage_files(
             "files_total": stats.files_total,
             "dirs_total": stats.dirs_total,
             "symlinks_total": stats.symlinks_total,
+            "symlinks_skipped": stats.symlinks_skipped,  # also listed in `unreadable`
             "bytes_total": stats.bytes_total,
             "files_downloaded": stats.files_downloaded,
             "bytes_downloaded": stats.bytes_downloaded,

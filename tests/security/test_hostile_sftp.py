@@ -76,8 +76,8 @@ def hostile(script: Script, links: dict[bytes, bytes]) -> type[PodSftpServer]:
         async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
             key = b"/" + path.strip(b"/")
             if key not in script:
-                async for name in super().scandir(path):
-                    yield name
+                async for honest in super().scandir(path):
+                    yield honest
                 return
             for name, what in script[key]:
                 if what == "real":
