@@ -150,6 +150,22 @@ class Settings(BaseSettings):
     download_concurrency: int = Field(
         4, ge=1, description="Snapshot downloads one API process streams at once (429 above)."
     )
+    download_per_account: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Of those, how many one account may hold at once (429 above), so one tenant "
+            "cannot take every slot; default half of PODBACKUP_DOWNLOAD_CONCURRENCY, at least 1."
+        ),
+    )
+    download_idle_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "A download whose client takes no data for this long (it stopped reading) is "
+            "cut off and its slot freed."
+        ),
+    )
 
     # exports
     export_dir: Path | None = Field(

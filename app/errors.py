@@ -124,6 +124,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         410: "Expired",
         422: "Invalid input, with the field named",
         429: "Rate limited",
+        502: "The storage behind it answered with an error",
         503: "A backing service is unavailable",
     }
     return {code: {"model": ErrorBody, "description": text.get(code, "Error")} for code in codes}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +18,7 @@ from app.kit.crypto import Keyring
 from app.kit.dbmetrics import DbMetrics
 from app.kit.metrics import MetricsMiddleware
 from app.kit.readcache import ChangeListener, ReadCache, WritesMiddleware
+from app.snapshots.download import DownloadSlots
 
 DESCRIPTION = """
 Incremental, encrypted, deduplicated backups of every pod into its owner's own S3
@@ -86,7 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.state.settings = settings
-    app.state.download_gate = asyncio.Semaphore(settings.download_concurrency)
+    app.state.download_slots = DownloadSlots(
+        settings.download_concurrency,
+        settings.download_per_account or max(1, settings.download_concurrency // 2),
+    )
     app.state.auth_blocked = {}  # client address -> monotonic time its block ends
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.state.token_lookups = {}  # token hash -> the lookup running for it

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.errors import Conflict
 from app.integrations.restic import Repository
 from app.jobs.context import JobContext
 from app.jobs.errors import JobFailure
@@ -19,6 +20,18 @@ from app.models.base import utcnow
 from app.status import repository as plan_states
 
 Ensure = Callable[[JobContext], Awaitable[str | None]]
+
+
+class NoBackupTarget(Conflict):
+    """(pod, plan) has no repository to read or write. An app error with a stable ``code``:
+    an API request answers 409 with the hint, and the job runner records the code (not
+    retried) like any coded integration error."""
+
+    message = "The pod has no backup target"
+
+    def __init__(self, code: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
 
 
 @dataclass
@@ -40,9 +53,12 @@ async def resolve(
     if plan == "owner":
         return await _owner_target(session, settings, keyring, pod)
     if plan == "platform":
-        from app.platform.target import ensure, platform_repository
+        from app.platform.target import PlatformNotConfigured, ensure, platform_repository
 
-        repo = platform_repository(settings, pod.id)
+        try:
+            repo = platform_repository(settings, pod.id)
+        except PlatformNotConfigured as exc:
+            raise NoBackupTarget(exc.code, exc.message, hint=exc.hint) from None
 
         async def _ensure(ctx: JobContext) -> str | None:
             return await ensure(ctx, repo)
@@ -50,7 +66,7 @@ async def resolve(
         return Target(
             repo=repo, ensure=_ensure, shared_by_pods=settings.platform_layout == "shared"
         )
-    raise JobFailure("bad_plan", f"unknown plan {plan!r}", retryable=False)
+    raise NoBackupTarget("bad_plan", f"unknown plan {plan!r}", hint="use plan owner or platform")
 
 
 async def _owner_target(
@@ -60,11 +76,10 @@ async def _owner_target(
 
     row = await session.get(BackupSettings, pod.id)
     if row is None:
-        raise JobFailure(
+        raise NoBackupTarget(
             "not_configured",
             "the pod has no backup settings",
             hint="set a target with PUT /v1/pods/{pod_id}/backup-settings and verify it",
-            retryable=False,
         )
     from app.targets.resolve import check_endpoint_now
 

@@ -123,7 +123,7 @@ class RestoreHandler:
                 target = await targets.resolve(
                     session, ctx.settings, ctx.services.keyring, plan.target_pod, ctx.job.plan
                 )
-            except JobFailure:
+            except (JobFailure, targets.NoBackupTarget):
                 await ctx.log("the pod has no backup target: no safety backup", level="warning")
                 return None
         if not plan.target_pod.files and not plan.target_pod.database:

@@ -1,25 +1,21 @@
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from arq.connections import ArqRedis
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import Receive, Scope, Send
 
 from app.auth.dependencies import AnyPrincipal
 from app.backups import targets
 from app.config import Settings
 from app.db import DbSession, commit
 from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
-from app.errors import NotFound, TooManyRequests, error_responses
+from app.errors import NotFound, error_responses
 from app.integrations.restic import ResticError
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
@@ -29,6 +25,7 @@ from app.kit.readcache import Fresh, ReadCache
 from app.models import Pod, Snapshot
 from app.pods import service as pods
 from app.snapshots import service
+from app.snapshots.download import DownloadSlots, Dump, DumpResponse, download_error
 from app.snapshots.jobs import request_index
 from app.snapshots.schemas import FileEntry, SnapshotRead
 
@@ -162,7 +159,7 @@ def _disposition(name: str) -> str:
             "content": {"application/octet-stream": {}, "application/x-tar": {}},
             "description": "The file's bytes, or a tar of the folder",
         },
-        **error_responses(401, 404, 409, 422, 429),
+        **error_responses(401, 404, 409, 422, 429, 502, 503),
     },
 )
 async def download(
@@ -192,60 +189,36 @@ async def download(
         )
     is_dir = entry is None or entry.type == "dir"
     target = await targets.resolve(session, settings, keyring, pod, plan)
-    gate: asyncio.Semaphore = request.app.state.download_gate
-    if gate.locked():
-        raise TooManyRequests(
-            "too many downloads are running",
-            hint="retry in a few seconds",
-            headers={"Retry-After": "5"},
+    slots: DownloadSlots = request.app.state.download_slots
+    release = slots.take(pod.account_id)
+    try:
+        dump = await Dump.start(
+            restic, target.repo, snap.id, clean, archive="tar" if is_dir else None
         )
-    await gate.acquire()
+    except ResticError as exc:
+        release()
+        log.warning(
+            "download of %s from snapshot %s failed (%s): %s",
+            clean,
+            snap.short_id,
+            exc.code,
+            exc.message,
+        )
+        raise download_error(exc) from None
+    except BaseException:
+        release()
+        raise
     name = (entry.name if entry is not None else f"snapshot-{snap.short_id}") + (
         ".tar" if is_dir else ""
     )
-
-    async def body() -> AsyncGenerator[bytes, None]:
-        try:
-            async with restic.dump_stream(
-                target.repo, snap.id, clean, archive="tar" if is_dir else None
-            ) as out:
-                while chunk := await out.read(256 * 1024):
-                    yield chunk
-        except ResticError as exc:
-            # The status line is long gone: raising aborts the connection, so the client
-            # sees a cut download instead of a short tar that looks complete.
-            log.warning("download of %s from snapshot %s failed: %s", clean, snap.short_id, exc)
-            raise
-
     headers = {"Content-Disposition": _disposition(name), "Cache-Control": "no-store"}
     if not is_dir and entry is not None and entry.size is not None:
         headers["Content-Length"] = str(entry.size)
-    return _GatedStream(
-        body(),
-        release=gate.release,
+    return DumpResponse(
+        dump,
+        release=release,
+        idle_seconds=settings.download_idle_seconds,
+        what=f"{clean} from snapshot {snap.short_id}",
         media_type="application/x-tar" if is_dir else "application/octet-stream",
         headers=headers,
     )
-
-
-class _GatedStream(StreamingResponse):
-    """Gives the download slot back however the response ends — the one place that does:
-    a generator's own ``finally`` never runs when the client is gone before the body
-    started — and stops `restic dump` with it when the client left mid-stream."""
-
-    def __init__(
-        self, content: AsyncGenerator[bytes, None], *, release: Callable[[], None], **kw: Any
-    ) -> None:
-        super().__init__(content, **kw)
-        self._content = content
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            try:
-                with contextlib.suppress(Exception):
-                    await self._content.aclose()
-            finally:
-                self._release()

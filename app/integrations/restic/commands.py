@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,12 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.integrations.restic.errors import ResticError, classify, permanent_retry_error
+from app.integrations.restic.errors import (
+    ResticError,
+    classify,
+    missing_pack_retry,
+    permanent_retry_error,
+)
 from app.integrations.restic.evidence import snapshot_in_storage
 from app.integrations.restic.repository import Repository
 from app.integrations.restic.version import ResticVersion, detect
@@ -532,13 +538,42 @@ class Restic:
         async with sp.stream([self.binary, *args], env=repo.child_env(), grace=2) as proc:
             assert proc.stdout is not None
             assert proc.stderr is not None
-            yield proc.stdout
-            if proc.stdout.at_eof():
-                # Read to the end: only restic's exit tells a whole stream from a cut one
-                # (a damaged pack ends the output early, exit 2).
-                err = (await proc.stderr.read()).decode("utf-8", "replace")
-                if (code := await proc.wait()) != 0:
-                    raise classify(code, redact(err[-4000:]))
+            tail: list[str] = []
+            failed: list[ResticError] = []
+            watcher = asyncio.create_task(_watch_dump_stderr(proc, tail, failed))
+            try:
+                yield proc.stdout
+                if proc.stdout.at_eof():
+                    # Read to the end: only restic's exit tells a whole stream from a cut one
+                    # (a damaged pack ends the output early, exit 2).
+                    await watcher
+                    if (code := await proc.wait()) != 0:
+                        raise failed[0] if failed else classify(code, "\n".join(tail)[-4000:])
+            finally:
+                watcher.cancel()
+
+
+async def _watch_dump_stderr(
+    proc: asyncio.subprocess.Process, tail: list[str], failed: list[ResticError]
+) -> None:
+    """Drain `restic dump`'s stderr (its last lines kept, redacted) and stop restic at the
+    first retry no retry can heal (a pack gone, a key refused): it would retry it for
+    minutes while the client of a download waits for its first byte."""
+    assert proc.stderr is not None
+    while True:
+        try:
+            raw = await proc.stderr.readline()
+        except ValueError:  # an overlong line: skipped
+            continue
+        if not raw:
+            return
+        line = redact(raw.decode("utf-8", "replace").rstrip())
+        tail.append(line)
+        del tail[:-100]
+        if not failed and (err := permanent_retry_error(line) or missing_pack_retry(line)):
+            failed.append(err)
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)  # restic removes its lock on SIGINT
 
 
 _GLOB = re.compile(r"([\\*?\[\]])")

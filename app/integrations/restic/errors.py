@@ -68,6 +68,12 @@ _DENIED = re.compile(
 )
 
 
+# A data pack the index lists is missing from the storage (`restic dump` / `restore`).
+_PACK_GONE = re.compile(
+    r"ReadFull\(<data/[0-9a-f]+>\).*(no such file|does not exist|NoSuchKey)", re.IGNORECASE
+)
+
+
 def classify(exit_code: int, stderr: str) -> ResticError:
     """Map an exit code and stderr text to a ResticError (works for 0.14 and 0.17+)."""
     text = stderr.strip()
@@ -96,7 +102,9 @@ def classify(exit_code: int, stderr: str) -> ResticError:
         "unable to open config file" in text
     ):
         return ResticError("repository_not_found", last, exit_code=exit_code)
-    if re.search(r"pack .* (not found|does not exist)|ciphertext verification failed", text):
+    if re.search(r"pack .* (not found|does not exist)|ciphertext verification failed", text) or (
+        _PACK_GONE.search(text)
+    ):
         return ResticError("repository_damaged", last, exit_code=exit_code)
     return ResticError(
         "failed", last or f"restic exited with code {exit_code}", exit_code=exit_code
@@ -106,6 +114,23 @@ def classify(exit_code: int, stderr: str) -> ResticError:
 _PERMANENT_RETRY = re.compile(
     r"not a directory|permission denied|read-only file system", re.IGNORECASE
 )
+
+
+_PACK_GONE_RETRY = re.compile(
+    r"Load\(<data/[0-9a-f]+>.*returned error, retrying.*"
+    r"(no such file|does not exist|NoSuchKey)",
+    re.IGNORECASE,
+)
+
+
+def missing_pack_retry(line: str) -> ResticError | None:
+    """A retry line of restic reading a data pack the storage does not have: restic 0.14
+    retries that for about 45 s before it gives up; no retry brings the pack back."""
+    if not _PACK_GONE_RETRY.search(line):
+        return None
+    message = line.split("retrying after", 1)[-1]
+    message = message.split(": ", 1)[-1].strip() if ": " in message else line.strip()
+    return ResticError("repository_damaged", f"a data pack is missing: {message}")
 
 
 def permanent_retry_error(line: str) -> ResticError | None:
