@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -236,14 +237,16 @@ class Api:
             raise CliError(f"'{ref}' matches several jobs", hint="give more of the id")
         raise CliError(f"no job '{ref}'", hint="`podbackup jobs list` shows recent jobs")
 
+    def snapshot(self, pod_id: str, ref: str) -> dict[str, Any]:
+        """One snapshot by full or short id, or ``latest``: the newest backup as the API
+        resolves it (never a safety snapshot, which the newest one may be)."""
+        return dict(self.get(f"/v1/pods/{pod_id}/snapshots/{quote(ref, safe='')}"))
+
     def snapshot_id(self, pod_id: str, ref: str) -> str:
-        """``latest`` → the newest snapshot; anything else as given (full or short id)."""
+        """``latest`` → the newest backup's id; anything else as given (full or short id)."""
         if ref != "latest":
             return ref
-        items = self.items(f"/v1/pods/{pod_id}/snapshots", limit=1)
-        if not items:
-            raise CliError("the pod has no snapshots yet", hint="podbackup backup POD --wait")
-        return str(items[0]["id"])
+        return str(self.snapshot(pod_id, ref)["id"])
 
     # -- the job stream ----------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from app.cli.client_render import (
     out,
     print_json,
     size,
+    snapshot_label,
     status,
     table,
     when,
@@ -89,24 +90,31 @@ def snapshots(
     if as_json:
         print_json(items)
         return
-    t = table("ID", "TIME", "FILES", "SIZE", "ADDED", "TRIGGER", "DATABASE", "STATUS")
+    t = table("ID", "TIME", "KIND", "TRIGGER", "FILES", "SIZE", "ADDED", "DATABASE", "STATUS")
     for s in items:
         summary = s.get("summary") or {}
-        trigger = next((t[8:] for t in s["tags"] if t.startswith("trigger:")), "-")
-        if summary.get("safety"):
-            trigger += " (safety)"
         db = summary.get("database") or {}
+        kind = Text(s.get("kind") or "-", style="yellow" if s.get("kind") == "safety" else "")
         t.add_row(
             s["short_id"],
             when(s["time"], seconds=False),
+            kind,
+            s.get("trigger") or "-",
             str(summary.get("total_files_processed", "-")),
             size(summary.get("total_bytes_processed")),
             size(summary.get("data_added")),
-            trigger,
             db.get("name") or "-",
-            status(summary.get("status") or "succeeded"),
+            status(summary.get("status") or ("-" if s.get("kind") == "imported" else "succeeded")),
         )
-    out.print(t if items else "no snapshots yet: podbackup backup POD --wait")
+    if not items:
+        out.print("no snapshots yet: podbackup backup POD --wait")
+        return
+    out.print(t)
+    if any(s.get("kind") == "safety" for s in items):
+        out.print(
+            "safety: the pod's files and database as they were just before a restore (to "
+            "undo it); restored only by id, never as `latest`"
+        )
 
 
 @handles_errors
@@ -256,8 +264,14 @@ def restore(
         raise CliError("--no-files and --no-database leave nothing to restore")
     with api() as client:
         found = client.pod(pod)
+        snap = client.snapshot(found["id"], snapshot)
+        # Said before anything starts: which snapshot `latest` (or the id) turned out to be.
+        (err if as_json else out).print(
+            f"restoring snapshot {snap['short_id']} ({snapshot_label(snap)}, "
+            f"{when(snap['time'])}) into pod {into or found['name']}"
+        )
         body: dict[str, Any] = {
-            "snapshot_id": client.snapshot_id(found["id"], snapshot),
+            "snapshot_id": snap["id"],
             "files": not no_files,
             "database": not no_database,
             "mode": "mirror" if mirror else "merge",
@@ -269,10 +283,7 @@ def restore(
             body["target_pod_id"] = client.pod(into)["id"]
         job = client.post(f"/v1/pods/{found['id']}/restores", json=body)
         if wait and not as_json:
-            out.print(
-                f"restoring snapshot {body['snapshot_id'][:8]} into pod "
-                f"{into or found['name']}, job {job['id'][:8]}"
-            )
+            out.print(f"job {job['id'][:8]}")
         run_job(client, job, wait, as_json)
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.filesize import decimal
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -26,11 +28,50 @@ EXIT_CODES = (
 )
 
 
+# What a terminal obeys or reorders rather than shows: C0 and C1 controls (an escape
+# sequence can recolour, move the cursor, clear the screen or retitle the window), DEL,
+# zero-width and bidirectional marks and overrides, line and paragraph separators.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+_UNSAFE_BUT_NEWLINE = re.compile(
+    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def printable(value: str) -> str:
+    """Text from the API (names, paths, messages: a tenant or their servers chose them) as
+    shown: every control or direction character as a visible escape (``\\x1b``, ``\\n``,
+    ``\\u202e``)."""
+    return _UNSAFE.sub(_escape, value)
+
+
+class SafeConsole(Console):
+    """Prints what the API returned as text, never as terminal commands: strings are not
+    markup (a name like ``[red]x`` or ``[/]`` shows as typed) and control characters are
+    escaped, in strings (``render_str``: printed strings and table cells) and, as a
+    backstop, in every segment of text (``Text`` built from API values)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(printable(text), **kwargs)
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None and _UNSAFE_BUT_NEWLINE.search(segment.text):
+                yield Segment(_UNSAFE_BUT_NEWLINE.sub(_escape, segment.text), segment.style)
+            else:
+                yield segment
+
+
 def _console(stderr: bool) -> Console:
     # Piped output: wide lines rather than tables folded at 80 columns (COLUMNS still wins).
     stream = sys.stderr if stderr else sys.stdout
     wide = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return Console(stderr=stderr, highlight=False, width=wide)
+    return SafeConsole(stderr=stderr, highlight=False, markup=False, width=wide)
 
 
 out = _console(stderr=False)
@@ -120,8 +161,22 @@ def job_seconds(job: dict[str, Any]) -> float | None:
     return (stop - datetime.fromisoformat(start)).total_seconds()
 
 
+class SafeTable(Table):
+    """A table whose ``Text`` cells show control characters escaped too, measured as
+    shown (string cells are escaped by ``SafeConsole.render_str``)."""
+
+    def add_row(self, *renderables: RenderableType | None, **kwargs: Any) -> None:
+        cells = [
+            Text(printable(r.plain), style=r.style)
+            if isinstance(r, Text) and _UNSAFE.search(r.plain)
+            else r
+            for r in renderables
+        ]
+        super().add_row(*cells, **kwargs)
+
+
 def table(*columns: str) -> Table:
-    t = Table(show_edge=False, header_style="bold", pad_edge=False)
+    t = SafeTable(show_edge=False, header_style="bold", pad_edge=False)
     for i, name in enumerate(columns):
         last = i == len(columns) - 1
         t.add_column(name, overflow="fold", no_wrap=not last)
@@ -133,8 +188,21 @@ def key_values(rows: list[tuple[str, Any]]) -> Table:
     t.add_column(style="bold")
     t.add_column(overflow="fold")
     for key, value in rows:
-        t.add_row(key, value if isinstance(value, Text) else Text(str(value)))
+        t.add_row(key, value if isinstance(value, Text) else Text(printable(str(value))))
     return t
+
+
+def snapshot_label(snap: dict[str, Any]) -> str:
+    """What made a snapshot, in words: ``backup (manual)``, ``safety (before a restore)``,
+    ``imported (made outside the service)``."""
+    kind = snap.get("kind") or "-"
+    if kind == "backup":
+        return f"backup ({snap['trigger']})" if snap.get("trigger") else "backup"
+    if kind == "safety":
+        return "safety (the pod before a restore)"
+    if kind == "imported":
+        return "imported (made outside the service)"
+    return kind
 
 
 def job_line(job: dict[str, Any]) -> Text:

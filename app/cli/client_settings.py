@@ -82,7 +82,7 @@ def pod_status(pod: PodArg, as_json: Json = False) -> None:
         ("schedule", {True: "on", False: "off", None: "-"}[st.get("schedule_enabled")]),
         ("last backup", Text.assemble(when(last.get("at")), " ", status(last.get("status")))),
         ("last success", when(st.get("last_success_at"))),
-        ("last snapshot", (st.get("last_snapshot_id") or "-")[:8]),
+        ("last snapshot", _last_snapshot(st)),
         ("next run", when(st.get("next_run_at"))),
         ("snapshots", str(st["snapshot_count"])),
         ("repository size", size(st.get("repository_size_bytes"))),
@@ -93,6 +93,14 @@ def pod_status(pod: PodArg, as_json: Json = False) -> None:
         ),
     ]
     out.print(key_values(rows))
+
+
+def _last_snapshot(st: dict[str, Any]) -> str:
+    ident = (st.get("last_snapshot_id") or "-")[:8]
+    kind = st.get("last_snapshot_kind")
+    if kind == "safety":
+        return f"{ident} (safety, taken by a restore; `latest` is the newest backup)"
+    return f"{ident} ({kind})" if kind else ident
 
 
 def _verification(v: dict[str, Any]) -> str:

@@ -143,7 +143,16 @@ class RestoreHandler:
                 plan=ctx.job.plan,
                 snap=snap.snapshot,
                 job_id=ctx.job.id,
-                summary={**snap.summary, "safety": True},
+                # What it holds, as a backup records it (the database it dumped), and the
+                # mark that keeps `latest` off it. No "status": retention would count it
+                # as a successful backup.
+                summary={
+                    **snap.summary,
+                    "files": run.staged.files,
+                    "database": run.staged.database,
+                    "unreadable_count": len(run.staged.unreadable),
+                    "safety": True,
+                },
             )
             await sync_plan_state(
                 session, plan.target_pod.id, ctx.job.plan, newest=snap.snapshot_id

@@ -37,6 +37,11 @@ class PlannedSnapshotRead(BaseModel):
     status: str | None = Field(
         description="succeeded | partial | safety as recorded at backup time; null: unknown"
     )
+    kind: str | None = Field(
+        None,
+        description="backup | safety (taken by a restore before it wrote) | imported "
+        "(made outside the service); null: not in the snapshot list (refresh it)",
+    )
     reasons: list[str] = Field(
         description="restic's keep reasons (e.g. `daily snapshot`), or why it goes or stays"
     )
@@ -79,6 +84,7 @@ def _read(items: list[service.PlannedSnapshot]) -> list[PlannedSnapshotRead]:
             hostname=s.hostname,
             tags=s.tags,
             status=s.status,
+            kind=s.kind,
             reasons=s.reasons,
         )
         for s in items

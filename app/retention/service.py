@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.integrations.restic import Repository, Restic, ResticError
 from app.models import BackupSettings, Snapshot
+from app.snapshots.kinds import kind_of
 from app.status import repository as plan_states
 from app.targets.schemas import RETENTION_KEYS
 
@@ -53,6 +54,7 @@ class PlannedSnapshot:
     tags: list[str]
     reasons: list[str] = field(default_factory=list)
     status: str | None = None  # succeeded | partial | safety | None (not recorded)
+    kind: str | None = None  # backup | safety | imported (app.snapshots.kinds); None: unknown
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,7 @@ class PlannedSnapshot:
             "tags": self.tags,
             "reasons": self.reasons,
             "status": self.status,
+            "kind": self.kind,
         }
 
 
@@ -144,6 +147,7 @@ async def known(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> Known:
                 Snapshot.hostname,
                 Snapshot.tags,
                 Snapshot.summary,
+                Snapshot.job_id,
             )
             .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan)
             .order_by(Snapshot.time.desc())
@@ -151,7 +155,13 @@ async def known(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> Known:
     ).all()
     found = {
         r.id: PlannedSnapshot(
-            r.id, r.short_id, r.time, r.hostname, list(r.tags or []), status=_status(r.summary)
+            r.id,
+            r.short_id,
+            r.time,
+            r.hostname,
+            list(r.tags or []),
+            status=_status(r.summary),
+            kind=kind_of(r.summary, r.tags, r.job_id),
         )
         for r in rows
     }
@@ -227,6 +237,7 @@ def _planned(snap: Mapping[str, Any], known_rows: Mapping[str, PlannedSnapshot])
         hostname=str(snap.get("hostname") or ""),
         tags=[str(t) for t in snap.get("tags") or []],
         status=row.status if row else None,
+        kind=row.kind if row else None,
     )
 
 
@@ -263,7 +274,7 @@ def assemble(
         if ident in seen:
             continue
         untouched = PlannedSnapshot(
-            row.id, row.short_id, row.time, row.hostname, row.tags, status=row.status
+            row.id, row.short_id, row.time, row.hostname, row.tags, status=row.status, kind=row.kind
         )
         if row.hostname != host:
             untouched.reasons = [

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.models import Snapshot
+from app.snapshots.kinds import KIND_SQL
 
 
 def parse_time(value: str) -> datetime:
@@ -104,6 +106,18 @@ async def latest(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> Snapsho
         select(Snapshot)
         .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan)
         .order_by(Snapshot.time.desc())
+        .limit(1)
+    )
+    return row
+
+
+async def latest_backup(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> Snapshot | None:
+    """The newest snapshot that is not a safety snapshot (what ``latest`` means)."""
+    s = aliased(Snapshot, name="s")
+    row: Snapshot | None = await session.scalar(
+        select(s)
+        .where(s.pod_id == pod_id, s.plan == plan, text(f"({KIND_SQL}) <> 'safety'"))
+        .order_by(s.time.desc(), s.pk.desc())
         .limit(1)
     )
     return row

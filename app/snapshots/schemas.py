@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+SnapshotKind = Literal["backup", "safety", "imported"]
 
 
 class SnapshotRead(BaseModel):
@@ -16,6 +18,18 @@ class SnapshotRead(BaseModel):
     tags: list[str]
     summary: dict[str, Any] | None
     job_id: uuid.UUID | None
+    kind: SnapshotKind = Field(
+        "imported",
+        description="`backup`: made by a backup job (manual or scheduled); `safety`: the "
+        "pod's state taken by a restore just before it wrote (files and database), restored "
+        "only by id; `imported`: found in the repository by a refresh (made outside the "
+        "service). `latest` is the newest snapshot that is not `safety`.",
+    )
+    trigger: str | None = Field(
+        None,
+        description="What started the job that made it (`manual`, `scheduled`; for a safety "
+        "snapshot, what started the restore); null for imported snapshots.",
+    )
     plan: str
     index_status: str = Field(description="Browse index: none | indexing | ready | failed")
     file_count: int | None

@@ -14,6 +14,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.kit import fastread
 from app.models import Pod, Snapshot, SnapshotFile
 from app.snapshots import repository
+from app.snapshots.kinds import kind_of, trigger_of
 from app.snapshots.schemas import FileEntry, SnapshotRead
 
 
@@ -65,21 +66,36 @@ async def list_visible(
     return [], int(total[0]) if total else 0, owner
 
 
+_DERIVED = ("kind", "trigger")
+
+
 def read_mapping(row: Any) -> SnapshotRead:
+    tags = list(row["tags"] or [])
+    kind = kind_of(row["summary"], tags, row["job_id"])
     return SnapshotRead.model_validate(
         {
-            **{k: row[k] for k in SnapshotRead.model_fields},
+            **{k: row[k] for k in SnapshotRead.model_fields if k not in _DERIVED},
             "paths": list(row["paths"] or []),
-            "tags": list(row["tags"] or []),
+            "tags": tags,
+            "kind": kind,
+            "trigger": trigger_of(tags, row["job_id"]),
         }
     )
 
 
 async def get(session: AsyncSession, pod: Pod, plan: str, snapshot_id: str) -> Snapshot:
+    """A snapshot by full or short id; ``latest`` is the newest backup, never a safety
+    snapshot (restoring `latest` twice must not restore what the first restore replaced)."""
     ident = snapshot_id.strip().lower()
     if ident == "latest":
-        newest = await repository.latest(session, pod.id, plan)
+        newest = await repository.latest_backup(session, pod.id, plan)
         if newest is None:
+            if await repository.latest(session, pod.id, plan) is not None:
+                raise NotFound(
+                    "The pod has no backup snapshot yet, only safety snapshots",
+                    hint="a safety snapshot is restored by its id: list them with "
+                    "GET /v1/pods/{pod_id}/snapshots",
+                )
             raise NotFound("The pod has no snapshots yet", hint="run a backup first")
         return newest
     if not (8 <= len(ident) <= 64) or any(c not in "0123456789abcdef" for c in ident):
@@ -98,6 +114,7 @@ async def get(session: AsyncSession, pod: Pod, plan: str, snapshot_id: str) -> S
 
 
 def to_read(snap: Snapshot) -> SnapshotRead:
+    kind = kind_of(snap.summary, snap.tags, snap.job_id)
     return SnapshotRead(
         id=snap.id,
         short_id=snap.short_id,
@@ -107,6 +124,8 @@ def to_read(snap: Snapshot) -> SnapshotRead:
         tags=list(snap.tags or []),
         summary=snap.summary,
         job_id=snap.job_id,
+        kind=kind,
+        trigger=trigger_of(snap.tags, snap.job_id),
         plan=snap.plan,
         index_status=snap.index_status,
         file_count=snap.file_count,

@@ -34,6 +34,11 @@ class PodStatus(BaseModel):
     last_backup: LastBackup | None
     last_success_at: datetime | None
     last_snapshot_id: str | None
+    last_snapshot_kind: str | None = Field(
+        None,
+        description="backup | safety | imported: a restore's safety snapshot is the newest "
+        "one after a restore, but `latest` still means the newest backup",
+    )
     next_run_at: datetime | None
     snapshot_count: int
     repository_size_bytes: int | None
@@ -96,6 +101,7 @@ async def _read_status(
         last_backup=last,
         last_success_at=v["last_success_at"],
         last_snapshot_id=v["last_snapshot_id"],
+        last_snapshot_kind=v["last_snapshot_kind"],
         next_run_at=v["next_run_at"],
         snapshot_count=v["snapshot_count"],
         repository_size_bytes=size,

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.kit import fastread
+from app.snapshots.kinds import KIND_SQL
 from app.storage.service import GROWTH_DAYS, Growth
 
 STATUS_SQL = f"""
@@ -33,7 +34,10 @@ SELECT p.account_id,
        bs.schedule ->> 'enabled' AS schedule_enabled,
        bs.target_kind, bs.target ->> 'provider' AS provider,
        ps.last_attempt_at, ps.last_status, ps.last_job_id, ps.last_success_at,
-       ps.last_snapshot_id, ps.next_run_at, coalesce(ps.snapshot_count, 0) AS snapshot_count,
+       ps.last_snapshot_id,
+       (SELECT {KIND_SQL} FROM snapshots AS s
+        WHERE s.pod_id = p.id AND s.plan = $2 AND s.id = ps.last_snapshot_id) AS last_snapshot_kind,
+       ps.next_run_at, coalesce(ps.snapshot_count, 0) AS snapshot_count,
        ps.repo_size_bytes, ps.repo_size_at, ps.last_verification, ps.stale_alerted_at,
        (SELECT to_jsonb(j) FROM (
             SELECT * FROM jobs
