@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -17,6 +17,13 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def _read_secret_file(path: Path, name: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot read {path}: {exc.strerror}") from None
 
 
 class Settings(BaseSettings):
@@ -53,6 +60,19 @@ class Settings(BaseSettings):
             "Encryption keys for secrets at rest, newest first, comma-separated `id:base64key` "
             "(32-byte AES-256-GCM keys). `podbackup keys generate` prints one."
         ),
+    )
+    secret_keys_file: Path | None = Field(
+        None,
+        description=(
+            "Or a file holding them (same format, a newline also separates keys), read at "
+            "start: the master keys are then in no process environment, where a child "
+            "process of the same user could read them (/proc/<pid>/environ)."
+        ),
+    )
+    database_url_file: Path | None = Field(
+        None,
+        description="Or a file holding `PODBACKUP_DATABASE_URL` (its password out of the "
+        "process environment), read at start.",
     )
     allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -282,6 +302,28 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _from_files(self) -> Settings:
+        """The usual ``_FILE`` convention: a secret read from a file instead of the
+        environment. Giving both the value and the file is refused."""
+        if self.secret_keys_file is not None:
+            if self.secret_keys:
+                raise ValueError(
+                    "set PODBACKUP_SECRET_KEYS or PODBACKUP_SECRET_KEYS_FILE, not both"
+                )
+            text = _read_secret_file(self.secret_keys_file, "PODBACKUP_SECRET_KEYS_FILE")
+            parts = text.replace("\n", ",").split(",")
+            self.secret_keys = [SecretStr(p.strip()) for p in parts if p.strip()]
+        if self.database_url_file is not None:
+            if "database_url" in self.model_fields_set:
+                raise ValueError(
+                    "set PODBACKUP_DATABASE_URL or PODBACKUP_DATABASE_URL_FILE, not both"
+                )
+            self.database_url = _read_secret_file(
+                self.database_url_file, "PODBACKUP_DATABASE_URL_FILE"
+            ).strip()
+        return self
 
     @property
     def sync_database_url(self) -> str:

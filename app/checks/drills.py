@@ -25,6 +25,7 @@ from app.integrations.dumps.model import family
 from app.integrations.restic import Repository
 from app.jobs.context import JobContext
 from app.models import Snapshot
+from app.snapshots.dumps import recorded_dump
 
 # Drill problems that are about the drill server, not about the dump: inconclusive.
 _SERVER_SIDE = re.compile(
@@ -65,6 +66,11 @@ async def drill_dump(
     report["sha256_ok"] = digest == recorded if recorded else None
     if recorded and digest != recorded:
         report["problems"].append("the restored dump's SHA-256 differs from the one recorded")
+    if not recorded or digest != recorded:
+        # Loaded as the drill server's own login: only the dump the backup made and
+        # recorded, never bytes that someone with the repository password put there.
+        report["skipped"] = "the dump was not loaded: it is not the dump the backup recorded"
+        return {**report, "ok": False if report["problems"] else None}
     url = drill_url(settings, kind)
     if not url:
         variable = "POSTGRES" if family(kind) == "postgres" else "MYSQL"
@@ -139,7 +145,7 @@ async def trial(
 async def _dump(
     ctx: JobContext, repo: Repository, snap: Snapshot | None, dest: Path
 ) -> dict[str, Any]:
-    database = dict((snap.summary or {}).get("database") or {}) if snap else {}
+    database = dict(recorded_dump(snap.summary, snap.job_id) or {}) if snap else {}
     if snap is None or not database.get("file"):
         return {"ok": None, "skipped": "the pod's snapshots hold no database dump"}
     path = "/" + str(database["file"]).lstrip("/")

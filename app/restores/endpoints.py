@@ -9,13 +9,14 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 from app.auth.dependencies import AnyPrincipal
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
-from app.errors import NotFound, ValidationFailed, error_responses
+from app.errors import Conflict, NotFound, ValidationFailed, error_responses
 from app.jobs.schemas import JobRead
 from app.jobs.starting import start_pod_job
 from app.kit.validators import Body
 from app.pods import service as pods
 from app.restores.paths import files_subpaths
 from app.snapshots import service as snapshots
+from app.snapshots.dumps import UNRECORDED_HINT, made_by_service
 
 router = APIRouter(tags=["restores"])
 
@@ -57,6 +58,12 @@ class RestoreRequest(Body):
     )
     plan: Literal["owner", "platform"] = Field(
         "owner", description="`platform`: restore from the operator's backups (admins only)."
+    )
+    allow_unrecorded_dump: bool = Field(
+        False,
+        description="Load a database dump the service did not record (a snapshot found by a "
+        "refresh, see the snapshot's `database_dump.recorded`). Without it, restoring the "
+        "database of such a snapshot answers 409.",
     )
 
     @field_validator("paths")
@@ -123,6 +130,17 @@ async def create_restore(
             "the target pod has no database to restore into",
             hint="add the pod's database first",
         )
+    if (
+        body.database
+        and target.database is not None
+        and not body.allow_unrecorded_dump
+        and not made_by_service(snap.summary, snap.job_id)
+    ):
+        raise Conflict(
+            f"snapshot {snap.short_id} was not made by podbackup: its database dump is not "
+            "recorded and is not loaded without confirmation",
+            hint=UNRECORDED_HINT,
+        )
     params = {
         "source_pod_id": str(source.id),
         "snapshot_id": snap.id,
@@ -131,6 +149,7 @@ async def create_restore(
         "database": body.database,
         "mode": body.mode,
         "safety_backup": body.safety_backup,
+        "allow_unrecorded_dump": body.allow_unrecorded_dump,
     }
     return await start_pod_job(
         session,

@@ -26,6 +26,7 @@ from app.jobs.runner import register
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod, Snapshot
 from app.pods.service import PodSecrets, decrypt_secrets
+from app.restores.dumps import vet_dump
 from app.restores.paths import files_subpaths
 from app.snapshots import repository as snapshots
 from app.snapshots.jobs import sync_plan_state
@@ -105,6 +106,7 @@ class RestoreHandler:
                     hint="restore files only (database: false)",
                     retryable=False,
                 )
+            dump_check = await vet_dump(ctx, plan.snapshot, dump_file) if dump_file else None
             policy = Policy.from_settings(ctx.settings.allow_networks)
             async with pod_stopped(ctx, plan.target_pod, policy):
                 if want_files:
@@ -112,6 +114,7 @@ class RestoreHandler:
                 if want_db:
                     assert dump_file is not None
                     result["database"] = await self._database(ctx, plan, dump_file, policy)
+                    result["database"]["dump"] = dump_check
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return JobOutcome(result=result)

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.snapshots.dumps import DumpRecord
+
 SnapshotKind = Literal["backup", "safety", "imported"]
 
 
@@ -29,6 +31,10 @@ class SnapshotRead(BaseModel):
         None,
         description="What started the job that made it (`manual`, `scheduled`; for a safety "
         "snapshot, what started the restore); null for imported snapshots.",
+    )
+    database_dump: DumpRecord = Field(
+        default_factory=lambda: DumpRecord(recorded=False),
+        description="Whether the service recorded this snapshot's database dump.",
     )
     plan: str
     index_status: str = Field(description="Browse index: none | indexing | ready | failed")

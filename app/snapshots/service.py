@@ -14,6 +14,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.kit import fastread
 from app.models import Pod, Snapshot, SnapshotFile
 from app.snapshots import repository
+from app.snapshots.dumps import dump_record
 from app.snapshots.kinds import kind_of, trigger_of
 from app.snapshots.schemas import FileEntry, SnapshotRead
 
@@ -66,7 +67,7 @@ async def list_visible(
     return [], int(total[0]) if total else 0, owner
 
 
-_DERIVED = ("kind", "trigger")
+_DERIVED = ("kind", "trigger", "database_dump")
 
 
 def read_mapping(row: Any) -> SnapshotRead:
@@ -79,6 +80,7 @@ def read_mapping(row: Any) -> SnapshotRead:
             "tags": tags,
             "kind": kind,
             "trigger": trigger_of(tags, row["job_id"]),
+            "database_dump": dump_record(row["summary"], row["job_id"]),
         }
     )
 
@@ -126,6 +128,7 @@ def to_read(snap: Snapshot) -> SnapshotRead:
         job_id=snap.job_id,
         kind=kind,
         trigger=trigger_of(snap.tags, snap.job_id),
+        database_dump=dump_record(snap.summary, snap.job_id),
         plan=snap.plan,
         index_status=snap.index_status,
         file_count=snap.file_count,

@@ -22,6 +22,7 @@ MYSQL_DUMPERS = ("mariadb-dump", "mysqldump")
 MYSQL_CLIENTS = ("mariadb", "mysql")
 
 _versions: dict[str, str] = {}
+_helps: dict[str, str] = {}
 
 
 def installed_pg_clients(tool: str, root: Path = PG_ROOT) -> dict[int, Path]:
@@ -122,3 +123,32 @@ async def mysql_dumper() -> tuple[Path, str]:
 
 def mysql_client() -> Path:
     return first_on_path(MYSQL_CLIENTS)
+
+
+async def _help_text(binary: Path) -> str:
+    key = str(binary)
+    if key not in _helps:
+        out: list[str] = []
+        done = await sp.run([key, "--help"], on_stdout=out.append, timeout=30)
+        if done.returncode != 0:
+            raise DumpError("client_missing", f"`{key} --help` failed: {done.stderr_tail}")
+        _helps[key] = "\n".join(out)
+    return _helps[key]
+
+
+async def mysql_load_flags(binary: Path) -> list[str]:
+    """The options that keep a dump's client commands from running (see ``guard``), as
+    this client supports them: ``--binary-mode`` is required (MySQL >= 5.6.3, every
+    MariaDB of the last decade), ``--sandbox`` is added where the client has it."""
+    text = await _help_text(binary)
+    if "--binary-mode" not in text:
+        raise DumpError(
+            "client_too_old",
+            f"{binary} ({await version_text(binary)}) has no --binary-mode: it would run "
+            "client commands found in a dump",
+            hint="install a current client on the workers: apt-get install mariadb-client",
+        )
+    flags = ["--binary-mode", "--local-infile=0"]
+    if "--sandbox" in text:
+        flags.append("--sandbox")
+    return flags

@@ -13,6 +13,7 @@ CODES = (
     "dump_failed",
     "dump_incomplete",
     "load_failed",
+    "dump_refused",
     "disk_full",
     "canceled",
     "timeout",

@@ -16,7 +16,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from app.integrations.dumps.clients import mysql_client, mysql_dumper
+from app.integrations.dumps import guard
+from app.integrations.dumps.clients import mysql_client, mysql_dumper, mysql_load_flags
 from app.integrations.dumps.errors import DumpError, classify_mysql
 from app.integrations.dumps.model import Conn, ServerInfo
 from app.kit import subprocess as sp
@@ -78,7 +79,8 @@ async def query(
         script.write(sql.encode())
         script.seek(0)
         argv = [str(client), *_connection_args(conn, options), "--connect-timeout=15"]
-        argv += ["--batch", "--skip-column-names", MAX_PACKET]
+        # no LOAD DATA LOCAL: a hostile server could ask for any file of the worker
+        argv += ["--batch", "--skip-column-names", "--local-infile=0", MAX_PACKET]
         if database is not None:
             argv.append(f"--database={database or conn.name}")
         done = await sp.run(
@@ -194,13 +196,18 @@ STRIP_DEFINER = (
 )
 
 
+# what --binary-mode / --sandbox answer to a client command in the input
+_CLIENT_COMMAND = re.compile(r"Unknown command '\\|Not allowed in the sandbox mode")
+
+
 async def run_load(conn: Conn, info: ServerInfo, fd: int, *, replace: bool) -> None:
     if replace:
         await wipe(conn)
     client = mysql_client()
+    safe = await mysql_load_flags(client)  # no client command of the dump runs
     with option_file(conn) as options:
         argv = [str(client), *_connection_args(conn, options), "--connect-timeout=15"]
-        argv += ["--batch", MAX_PACKET, f"--database={conn.name}"]
+        argv += ["--batch", *safe, MAX_PACKET, f"--database={conn.name}"]
         # dump file -> sed (definers out) -> client, streamed through a pipe
         read_end, write_end = os.pipe()
         feeder = sp.HandedOver(write_end)
@@ -225,6 +232,8 @@ async def run_load(conn: Conn, info: ServerInfo, fd: int, *, replace: bool) -> N
             feeder.close()
             reader.close()
     if done.returncode != 0:
+        if _CLIENT_COMMAND.search(done.stderr_tail):
+            raise guard.refused("it holds a client command (the client refused it)")
         raise classify_mysql(done.stderr_tail, "load_failed")
     if edit.returncode != 0:
         raise DumpError("load_failed", f"reading the dump failed: {edit.stderr_tail[-300:]}")

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from pathlib import Path
 
 import asyncpg
 
+from app.integrations.dumps import guard
 from app.integrations.dumps.clients import pg_client
 from app.integrations.dumps.errors import DumpError, classify_pg
 from app.integrations.dumps.model import Conn, ServerInfo
@@ -196,9 +199,13 @@ async def ensure_database(conn: Conn) -> ServerInfo:
     return await probe(conn)
 
 
-async def run_load(conn: Conn, info: ServerInfo, fd: int, *, replace: bool) -> None:
-    """psql the SQL read from ``fd`` into the database, in one transaction."""
-    binary, _ = await pg_client("psql", info.major)
+async def run_load(
+    conn: Conn, info: ServerInfo, fd: int, *, replace: bool, restrict: bool | None = None
+) -> None:
+    """psql the SQL read from ``fd`` into the database, in one transaction, with no client
+    command of the dump ever run (see ``guard``). ``restrict``: force (True) or skip
+    (False) the ``\\restrict`` way; by default the client's version decides."""
+    binary, version = await pg_client("psql", info.major)
     argv = [
         str(binary),
         "-X",  # no ~/.psqlrc
@@ -212,8 +219,48 @@ async def run_load(conn: Conn, info: ServerInfo, fd: int, *, replace: bool) -> N
     if replace:
         argv += ["-c", WIPE_SQL]
     argv += ["-f", "-"]
-    done = await sp.run(argv, env=child_env(conn), stdin=fd, stdout=asyncio.subprocess.DEVNULL)
+    if restrict is None:
+        restrict = guard.psql_restricts(version)
+    key = guard.restrict_key() if restrict else None
+    loop = asyncio.get_running_loop()
+    stop, gone = asyncio.Event(), threading.Event()
+    read_end, write_end = os.pipe()
+
+    def on_refused() -> None:  # in the feeder's thread
+        loop.call_soon_threadsafe(stop.set)
+
+    feeder = asyncio.ensure_future(
+        asyncio.to_thread(
+            guard.feed_psql,
+            fd,
+            write_end,
+            key,
+            on_refused=on_refused,
+            psql_gone=gone,
+        )
+    )
+    try:
+        done = await sp.run(
+            argv,
+            env=child_env(conn),
+            stdin=read_end,
+            stdout=asyncio.subprocess.DEVNULL,
+            handed_over=sp.HandedOver(read_end),
+            cancel=stop,
+            grace=2,
+        )
+    except sp.Cancelled:
+        done = None
+    finally:
+        gone.set()
+        # the feeder ends once psql has gone (a broken pipe at worst): collect it
+        await asyncio.wait({feeder})
+    feeder.result()  # a refusal (DumpError) or a read error of the dump
+    if done is None:
+        raise DumpError("load_failed", "psql was stopped")
     if done.returncode != 0:
+        if "backslash commands are restricted" in done.stderr_tail:
+            raise guard.refused("it holds a backslash command (psql refused it)")
         raise classify_pg(done.stderr_tail, "load_failed")
 
 
