@@ -86,7 +86,7 @@ async def test_restoring_latest_twice_restores_the_backup_both_times(
     for s in items[:2]:
         assert s["summary"]["safety"] is True
         assert s["summary"]["database"]["name"] == pg_pod.name
-    one = (await client.get(f"/v1/pods/{pod['id']}/snapshots/{safety}", headers=tenant.headers))
+    one = await client.get(f"/v1/pods/{pod['id']}/snapshots/{safety}", headers=tenant.headers)
     assert one.json()["kind"] == "safety"
 
     status = (await client.get(f"/v1/pods/{pod['id']}/status", headers=tenant.headers)).json()
@@ -165,4 +165,5 @@ async def test_latest_skips_safety_tags_and_takes_imported_snapshots(
     assert (await wait_job(client, tenant.headers, r.json()["id"]))["status"] == "succeeded"
     r = await client.get(f"/v1/pods/{pod['id']}/snapshots/latest", headers=tenant.headers)
     assert r.status_code == 404, r.text
-    assert "safety" in r.json()["detail"] and "by its id" in r.json()["hint"]
+    assert "safety" in r.json()["detail"]
+    assert "by its id" in r.json()["hint"]
