@@ -30,10 +30,11 @@ EXIT_CODES = (
 
 # What a terminal obeys or reorders rather than shows: C0 and C1 controls (an escape
 # sequence can recolour, move the cursor, clear the screen or retitle the window), DEL,
-# zero-width and bidirectional marks and overrides, line and paragraph separators.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+# zero-width spaces, bidirectional marks and overrides, line and paragraph separators
+# (not the joiner inside emoji sequences).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b\u200e\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 _UNSAFE_BUT_NEWLINE = re.compile(
-    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
+    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b\u200e\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
 )
 
 
@@ -250,11 +251,18 @@ def _restore_lines(result: dict[str, Any]) -> list[str]:
     lines = []
     f = result.get("files")
     if isinstance(f, dict):
+        written = f.get("files_written", f.get("files_uploaded", 0))
+        nbytes = f.get("bytes_written", f.get("bytes_uploaded"))
         lines.append(
             f"files: {f.get('files_total', '?')} in the snapshot's paths, "
-            f"{f.get('files_uploaded', 0)} written ({size(f.get('bytes_uploaded'))}), "
-            f"{f.get('files_deleted', 0)} deleted"
+            f"{written} written ({size(nbytes)}), {f.get('files_deleted', 0)} deleted"
         )
+        if "files_compared" in f:
+            lines.append(
+                f"files: {f['files_compared']} compared by content (same size and mtime), "
+                f"{f.get('files_rewritten', 0)} differed and were rewritten; "
+                f"{f.get('files_verified', 0)} verified after writing"
+            )
     db = result.get("database")
     if isinstance(db, dict):
         lines.append(f"database {db.get('name')}: loaded in {duration(db.get('seconds'))}")

@@ -41,6 +41,7 @@ class LocalStats:
     files_copied: int = 0
     bytes_copied: int = 0
     files_linked: int = 0
+    bytes_linked: int = 0
     files_deleted: int = 0
     files_compared: int = 0  # same size and mtime: compared byte by byte (restores)
     files_rewritten: int = 0  # ... and their bytes differed: written again
@@ -158,6 +159,7 @@ def _sync_file(src: int, dst: int, name: str, st: os.stat_result, run: _Run, rel
         current = None
     if run.link and _link(src, dst, name, replace=current is not None):
         stats.files_linked += 1
+        stats.bytes_linked += st.st_size
         if run.compare:  # the pod's entry is now the scratch copy itself
             now = lstat_at(dst, name)
             if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):

@@ -131,6 +131,9 @@ def test_restore_wait_puts_a_file_back(live: Live, snapshot: dict[str, Any]) -> 
     assert "restore" in r.stdout
     assert "succeeded" in r.stdout
     assert "safety snapshot" in r.stdout  # the pod as it was, before the restore
+    assert "1 written" in r.stdout  # and checked afterwards
+    assert "0 compared by content (same size and mtime)" in r.stdout
+    assert "1 verified after writing" in r.stdout
     r = live.cli("restore", "wiki", "latest", "--no-files", "--no-database")
     assert r.returncode == 2
     assert "nothing to restore" in r.stderr
