@@ -17,6 +17,7 @@ from app.errors import install_error_handlers
 from app.kit.crypto import Keyring
 from app.kit.dbmetrics import DbMetrics
 from app.kit.metrics import MetricsMiddleware
+from app.kit.querycheck import RejectNul
 from app.kit.readcache import ChangeListener, ReadCache, WritesMiddleware
 from app.snapshots.download import DownloadSlots
 
@@ -100,5 +101,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(WritesMiddleware, cache=app.state.read_cache)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RejectNul)
     app.include_router(api_router)
     return app

@@ -85,6 +85,14 @@ async def find_active(session: AsyncSession, token: str) -> ActiveToken | None:
     return ActiveToken(row.id, row.scope, row.account_id, row.last_used_at)
 
 
+async def is_active(session: AsyncSession, token_id: uuid.UUID) -> bool:
+    """Whether the token still exists unrevoked (long-lived responses re-check this)."""
+    found = await session.scalar(
+        select(ApiToken.id).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+    )
+    return found is not None
+
+
 async def revoke(session: AsyncSession, token_id: uuid.UUID) -> bool:
     result = await session.execute(
         update(ApiToken)

@@ -2,17 +2,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import AnyPrincipal
+from app.auth import tokens
+from app.auth.dependencies import AnyPrincipal, Principal
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
-from app.errors import error_responses
+from app.errors import AppError, NotFound, Unauthorized, error_responses
 from app.jobs import service
 from app.jobs.schemas import JobKind, JobRead, JobStatus
 from app.kit.fastread import json_response
@@ -92,6 +95,23 @@ async def cancel_job(
     return service.to_read(await service.cancel(session, redis, settings, job))
 
 
+_MAX_EVENT_ID = 2**63 - 1  # event ids are bigint
+_RECHECK_SECONDS = 2.0
+
+
+async def _still_allowed(
+    session: AsyncSession, principal: Principal, job_id: uuid.UUID
+) -> AppError | None:
+    """None while the stream's token is active and the job visible to it; else the error."""
+    if not await tokens.is_active(session, principal.token_id):
+        return Unauthorized("the token was revoked")
+    try:
+        await service.get_visible(session, principal, job_id)
+    except NotFound as exc:
+        return exc
+    return None
+
+
 def _sse(event: str, data: object, event_id: int | None = None) -> bytes:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
@@ -111,7 +131,15 @@ async def job_events(
     principal: AnyPrincipal,
     session: DbSession,
     request: Request,
-    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        int | None,
+        Header(
+            alias="Last-Event-ID",
+            ge=0,
+            le=_MAX_EVENT_ID,
+            description="Resume after this event id (the `id:` of the last event received).",
+        ),
+    ] = None,
     poll: Annotated[float, Query(ge=0.1, le=10, description="Seconds between polls.")] = 0.5,
 ) -> StreamingResponse:
     job = await service.get_visible(session, principal, job_id)
@@ -125,32 +153,43 @@ async def job_events(
             return
         cursor = last_event_id or 0
         idle = 0.0
-        while True:
-            async with maker() as s:
-                events = await service.events_after(s, job_id, cursor)
-                if not events:
-                    current = await service.get_visible(s, principal, job_id)
-                    if current.status in FINAL_STATUSES:
-                        yield _sse("state", service.to_read(current).model_dump(mode="json"))
-                        yield _sse("end", {"status": current.status})
-                        return
-            for event in events:
-                cursor = event.id
-                yield _sse(event.type, {**event.data, "at": event.at.isoformat()}, event.id)
-                if event.type == "state" and event.data.get("final"):
-                    async with maker() as s:
+        checked = time.monotonic()
+        try:
+            while True:
+                async with maker() as s:
+                    if time.monotonic() - checked >= _RECHECK_SECONDS:
+                        # The stream outlives its request's authentication: a token revoked
+                        # (or a job no longer visible to it) ends the stream within seconds.
+                        checked = time.monotonic()
+                        if (refused := await _still_allowed(s, principal, job_id)) is not None:
+                            yield _sse("error", refused.body())
+                            return
+                    events = await service.events_after(s, job_id, cursor)
+                    if not events:
                         current = await service.get_visible(s, principal, job_id)
-                        yield _sse("state", service.to_read(current).model_dump(mode="json"))
-                    yield _sse("end", {"status": event.data.get("status")})
+                        if current.status in FINAL_STATUSES:
+                            yield _sse("state", service.to_read(current).model_dump(mode="json"))
+                            yield _sse("end", {"status": current.status})
+                            return
+                for event in events:
+                    cursor = event.id
+                    yield _sse(event.type, {**event.data, "at": event.at.isoformat()}, event.id)
+                    if event.type == "state" and event.data.get("final"):
+                        async with maker() as s:
+                            current = await service.get_visible(s, principal, job_id)
+                            yield _sse("state", service.to_read(current).model_dump(mode="json"))
+                        yield _sse("end", {"status": event.data.get("status")})
+                        return
+                if await request.is_disconnected():
                     return
-            if await request.is_disconnected():
-                return
-            if not events:
-                idle += poll
-                if idle >= 15:  # keep proxies from closing an idle stream
-                    idle = 0.0
-                    yield b": keep-alive\n\n"
-                await asyncio.sleep(poll)
+                if not events:
+                    idle += poll
+                    if idle >= 15:  # keep proxies from closing an idle stream
+                        idle = 0.0
+                        yield b": keep-alive\n\n"
+                    await asyncio.sleep(poll)
+        except NotFound as exc:  # the job (or its pod) was deleted meanwhile
+            yield _sse("error", exc.body())
 
     return StreamingResponse(
         stream(),
