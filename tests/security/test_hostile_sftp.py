@@ -329,3 +329,20 @@ async def test_a_backup_from_a_lying_server_fails_with_the_entry_named(
     assert job["error"]["hint"]
     assert job["attempt"] == 1  # not retried: the server will lie again
     assert fingerprint(outside) == before
+
+
+async def test_the_named_entry_is_quoted_not_printed_raw(tmp_path: Path) -> None:
+    """The entry's name comes from the tenant's server: control characters in it reach
+    the job's error (and the CLI, and logs) escaped."""
+    pod, dest = tmp_path / "pod", tmp_path / "dest"
+    write(pod / "real.txt", "real")
+    name = b"x\n\x1b[2Jfake: job succeeded"
+    server = hostile({b"/": [(name, "file"), (name, "file")]}, {})
+
+    with pytest.raises(SftpError) as info:
+        await run_mirror(pod, dest, server)
+
+    assert info.value.code == "hostile_listing"
+    assert "\n" not in info.value.message
+    assert "\x1b" not in info.value.message
+    assert "x\\n\\x1b[2Jfake" in info.value.message

@@ -257,7 +257,7 @@ def unsafe(exc: local.UnsafeEntry) -> SftpError:
     """A cache path that would have been reached through a link: stop, naming the entry."""
     return SftpError(
         "unsafe_entry",
-        f"refused to write {shown(exc.rel)} in the worker's cache: it {exc.why}; "
+        f"refused to write {shown(exc.rel)!r} in the worker's cache: it {exc.why}; "
         "nothing was written through it",
     )
 

@@ -77,7 +77,7 @@ def minimal_starts(starts: Iterable[bytes]) -> list[bytes]:
 
 def hostile(rel: bytes, message: str) -> SftpError:
     """The listing of or around ``rel`` is one no honest server sends: fail, never guess."""
-    log.warning("sftp: hostile listing at %s", shown(rel))
+    log.warning("sftp: hostile listing at %r", shown(rel))
     return SftpError("hostile_listing", message)
 
 
@@ -124,7 +124,7 @@ async def scan(
 
     def add(entry: Entry) -> None:
         if entry.rel in tree.entries:  # only a lying listing can name an entry twice
-            raise hostile(entry.rel, f"the SFTP server listed {shown(entry.rel)} twice")
+            raise hostile(entry.rel, f"the SFTP server listed {shown(entry.rel)!r} twice")
         tree.entries[entry.rel] = entry
         if on_entry is not None:
             on_entry(entry)
@@ -179,14 +179,14 @@ async def scan(
             if not valid_name(raw):
                 raise hostile(
                     rel,
-                    f"the SFTP server listed an invalid name in {shown(rel)}: "
+                    f"the SFTP server listed an invalid name in {shown(rel)!r}: "
                     f"{raw.decode('utf-8', 'backslashreplace')!r} (a name must be one path "
                     "component: not empty, no '/', no NUL byte)",
                 )
             if raw in seen:
                 raise hostile(
                     join(rel, raw),
-                    f"the SFTP server listed {shown(join(rel, raw))} twice in one listing",
+                    f"the SFTP server listed {shown(join(rel, raw))!r} twice in one listing",
                 )
             seen.add(raw)
             entry = _entry(join(rel, raw), name.attrs)
