@@ -82,6 +82,16 @@ class Settings(BaseSettings):
             "link-local and metadata addresses are refused."
         ),
     )
+    allow_operator_services: bool = Field(
+        False,
+        description=(
+            "Development only: let pods reach this service's own servers (the control "
+            "database, Redis, the drill servers, a private platform storage) where "
+            "`allow_networks` allows their network, as the demo does with its pod's "
+            "database. Off: they are refused at their address and port whatever the "
+            "allow-list says."
+        ),
+    )
     local_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description=(
@@ -165,6 +175,15 @@ class Settings(BaseSettings):
     )
     auth_fail_limit: int = Field(
         20, ge=1, description="Failed authentications per client address per minute before 429."
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description=(
+            "Addresses or CIDRs of the load balancers in front of `podbackup api`, comma "
+            "separated (`*`: any): from these peers the client address is taken from "
+            "`X-Forwarded-For` (uvicorn's --forwarded-allow-ips), so limits count clients, "
+            "not the balancer. Empty: the peer address always."
+        ),
     )
 
     download_concurrency: int = Field(
@@ -298,7 +317,9 @@ class Settings(BaseSettings):
         400, ge=31, description="How long repository size samples are kept (growth, charts)."
     )
 
-    @field_validator("secret_keys", "allow_networks", "local_roots", mode="before")
+    @field_validator(
+        "secret_keys", "allow_networks", "local_roots", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

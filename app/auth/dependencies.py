@@ -47,6 +47,10 @@ class Principal:
 
 
 def client_address(request: Request) -> str:
+    """The client's address as the server saw it; behind a load balancer, the address the
+    server took from ``X-Forwarded-For`` of a trusted proxy (PODBACKUP_TRUSTED_PROXIES;
+    uvicorn's ``--forwarded-allow-ips``), so the failure limit counts each client, not
+    the balancer."""
     return request.client.host if request.client else "unknown"
 
 
@@ -143,10 +147,13 @@ async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if _blocked(request):
-        raise _too_many()
+    # An address over the failure limit gets 429 for every failing attempt until its
+    # minute is over, but a valid token from it still works: the limit throttles
+    # guessing, and must not lock out the honest clients behind the same address (a
+    # NAT, an office, a proxy whose clients are not told apart).
+    blocked = _blocked(request)
     if credentials is None or credentials.scheme.lower() != "bearer":
-        if await _record_failure(request):
+        if blocked or await _record_failure(request):
             raise _too_many()
         raise Unauthorized("missing bearer token")
     token = credentials.credentials.strip()
@@ -156,7 +163,7 @@ async def authenticate(
         return cached
     row = await _lookup_once(request, token) if tokens.looks_like_token(token) else None
     if row is None:
-        if await _record_failure(request):
+        if blocked or await _record_failure(request):
             raise _too_many()
         raise Unauthorized("invalid or revoked token")
     principal = Principal(token_id=row.id, scope=row.scope, account_id=row.account_id)

@@ -149,6 +149,10 @@ def api(
         workers=workers,
         log_config=None,
         access_log=False,
+        # The client address (failed-auth limit, audit) from X-Forwarded-For, only when
+        # the peer is one of the operator's proxies.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
     )
 
 

@@ -16,7 +16,7 @@ from app.config import Settings
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.kit import netpolicy
 from app.kit.crypto import Keyring
-from app.kit.validators import under_roots, url_host
+from app.kit.validators import under_roots
 from app.models import Account, Pod
 from app.pods.schemas import (
     DEFAULT_DB_PORTS,
@@ -91,7 +91,7 @@ async def _check_hosts(
     database: DatabaseConfig | None,
     hooks: Hooks | None,
 ) -> None:
-    policy = netpolicy.Policy.from_settings(settings.allow_networks)
+    policy = netpolicy.Policy.from_settings(settings)
     if isinstance(files, SftpSource):
         await netpolicy.check_on_save(policy, "files.host", files.host)
         if files.host_key is not None:
@@ -115,12 +115,13 @@ async def _check_hosts(
                 hint="allowed roots: " + ", ".join(str(r) for r in settings.local_roots),
             )
     if database is not None:
-        await netpolicy.check_on_save(policy, "database.host", database.host)
+        port = database.port or DEFAULT_DB_PORTS[database.kind]
+        await netpolicy.check_on_save(policy, "database.host", database.host, port)
     if hooks is not None:
         for field in ("stop_url", "start_url"):
             url = getattr(hooks, field)
             if url:
-                await netpolicy.check_on_save(policy, f"hooks.{field}", url_host(url))
+                await netpolicy.check_url_on_save(policy, f"hooks.{field}", url)
 
 
 def _check_host_key(line: str) -> None:

@@ -107,7 +107,7 @@ class RestoreHandler:
                     retryable=False,
                 )
             dump_check = await vet_dump(ctx, plan.snapshot, dump_file) if dump_file else None
-            policy = Policy.from_settings(ctx.settings.allow_networks)
+            policy = Policy.from_settings(ctx.settings)
             async with pod_stopped(ctx, plan.target_pod, policy):
                 if want_files:
                     result["files"] = await self._files(ctx, plan, scratch / "files", policy)

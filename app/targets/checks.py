@@ -21,6 +21,7 @@ class VerifyInput:
     password: str | None = field(repr=False)
     recorded_id: str | None  # the recorded repository id, when the target is the saved one
     cache_dir: Path | None = None
+    recorded_snapshots: int = 0  # snapshots on record in that repository
 
 
 class OutOfTime(Exception):

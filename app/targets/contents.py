@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from app.integrations.restic import Repository, Restic, ResticError
+from app.targets.repository import REPOSITORY_GONE_HINT
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,25 @@ async def judge(
     repo: Repository | None,
     recorded_id: str | None,
     timeout: float,
+    recorded_snapshots: int = 0,
 ) -> Finding:
-    """The contents check's result for what ``classify_keys`` found."""
+    """The contents check's result for what ``classify_keys`` found.
+
+    A pod with a recorded repository needs that repository there: without its config the
+    next backup fails `repository_mismatch` (it never starts a new repository silently),
+    so an empty or other target is an error here too, with the same hint."""
+    if recorded_id and kind != "restic":
+        on_record = f" ({recorded_snapshots} snapshots on record)" if recorded_snapshots else ""
+        now = {
+            "empty": "it is empty",
+            "restic_partial": "restic folders are left but no repository config",
+        }.get(kind, "it holds other files")
+        return Finding(
+            "error",
+            f"the repository {recorded_id[:8]} recorded for this pod{on_record} is gone from "
+            f"{where}: {now}; every backup fails (repository_mismatch) until this is settled",
+            REPOSITORY_GONE_HINT,
+        )
     if kind == "empty":
         return Finding("ok", f"{where} is empty: ready for this pod's first backup")
     if kind == "restic_partial":

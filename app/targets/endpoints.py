@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, status
@@ -16,10 +18,12 @@ from app.deps import KeyringDep, SettingsDep
 from app.errors import NotFound, error_responses
 from app.integrations.restic import Restic
 from app.kit.crypto import Keyring
+from app.kit.netpolicy import Policy
 from app.models import BackupSettings, Pod
 from app.models.base import utcnow
-from app.pods.service import get_visible
+from app.pods.service import decrypt_secrets, get_visible
 from app.scheduler import service as scheduler
+from app.snapshots import repository as snapshot_rows
 from app.targets import providers, service
 from app.targets.checks import VerifyInput
 from app.targets.restore_kit import build_kit
@@ -35,6 +39,7 @@ from app.targets.schemas import (
 )
 from app.targets.verify import verify_s3
 from app.targets.verify_local import verify_local
+from app.targets.verify_pod import verify_pod
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +140,9 @@ async def _restic(request: Request, settings: Settings) -> Restic | None:
     restic: Restic | None = getattr(request.app.state, "restic", None)
     if restic is None:
         try:
-            restic = await Restic.detect(settings.restic_binary)
+            restic = await Restic.detect(
+                settings.restic_binary, egress=Policy.from_settings(settings)
+            )
         except (OSError, RuntimeError, ValueError) as exc:
             log.warning("verify: restic is not available: %s", exc)
             return None
@@ -201,11 +208,16 @@ async def verify_settings(
     pod = await get_visible(session, principal, pod_id)
     row = await service.get_row(session, pod.id)
     inp, saved = await _verify_input(settings, keyring, principal, row, body, pod.id)
+    if inp.recorded_id:
+        inp = replace(inp, recorded_snapshots=await snapshot_rows.count(session, pod.id, "owner"))
     restic = await _restic(request, settings)
-    if inp.resolved.kind == "local":
-        ok, checks = await verify_local(settings, inp, restic)
-    else:
-        ok, checks = await verify_s3(settings, inp, restic)
+    # The target and the pod's own side (files, database) at once, each within the budget.
+    target_check = (verify_local if inp.resolved.kind == "local" else verify_s3)(
+        settings, inp, restic
+    )
+    pod_check = verify_pod(settings, pod, decrypt_secrets(keyring, pod))
+    (ok, checks), (pod_ok, pod_checks) = await asyncio.gather(target_check, pod_check)
+    ok, checks = ok and pod_ok, [*checks, *pod_checks]
     now = utcnow()
     if saved and row is not None:
         await service.mark_verified(session, row, ok, now)

@@ -36,6 +36,12 @@ ONE_BUCKET_HINT = (
     "emptied and re-used on purpose, delete and re-save the backup settings"
 )
 
+# Also the hint of verify's contents check: it reports what the next backup would fail with.
+REPOSITORY_GONE_HINT = (
+    "the bucket was emptied or the settings point elsewhere; if that is intended, delete "
+    "and re-save the backup settings to start a new repository"
+)
+
 
 class RepositoryMismatch(Conflict):
     """The target holds a repository that is not the one recorded for this pod."""
@@ -104,11 +110,7 @@ async def ensure_repository(
             raise RepositoryMismatch(
                 f"the repository {row.repository_id[:8]} recorded for this pod is gone from "
                 "the target",
-                hint=(
-                    "the bucket was emptied or the settings point elsewhere; if that is "
-                    "intended, delete and re-save the backup settings to start a new "
-                    "repository"
-                ),
+                hint=REPOSITORY_GONE_HINT,
             ) from None
         new_id = await restic.init(repo)
         row.repository_id, row.repository_initialized_at = new_id, utcnow()

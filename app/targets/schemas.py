@@ -206,7 +206,10 @@ class VerifyCheck(BaseModel):
     name: str = Field(
         description=(
             "address_policy, connect, credentials, bucket, write, read, list, delete, "
-            "key_scope, contents, versioning (local targets: path, contents)"
+            "key_scope, contents, versioning (local targets: path, contents); then the "
+            "pod's own side: pod_files (SFTP login and a listing of the folder, or the "
+            "local folder) when the pod has files, pod_database (login, database, a dump "
+            "client that fits the server) when it has a database"
         )
     )
     ok: bool

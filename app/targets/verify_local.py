@@ -83,6 +83,7 @@ async def verify_local(
                 restic=restic,
                 repo=repo,
                 recorded_id=inp.recorded_id,
+                recorded_snapshots=inp.recorded_snapshots,
                 timeout=checks.left(),
             )
         )

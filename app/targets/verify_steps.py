@@ -29,6 +29,11 @@ _DENIED_HINTS = {
 def hint_for(check: str, failure: e.S3Failure) -> str | None:
     if failure.kind == e.ACCESS_DENIED:
         return _DENIED_HINTS.get(check)
+    if failure.kind == e.REDIRECT:
+        return (
+            "give the endpoint the provider answers at directly (for AWS, the bucket's "
+            "regional endpoint); redirects are never followed"
+        )
     if failure.network:
         return "the endpoint stopped answering during the verification; try again"
     return None
@@ -149,6 +154,7 @@ async def bucket_contents(
             restic=restic,
             repo=repo,
             recorded_id=inp.recorded_id,
+            recorded_snapshots=inp.recorded_snapshots,
             timeout=c.left(),
         )
     )

@@ -169,6 +169,8 @@ def test_status_verify_restore_kit(live: Live, snapshot: dict[str, Any]) -> None
     r = live.cli("verify", "wiki")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "contents" in r.stdout
+    assert "pod_files" in r.stdout  # the pod's own side, in the same table
+    assert "could be listed" in r.stdout
     assert json.loads(live.cli("verify", "wiki", "--json").stdout)["ok"] is True
 
     kit = json.loads(live.cli("restore-kit", "wiki", "--json").stdout)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from app.config import Settings
 from app.models import Job
 from app.models.base import utcnow
 from tests.conftest import auth
@@ -121,3 +124,76 @@ async def test_sse_stream_ends_when_its_token_is_revoked(
         await asyncio.wait_for(read_to_the_end(), timeout=10)
     assert "event: error" in rest, rest
     assert any('"Unauthorized"' in line for line in rest), rest
+
+
+def _client_from(app: Any, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://podbackup.test")
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"auth_fail_limit": 3, "token_cache_seconds": 0})
+
+
+async def test_a_valid_token_works_while_its_address_is_throttled_for_bad_guesses(
+    app: FastAPI, world: World
+) -> None:
+    a = world.a
+    async with _client_from(app, "203.0.113.9") as shared:  # one NAT: an attacker, a tenant
+        for i in range(3):
+            r = await shared.get("/v1/pods", headers=auth(f"pbk_deadbeef_guess{i}"))
+            assert r.status_code == 401, r.text
+        r = await shared.get("/v1/pods", headers=auth("pbk_deadbeef_guess-over"))
+        assert r.status_code == 429, r.text
+        assert r.headers["retry-after"]
+        # Guesses stay throttled: well-formed, malformed or none at all.
+        for headers in (auth("pbk_deadbeef_again"), auth("nonsense"), {}):
+            r = await shared.get("/v1/pods", headers=headers)
+            assert r.status_code == 429, (headers, r.text)
+        # Valid tokens from the same address are not locked out (no token cache here:
+        # each is looked up), the account's and the admin's alike.
+        for _ in range(3):
+            r = await shared.get("/v1/pods", headers=a.headers)
+            assert r.status_code == 200, r.text
+        assert (
+            await shared.get("/v1/accounts", headers=auth(world.admin_token))
+        ).status_code == 200
+        # A revoked token is a failing guess like any other.
+        r = await shared.delete(f"/v1/tokens/{a.ids['token_id']}", headers=a.headers)
+        assert r.status_code == 204, r.text
+        r = await shared.get("/v1/pods", headers=auth(a.secrets["spare_token"]))
+        assert r.status_code == 429, r.text
+
+
+async def test_behind_a_trusted_proxy_the_limit_counts_each_forwarded_client(
+    app: FastAPI, world: World, settings: Settings
+) -> None:
+    """What `podbackup api` runs with (uvicorn's proxy headers, PODBACKUP_TRUSTED_PROXIES):
+    clients behind the balancer on 127.0.0.1 are told apart; a peer that is not trusted
+    cannot choose its address by sending the header."""
+    assert settings.trusted_proxies == ["127.0.0.1"]
+    behind = ProxyHeadersMiddleware(app, trusted_hosts=settings.trusted_proxies)
+
+    def via(peer: str, client: str) -> tuple[httpx.AsyncClient, dict[str, str]]:
+        return _client_from(behind, peer), {"X-Forwarded-For": client}
+
+    balancer, attacker = via("127.0.0.1", "198.51.100.1")
+    async with balancer:
+        for i in range(4):
+            await balancer.get("/v1/pods", headers={**attacker, **auth(f"pbk_deadbeef_g{i}")})
+        r = await balancer.get("/v1/pods", headers={**attacker, **auth("pbk_deadbeef_gx")})
+        assert r.status_code == 429
+        other = {"X-Forwarded-For": "198.51.100.2"}
+        r = await balancer.get("/v1/pods", headers={**other, **auth("pbk_deadbeef_typo")})
+        assert r.status_code == 401, r.text  # another client behind the balancer: counted apart
+
+    stranger, spoofed = via("203.0.113.50", "198.51.100.3")
+    async with stranger:
+        for i in range(4):
+            await stranger.get("/v1/pods", headers={**spoofed, **auth(f"pbk_deadbeef_s{i}")})
+        # Counted by its own address, whatever header it sends: a new header is no way out.
+        r = await stranger.get(
+            "/v1/pods", headers={"X-Forwarded-For": "198.51.100.4", **auth("pbk_deadbeef_sx")}
+        )
+        assert r.status_code == 429, r.text

@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Tenant
+from tests.fixtures.databases import mysql_pod, pg_cluster, pg_pod  # noqa: F401
 from tests.fixtures.s3 import (  # noqa: F401
     S3ServerHandle,
     s3_bucket,
@@ -12,6 +13,8 @@ from tests.fixtures.s3 import (  # noqa: F401
     s3_iam_server,
     s3_server,
 )
+from tests.fixtures.sftp import sftp_server  # noqa: F401
+from tests.retention.fixtures import worker  # noqa: F401
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 
