@@ -279,7 +279,12 @@ class RestoreHandler:
             loaded = await load(
                 endpoint, policy, dump_file, replace=True, on_progress=pump, cancel=ctx.cancel
             )
-        return {"name": endpoint.name, "tables": loaded.tables, "seconds": loaded.seconds}
+        return {
+            "name": endpoint.name,
+            "tables": loaded.tables,
+            "seconds": loaded.seconds,
+            "not_restored": loaded.not_restored,
+        }
 
     async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
         return None

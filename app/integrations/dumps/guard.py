@@ -212,6 +212,7 @@ def feed_psql(
     *,
     on_refused: Callable[[], None],
     psql_gone: threading.Event,
+    edit: Callable[[bool, bytes], bytes] | None = None,
 ) -> None:
     """Copy the dump from ``src`` to ``dst`` (psql's stdin), guarded: with ``key``, psql
     reads ``\\restrict <key>`` first; without, every piece passes PsqlFilter.
@@ -219,7 +220,8 @@ def feed_psql(
     ``dst`` is closed here: at once when the whole dump went through (psql sees EOF and
     commits) or psql has gone; on a refusal, ``on_refused()`` asks the caller to stop psql
     and ``dst`` stays open until ``psql_gone`` is set, so psql never reads an early EOF
-    and commits half a dump: killed, its transaction rolls back.
+    and commits half a dump: killed, its transaction rolls back. ``edit(at_start, piece)``:
+    what to pass on of a piece that passed the guard (b"" drops it).
     """
     try:
         if key is not None:
@@ -230,6 +232,8 @@ def feed_psql(
                 piece = guard.check(at_start, piece)
             elif at_start and piece.startswith(b"\\") and _PG_DUMP_GUARD.fullmatch(piece):
                 continue
+            if piece and edit is not None:
+                piece = edit(at_start, piece)
             if piece:
                 _write(dst, piece)
     except BrokenPipeError:

@@ -72,6 +72,7 @@ class DumpResult:
 class LoadResult:
     tables: dict[str, int]
     seconds: float
+    not_restored: list[str] = field(default_factory=list)  # what the load left out, and why
 
 
 @dataclass

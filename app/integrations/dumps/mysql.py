@@ -200,7 +200,7 @@ STRIP_DEFINER = (
 _CLIENT_COMMAND = re.compile(r"Unknown command '\\|Not allowed in the sandbox mode")
 
 
-async def run_load(conn: Conn, info: ServerInfo, fd: int, *, replace: bool) -> None:
+async def run_load(conn: Conn, info: ServerInfo, fd: int, *, replace: bool) -> list[str]:
     if replace:
         await wipe(conn)
     client = mysql_client()
@@ -237,6 +237,8 @@ async def run_load(conn: Conn, info: ServerInfo, fd: int, *, replace: bool) -> N
         raise classify_mysql(done.stderr_tail, "load_failed")
     if edit.returncode != 0:
         raise DumpError("load_failed", f"reading the dump failed: {edit.stderr_tail[-300:]}")
+    # accounts and their grants are server-wide, never in a database's dump
+    return ["accounts and grants are not part of a database's dump: those the server holds apply"]
 
 
 _TABLES = (

@@ -148,14 +148,14 @@ async def load_into(
         info = await impl.ensure_database(conn)
         # the child inherits the open file description, so its read offset is ours to poll
         async with polling(lambda: os.lseek(fd, 0, os.SEEK_CUR), on_progress):
-            await impl.run_load(conn, info, fd, replace=replace)
+            not_restored: list[str] = await impl.run_load(conn, info, fd, replace=replace)
         size = os.fstat(fd).st_size
     finally:
         os.close(fd)
     if on_progress is not None:
         on_progress(size)
     tables = await impl.counts(conn)
-    return LoadResult(tables=tables, seconds=time.monotonic() - started)
+    return LoadResult(tables=tables, seconds=time.monotonic() - started, not_restored=not_restored)
 
 
 async def table_counts(endpoint: DbEndpoint, policy: Policy) -> dict[str, int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import asyncpg
 
-from app.integrations.dumps import guard
+from app.integrations.dumps import guard, pgacl
 from app.integrations.dumps.clients import pg_client
 from app.integrations.dumps.errors import DumpError, classify_pg
 from app.integrations.dumps.model import Conn, ServerInfo
@@ -31,11 +31,16 @@ MAINTENANCE_DBS = ("postgres", "template1")
 # the login may drop go whole; in schemas owned by someone else (public owned by a
 # superuser before PostgreSQL 15) the login's own relations, routines and types go.
 # Not DROP OWNED: it would also revoke the login's grants, CONNECT included.
+# Schema public, when dropped, comes back with its owner (pg_database_owner since
+# PostgreSQL 15) and its grants (USAGE for everyone), not as the login's private schema:
+# other roles of the pod keep reaching the tables the dump then grants them.
 WIPE_SQL = r"""
 SET client_min_messages = warning;
 DO $podbackup$
-DECLARE r record;
+DECLARE r record; public_owner oid; public_acl aclitem[];
 BEGIN
+  SELECT nspowner, nspacl INTO public_owner, public_acl
+    FROM pg_namespace WHERE nspname = 'public';
   FOR r IN SELECT nspname FROM pg_namespace
            WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'
              AND pg_has_role(nspowner, 'USAGE') LOOP
@@ -72,7 +77,31 @@ BEGIN
                              AND d.objid = t.oid AND d.deptype = 'e') LOOP
     EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', r.name);
   END LOOP;
-  CREATE SCHEMA IF NOT EXISTS public;
+  IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') THEN
+    CREATE SCHEMA public;
+    IF public_owner IS NOT NULL THEN
+     BEGIN
+      IF public_owner <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('ALTER SCHEMA public OWNER TO %I',
+                       (SELECT rolname FROM pg_roles WHERE oid = public_owner));
+      END IF;
+      IF public_acl IS NOT NULL THEN
+        EXECUTE 'REVOKE ALL ON SCHEMA public FROM PUBLIC';
+        FOR r IN SELECT a.privilege_type, a.is_grantable,
+                        CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                             ELSE quote_ident(g.rolname) END AS grantee
+                 FROM aclexplode(public_acl) a LEFT JOIN pg_roles g ON g.oid = a.grantee
+                 WHERE a.grantee = 0 OR g.oid IS NOT NULL LOOP
+          EXECUTE format('GRANT %s ON SCHEMA public TO %s%s', r.privilege_type, r.grantee,
+                         CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+      END IF;
+     EXCEPTION WHEN insufficient_privilege OR invalid_grant_operation THEN
+      RAISE WARNING 'podbackup: schema public now belongs to %, its owner and grants '
+                    'could not be put back: %', current_user, SQLERRM;
+     END;
+    END IF;
+  END IF;
 END
 $podbackup$;
 RESET client_min_messages;
@@ -176,7 +205,7 @@ async def run_dump(conn: Conn, info: ServerInfo, fd: int, path: Path) -> str:
         str(binary),
         "--format=plain",
         "--no-owner",  # loads into another login's database
-        "--no-privileges",
+        # privileges are kept: a restore gives other roles their access back (pgacl)
         "--encoding=UTF8",
         "--no-password",
         f"--file={path}",
@@ -201,10 +230,11 @@ async def ensure_database(conn: Conn) -> ServerInfo:
 
 async def run_load(
     conn: Conn, info: ServerInfo, fd: int, *, replace: bool, restrict: bool | None = None
-) -> None:
+) -> list[str]:
     """psql the SQL read from ``fd`` into the database, in one transaction, with no client
     command of the dump ever run (see ``guard``). ``restrict``: force (True) or skip
-    (False) the ``\\restrict`` way; by default the client's version decides."""
+    (False) the ``\\restrict`` way; by default the client's version decides. Returns what
+    was not restored (owners; privileges the login may not set: see ``pgacl``)."""
     binary, version = await pg_client("psql", info.major)
     argv = [
         str(binary),
@@ -222,6 +252,7 @@ async def run_load(
     if restrict is None:
         restrict = guard.psql_restricts(version)
     key = guard.restrict_key() if restrict else None
+    privileges = pgacl.PrivilegeFilter(await _roles(conn), conn.endpoint.username)
     loop = asyncio.get_running_loop()
     stop, gone = asyncio.Event(), threading.Event()
     read_end, write_end = os.pipe()
@@ -237,6 +268,7 @@ async def run_load(
             key,
             on_refused=on_refused,
             psql_gone=gone,
+            edit=privileges.edit,
         )
     )
     try:
@@ -262,6 +294,24 @@ async def run_load(
         if "backslash commands are restricted" in done.stderr_tail:
             raise guard.refused("it holds a backslash command (psql refused it)")
         raise classify_pg(done.stderr_tail, "load_failed")
+    warnings = [
+        line.split("podbackup: ", 1)[1]
+        for line in done.stderr_tail.splitlines()
+        if "WARNING:  podbackup: " in line
+    ]
+    return privileges.notes() + warnings
+
+
+async def _roles(conn: Conn) -> dict[str, bool]:
+    """Every role on the server -> whether the login is a member of it (may act as it)."""
+    db = await connect(conn)
+    try:
+        rows = await db.fetch(
+            "SELECT rolname, pg_has_role(current_user, oid, 'MEMBER') AS member FROM pg_roles"
+        )
+        return {str(r["rolname"]): bool(r["member"]) for r in rows}
+    finally:
+        await db.close()
 
 
 async def counts(conn: Conn) -> dict[str, int]:
