@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from app.kit.validators import Body, Name
+from app.kit.validators import Body, Name, Printable
 
 
 class AccountCreate(Body):
@@ -23,7 +23,7 @@ class AccountRead(BaseModel):
 
 
 class TokenCreate(Body):
-    name: str = Field("", max_length=200, examples=["control panel"])
+    name: Printable = Field("", max_length=200, examples=["control panel"])
 
 
 class TokenCreated(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -37,7 +38,36 @@ def check_hostname(value: str) -> str:
 
 
 Hostname = Annotated[str, AfterValidator(check_hostname)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+# Unicode categories a name must not hold: controls (a terminal obeys ESC sequences),
+# formatting marks (bidirectional overrides reorder what is shown, zero-width characters
+# hide), surrogates, and line or paragraph separators.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def check_printable(value: str) -> str:
+    """A name people read in panels, lists and terminals: visible characters and spaces."""
+    for i, ch in enumerate(value):
+        if (
+            ch == "\u200d"
+            and 0 < i < len(value) - 1
+            and not (value[i - 1] + value[i + 1]).isascii()
+        ):
+            continue  # the joiner inside an emoji sequence (👨‍👩‍👧)
+        if unicodedata.category(ch) in _HIDDEN:
+            raise ValueError(
+                f"holds U+{ord(ch):04X} at position {i + 1}, a control or formatting "
+                "character; names are shown in panels and terminals: use visible characters"
+            )
+    return value
+
+
+Printable = Annotated[str, AfterValidator(check_printable)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(check_printable),
+]
 Port = Annotated[int, "port"]
 
 

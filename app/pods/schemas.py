@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from app.kit.validators import AbsolutePath, Body, Hostname, HttpUrl, Name
+from app.kit.validators import AbsolutePath, Body, Hostname, HttpUrl, Name, Printable
 
 AppName = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -17,7 +17,7 @@ class SftpSource(Body):
     kind: Literal["sftp"]
     host: Hostname = Field(examples=["sftp.pod.example.com"])
     port: int = Field(22, ge=1, le=65535)
-    username: str = Field(min_length=1, max_length=200)
+    username: Printable = Field(min_length=1, max_length=200)
     password: SecretStr | None = Field(
         None, description="Write-only. Omit on update to keep the stored one; '' clears it."
     )
@@ -51,7 +51,7 @@ class DatabaseConfig(Body):
     host: Hostname
     port: int | None = Field(None, ge=1, le=65535, description="Default 5432 or 3306.")
     name: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_$-]+$")
-    username: str = Field(min_length=1, max_length=200)
+    username: Printable = Field(min_length=1, max_length=200)
     password: SecretStr | None = Field(
         None, description="Write-only. Omit on update to keep the stored one; '' clears it."
     )

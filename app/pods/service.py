@@ -196,6 +196,57 @@ def _apply_database(
     )
 
 
+def _stored_names(section: dict[str, Any] | None, sealed: str | None) -> set[str]:
+    """The names of the secrets stored for a section (kept in clear beside the ciphertext)."""
+    if not section or not sealed:
+        return set()
+    return set(section.get("secrets_set") or ("password", "private_key"))
+
+
+def _require_secrets_again(pod: Pod, body: PodUpdate, given: set[str]) -> None:
+    """A stored secret goes only where it was given for. Moving the SFTP access or the
+    database to another host, port or login (or database kind) with the password omitted
+    would send the stored one to the new place on the next job: that needs the secret
+    again (or '' to drop it), as a new S3 key needs its secret."""
+    files = body.files if "files" in given else None
+    old_files = pod.files or {}
+    if isinstance(files, SftpSource) and old_files.get("kind") == "sftp":
+        where = (files.host, files.port, files.username)
+        if where != (old_files.get("host"), old_files.get("port"), old_files.get("username")):
+            for name in sorted(_stored_names(old_files, pod.files_secret)):
+                if getattr(files, name, None) is None:
+                    raise ValidationFailed(
+                        f"files.{name}",
+                        f"the SFTP host, port or username changed: the stored {name} "
+                        "belongs to the old server and is not sent to the new one",
+                        hint=f"enter the {name} for {files.username}@{files.host}:{files.port} "
+                        f"again, or send {name}: '' to drop it",
+                    )
+    database = body.database if "database" in given else None
+    old_db = pod.database or {}
+    if database is not None and old_db:
+        port = database.port or DEFAULT_DB_PORTS[database.kind]
+        where_db = (database.kind, database.host, port, database.username)
+        before = (
+            old_db.get("kind"),
+            old_db.get("host"),
+            old_db.get("port"),
+            old_db.get("username"),
+        )
+        if (
+            where_db != before
+            and "password" in _stored_names(old_db, pod.database_secret)
+            and database.password is None
+        ):
+            raise ValidationFailed(
+                "database.password",
+                "the database host, port, username or kind changed: the stored password "
+                "belongs to the old server and is not sent to the new one",
+                hint=f"enter the password of {database.username}@{database.host}:{port} "
+                "again, or send password: '' to drop it",
+            )
+
+
 def _hooks_dict(hooks: Hooks | None) -> dict[str, Any] | None:
     if hooks is None or not (hooks.stop_url or hooks.start_url):
         return None
@@ -252,6 +303,7 @@ async def update(
         body.database if "database" in given else None,
         body.hooks if "hooks" in given else None,
     )
+    _require_secrets_again(pod, body, given)
     if "name" in given and body.name is not None:
         pod.name = body.name
     if "app" in given and body.app is not None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from app.kit.validators import Body, HttpUrl
+from app.kit.validators import Body, HttpUrl, Printable
 from app.webhooks.events import EVENTS
 
 EventName = Annotated[str, Field(json_schema_extra={"enum": list(EVENTS)})]
@@ -43,7 +43,7 @@ class WebhookCreate(Body):
     events: list[EventName] = Field(
         default_factory=list, max_length=len(EVENTS), description="Subscribed events; empty: all."
     )
-    description: str = Field("", max_length=200)
+    description: Printable = Field("", max_length=200)
     account_id: uuid.UUID | None = Field(
         None, description="Required for admin tokens; account tokens create in their account."
     )
