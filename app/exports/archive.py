@@ -17,7 +17,10 @@ class HashingWriter:
     """A file object that hashes and counts what is written through it."""
 
     def __init__(self, path: Path) -> None:
-        self._fh = path.open("wb")
+        # 0600 from the first byte: an export holds the pod's files and database.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+        self._fh = os.fdopen(fd, "wb")
         self.sha256 = hashlib.sha256()
         self.size = 0
 

@@ -30,12 +30,18 @@ def store_path(export_dir: Path, export_id: uuid.UUID) -> Path:
     return export_dir / f"{export_id}.tar.gz"
 
 
+def private_dir(path: Path) -> None:
+    """The export store: 0700, so no other local user lists or reads the archives."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
 class ExportHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
         export_id = uuid.UUID(ctx.job.params["export_id"])
         snapshot_id = ctx.job.params.get("snapshot_id")
         export_dir = ctx.settings.export_path
-        export_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(export_dir)
         final = store_path(export_dir, export_id)
         partial = final.with_suffix(".partial")
         async with ctx.session() as session:
