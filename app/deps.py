@@ -15,6 +15,7 @@ from app.config import Settings
 from app.errors import ServiceUnavailable
 from app.integrations.restic import Restic
 from app.kit.crypto import Keyring
+from app.kit.netpolicy import Policy
 
 
 async def _settings(request: Request) -> Settings:
@@ -50,7 +51,9 @@ async def _restic(request: Request) -> Restic:
     if restic is None:
         settings: Settings = request.app.state.settings
         try:
-            restic = await Restic.detect(settings.restic_binary)
+            restic = await Restic.detect(
+                settings.restic_binary, egress=Policy.from_settings(settings)
+            )
         except (OSError, RuntimeError, ValueError) as exc:
             raise ServiceUnavailable(
                 "the restic binary is not usable on this API host",

@@ -18,6 +18,7 @@ from app.jobs.context import Services
 from app.kit import subprocess as sp
 from app.kit.cachedir import ensure_cache_dir
 from app.kit.crypto import Keyring
+from app.kit.netpolicy import Policy
 from workers.context import WorkerContext
 from workers.tasks.jobs import run_job
 from workers.tasks.maintenance import expire_exports, reconcile_jobs
@@ -43,6 +44,7 @@ async def startup(ctx: WorkerContext) -> None:
         grace=settings.job_cancel_grace_seconds,
         stall_seconds=settings.storage_stall_seconds,
         lock_wait_seconds=settings.restic_lock_wait_seconds,
+        egress=Policy.from_settings(settings),
     )
     sp.set_argv_log(settings.argv_log)
     ensure_cache_dir(settings.cache_dir)  # 0700: it holds every pod's files

@@ -99,7 +99,7 @@ async def run_backup(
 ) -> BackupRun:
     """Stage the pod and make one snapshot of it (used by backups and safety backups)."""
     settings = ctx.settings
-    policy = Policy.from_settings(settings.allow_networks)
+    policy = Policy.from_settings(settings)
     stage = private_dirs(settings.cache_dir, stage_dir(settings.cache_dir, pod.id, ctx.job.plan))
     parent = await targets.last_snapshot_id(ctx, pod.id, ctx.job.plan)
 

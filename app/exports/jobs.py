@@ -104,7 +104,7 @@ class ExportHandler:
         """The pod as it is now: a fresh mirror and dump in a stage of the export's own."""
         secrets = decrypt_secrets(ctx.services.keyring, pod)
         ctx.secret(*secrets.values())
-        policy = Policy.from_settings(ctx.settings.allow_networks)
+        policy = Policy.from_settings(ctx.settings)
         stage = ctx.settings.cache_dir / "pods" / str(pod.id) / ctx.job.plan / "export-stage"
         stage.mkdir(parents=True, exist_ok=True)
         try:

@@ -46,10 +46,17 @@ async def post_signed(
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addrs = await netpolicy.check_before_connect(policy, host, parts.port, field=field)
+        addrs = await netpolicy.check_before_connect(policy, host, port, field=field)
     except netpolicy.HostUnresolvable as exc:
         raise HookError("unreachable", f"the name '{host}' does not resolve") from exc
+    if parts.scheme != "https" and not netpolicy.plain_http_allowed(policy, addrs):
+        raise HookError(
+            "address_refused",
+            f"plain http:// to '{host}' is only allowed inside PODBACKUP_ALLOW_NETWORKS",
+            hint="use an https:// URL",
+        )
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     stamp = str(int(time.time()))
     all_headers = {
@@ -62,7 +69,10 @@ async def post_signed(
     pinned = netpolicy.parse_ip(host) is None
     if pinned:
         all_headers["Host"] = parts.netloc.rpartition("@")[2]
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+    # trust_env=False: a proxy from the environment would connect by name, past the check.
+    async with httpx.AsyncClient(
+        timeout=timeout, follow_redirects=False, trust_env=False
+    ) as client:
         last: httpx.ConnectError | None = None
         for addr in addrs if pinned else [None]:
             target, extensions = url, {}

@@ -48,7 +48,7 @@ def platform_repository(settings: Settings, pod_id: uuid.UUID) -> Repository:
         }
     shared = settings.platform_layout == "shared"
     cache: Path = settings.cache_dir / "restic" / ("platform" if shared else f"{pod_id}/platform")
-    return Repository(url=url, password=password, env=env, cache_dir=cache)
+    return Repository(url=url, password=password, env=env, cache_dir=cache, operator=True)
 
 
 async def ensure(ctx: JobContext, repo: Repository) -> str:

@@ -93,7 +93,7 @@ async def _check_hosts(
 ) -> None:
     policy = netpolicy.Policy.from_settings(settings)
     if isinstance(files, SftpSource):
-        await netpolicy.check_on_save(policy, "files.host", files.host)
+        await netpolicy.check_on_save(policy, "files.host", files.host, files.port)
         if files.host_key is not None:
             _check_host_key(files.host_key)
     if isinstance(files, LocalSource):

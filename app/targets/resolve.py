@@ -73,7 +73,7 @@ async def _check_plain_http(settings: Settings, endpoint: ep.Endpoint) -> None:
         f"'{endpoint.host}' is not one",
         hint=f"use https://{endpoint.netloc} (or just {endpoint.netloc})",
     )
-    policy = netpolicy.Policy.from_settings(settings.allow_networks)
+    policy = netpolicy.Policy.from_settings(settings)
     try:
         addrs = await netpolicy.resolve(endpoint.host)
     except netpolicy.HostUnresolvable:
@@ -87,12 +87,13 @@ async def check_endpoint_now(settings: Settings, kind: str, target: dict[str, An
     it (saving checked it once; a name may have been re-pointed since, or the operator's
     allow-list narrowed). A name that does not resolve is left to restic to report.
 
-    restic resolves the name again itself, so this narrows the window rather than pinning
-    the address; the SFTP, database and HTTP clients connect to the checked address."""
+    restic resolves the name again itself: its connections go through the worker's egress
+    proxy (app/integrations/egress.py), which checks the address it actually dials; this
+    early check gives the job a clear failure before restic starts."""
     if kind != "s3":
         return
     endpoint = ep.parse_endpoint(f"{target.get('scheme', 'https')}://{target['endpoint']}")
-    policy = netpolicy.Policy.from_settings(settings.allow_networks)
+    policy = netpolicy.Policy.from_settings(settings)
     try:
         await netpolicy.check_before_connect(
             policy, endpoint.host, endpoint.effective_port, field=ep.FIELD
@@ -130,8 +131,8 @@ async def _resolve_s3(
             hint="leave region empty to use the endpoint's region",
         )
     await _check_plain_http(settings, endpoint)
-    policy = netpolicy.Policy.from_settings(settings.allow_networks)
-    await netpolicy.check_on_save(policy, ep.FIELD, endpoint.host)
+    policy = netpolicy.Policy.from_settings(settings)
+    await netpolicy.check_on_save(policy, ep.FIELD, endpoint.host, endpoint.effective_port)
     access_key_id = body.access_key_id.strip()
     secret = _secret(keyring, body, stored, access_key_id)
     # Virtual-hosted style for AWS, as restic does; a dotted bucket breaks the wildcard

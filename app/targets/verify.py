@@ -115,7 +115,7 @@ async def _reach(c: Checks, policy: netpolicy.Policy, endpoint: ep.Endpoint) -> 
 async def _run(c: Checks, settings: Settings, inp: VerifyInput, restic: Restic | None) -> None:
     t = inp.resolved.target
     endpoint = ep.parse_endpoint(f"{t['scheme']}://{t['endpoint']}")
-    policy = netpolicy.Policy.from_settings(settings.allow_networks)
+    policy = netpolicy.Policy.from_settings(settings)
     if not await _reach(c, policy, endpoint):
         return
     access = s3.S3Access(
@@ -158,7 +158,7 @@ async def _bucket(c: Checks, bucket: s3.Bucket, t: dict[str, str]) -> bool:
                 "enter the secret again (it is shown only once when the key is created; "
                 "if lost, create a new key)",
             )
-        elif f.network:
+        elif f.network or f.kind == e.REDIRECT:
             c.fail("credentials", f.message, steps.hint_for("credentials", f))
         else:
             c.ok("credentials", "the provider accepted the access key and secret")

@@ -159,7 +159,7 @@ async def _attempt(
                 item.url,
                 item.payload,
                 secret=secret.encode(),
-                policy=netpolicy.Policy.from_settings(settings.allow_networks),
+                policy=netpolicy.Policy.from_settings(settings),
                 timeout=settings.http_timeout_seconds,
                 headers={
                     "X-Podbackup-Event-Id": str(item.delivery_id),

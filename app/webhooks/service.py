@@ -14,7 +14,6 @@ from app.config import Settings
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.kit import netpolicy
 from app.kit.crypto import Keyring
-from app.kit.validators import url_host
 from app.models import Account, Webhook, WebhookDelivery
 from app.models.base import utcnow
 from app.webhooks import events, repository
@@ -53,23 +52,7 @@ def _owner(principal: Principal, given: uuid.UUID | None) -> uuid.UUID:
 
 async def check_url(settings: Settings, url: str) -> None:
     """https anywhere the policy allows; plain http only towards allow-listed networks."""
-    host = url_host(url)
-    policy = netpolicy.Policy.from_settings(settings.allow_networks)
-    await netpolicy.check_on_save(policy, "url", host)
-    if not url.lower().startswith("http://"):
-        return
-    refusal = ValidationFailed(
-        "url",
-        f"plain http:// is only allowed for development hosts inside PODBACKUP_ALLOW_NETWORKS; "
-        f"'{host}' is not one",
-        hint="use an https:// URL: event bodies and signatures must not cross networks in clear",
-    )
-    try:
-        addrs = await netpolicy.resolve(host)
-    except netpolicy.HostUnresolvable:
-        raise refusal from None
-    if not policy.allow or not all(any(a in net for net in policy.allow) for a in addrs):
-        raise refusal
+    await netpolicy.check_url_on_save(netpolicy.Policy.from_settings(settings), "url", url)
 
 
 async def create(

@@ -126,6 +126,8 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         queue_name=f"podbackup-test:{secrets.token_hex(4)}",
         secret_keys=[SECRET_KEY],  # type: ignore[list-item]
         allow_networks=["127.0.0.0/8", "::1/128"],
+        # The demo keeps its pod's database on the control database's server.
+        allow_operator_services=True,
         local_roots=[root],
         data_dir=root / "data",
         cache_dir=root / "cache",

@@ -34,7 +34,8 @@ def pod_body(**over: Any) -> dict[str, Any]:
         },
         "database": {
             "kind": "postgres",
-            "host": "127.0.0.1",
+            # Not 127.0.0.1: its port 5432 is the control database, which pods never reach.
+            "host": "127.0.0.2",
             "name": "wiki",
             "username": "wiki",
             "password": DB_PASSWORD,
@@ -69,7 +70,7 @@ async def test_create_pod_hides_secrets_and_encrypts_them(
     assert pod["files"]["private_key_set"] is True
     assert pod["database"] == {
         "kind": "postgres",
-        "host": "127.0.0.1",
+        "host": "127.0.0.2",
         "port": 5432,
         "name": "wiki",
         "username": "wiki",

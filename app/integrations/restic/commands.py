@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.integrations.egress import EgressProxy, EgressRefused, check_direct
 from app.integrations.restic.errors import (
     ResticError,
     classify,
@@ -82,9 +83,12 @@ class Restic:
         grace: float = 10.0,
         stall_seconds: float = 300.0,
         lock_wait_seconds: float = 180.0,
+        egress: Policy | None = None,
     ) -> None:
         self.binary = binary
         self.version = version
+        # restic's connections to S3 go through an egress proxy enforcing this policy.
+        self.egress = egress
         self.grace = grace
         self.stall_seconds = stall_seconds
         self.lock_wait_seconds = lock_wait_seconds
@@ -154,11 +158,18 @@ class Restic:
                     return
                 await asyncio.sleep(0.2)
 
+        def _refused(message: str) -> None:
+            nonlocal permanent
+            permanent = permanent or ResticError("address_refused", message)
+            stop.set()
+
+        egress = contextlib.AsyncExitStack()
+        proxy_env = await egress.enter_async_context(self.egress_env(repo, _refused))
         watcher = asyncio.create_task(_watch())
         try:
             done = await sp.run(
                 argv,
-                env={**repo.child_env(), **(extra_env or {})},
+                env={**repo.child_env(), **proxy_env, **(extra_env or {})},
                 cwd=cwd,
                 on_stdout=_stdout,
                 on_stderr=_stderr,
@@ -180,9 +191,28 @@ class Restic:
         finally:
             stop.set()
             watcher.cancel()
+            await egress.aclose()
+        if permanent is not None and done.returncode not in ok_codes:
+            raise permanent
         if done.returncode not in ok_codes:
             raise classify(done.returncode, done.stderr_tail)
         return done
+
+    @contextlib.asynccontextmanager
+    async def egress_env(
+        self, repo: Repository, on_refused: Callable[[str], None] | None = None
+    ) -> AsyncIterator[dict[str, str]]:
+        """The proxy variables for one restic process on ``repo`` (none for local ones),
+        its egress proxy serving while the block runs."""
+        if self.egress is None or repo.operator or not repo.url.startswith("s3:"):
+            yield {}
+            return
+        try:
+            await check_direct(self.egress, repo.url[len("s3:") :])
+        except EgressRefused as exc:
+            raise ResticError("address_refused", str(exc)) from None
+        async with EgressProxy(self.egress, on_refused=on_refused) as proxy:
+            yield proxy.env()
 
     async def exclusive(
         self,
@@ -535,7 +565,10 @@ class Restic:
             args += ["--archive", archive]
         if not repo.cache_dir:
             args.insert(0, "--no-cache")
-        async with sp.stream([self.binary, *args], env=repo.child_env(), grace=2) as proc:
+        async with (
+            self.egress_env(repo) as proxy_env,
+            sp.stream([self.binary, *args], env={**repo.child_env(), **proxy_env}, grace=2) as proc,
+        ):
             assert proc.stdout is not None
             assert proc.stderr is not None
             tail: list[str] = []

@@ -20,6 +20,10 @@ _HINTS = {
         "the storage endpoint did not answer; check the endpoint, your provider's status "
         "page and that the key is still valid"
     ),
+    "address_refused": (
+        "the storage endpoint led to an address this service does not connect to (its "
+        "name resolved there when restic connected); use the provider's public endpoint"
+    ),
     "interrupted": "the run was interrupted",
     "timeout": "the run exceeded its time limit; a larger pod may need a longer limit",
     "disk_full": "the worker's disk is full; free space in PODBACKUP_CACHE_DIR",

@@ -17,6 +17,9 @@ class Repository:
     # Direct access to the storage (S3 targets), for evidence without deriving the key.
     s3: S3Access | None = field(default=None, repr=False)
     s3_prefix: str = ""  # the repository's folder inside the bucket ("" = bucket root)
+    # The operator's own repository (the platform plan, from the settings): not a tenant's
+    # endpoint, so restic reaches it without the egress proxy.
+    operator: bool = False
 
     def child_env(self) -> dict[str, str]:
         env = {"RESTIC_REPOSITORY": self.url, "RESTIC_PASSWORD": self.password, **self.env}

@@ -1,8 +1,11 @@
 """The only place that opens S3 connections (aioboto3).
 
-Every connection resolves its host through ``PolicyResolver``: the outbound-address
-policy is applied to the addresses actually dialled, so a name re-pointed after the
-settings were saved cannot reach a refused address.
+Every connection resolves its host through ``PolicyResolver``, and every socket is made
+by a factory that checks the address it is about to dial (IP literals never reach a
+resolver): the outbound-address policy and the operator's own servers apply to the
+peer actually connected, so neither a name re-pointed after the settings were saved nor
+an address written as a literal reaches a refused address. Redirects are never followed
+(a 3xx comes back as an S3Failure), and proxies from the environment are ignored.
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
 from aiohttp.abc import AbstractResolver, ResolveResult
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -74,16 +79,75 @@ class PolicyResolver(AbstractResolver):
         return None
 
 
+AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+
+
+def socket_factory(
+    policy: netpolicy.Policy, services: netpolicy.ServiceMap
+) -> Callable[[AddrInfo], socket.socket]:
+    """Make each socket only after checking the address it will connect to."""
+
+    def make(addr_info: AddrInfo) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        addr = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        port = int(sockaddr[1])
+        why = policy.refusal(addr) or services.refusal(addr, port)
+        if why:
+            shown = f"[{addr}]:{port}" if addr.version == 6 else f"{addr}:{port}"
+            raise e.AddressRefusedError(f"{shown} is {why}; this service does not connect to it")
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return make
+
+
+class _NoRedirects:
+    """An aiohttp session whose requests never follow a redirect."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def request(self, method: str, **kwargs: Any) -> Any:
+        return self._session.request(method, allow_redirects=False, **kwargs)
+
+
+def session_class(policy: netpolicy.Policy, services: netpolicy.ServiceMap) -> type[AIOHTTPSession]:
+    """aiobotocore's HTTP session with the peer check on every socket, no redirects and
+    no proxy taken from the environment."""
+    make_socket = socket_factory(policy, services)
+
+    class PolicySession(AIOHTTPSession):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["proxies"] = {}
+            kwargs["proxies_config"] = {}
+            super().__init__(*args, **kwargs)
+
+        def _create_connector(self, proxy_url: str | None) -> Any:
+            connector = super()._create_connector(None)  # type: ignore[misc]
+            # aiohttp >= 3.12 dials through this factory (aiohappyeyeballs); fail loudly if
+            # a later release renames it rather than connect unchecked.
+            if not hasattr(connector, "_socket_factory"):
+                raise RuntimeError("aiohttp's TCPConnector has no socket factory")
+            connector._socket_factory = make_socket
+            return connector
+
+        async def _get_session(self, proxy_url: str | None) -> Any:
+            return _NoRedirects(await super()._get_session(None))  # type: ignore[misc]
+
+    return PolicySession
+
+
 def make_config(
     access: S3Access,
     policy: netpolicy.Policy,
     *,
+    services: netpolicy.ServiceMap | None = None,
     connect_timeout: float = 5.0,
     read_timeout: float = 15.0,
     max_attempts: int = 1,
 ) -> AioConfig:
     return AioConfig(
         connector_args={"resolver": PolicyResolver(policy)},
+        http_session_cls=session_class(policy, services or netpolicy.ServiceMap({})),
         region_name=access.region,
         signature_version="s3v4",
         s3={"addressing_style": "path" if access.path_style else "virtual"},
@@ -209,9 +273,18 @@ async def open_bucket(
     config = make_config(
         access,
         policy,
+        services=await policy.service_map(),
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         max_attempts=max_attempts,
     )
     async with session.client("s3", endpoint_url=access.endpoint_url, config=config) as client:
+        client.meta.events.register("before-call.s3", _no_region_redirect)
         yield Bucket(client, access)
+
+
+def _no_region_redirect(context: dict[str, Any], **_: Any) -> None:
+    """botocore re-sends a request that got a 3xx to the "bucket's region" (the same
+    custom endpoint again, and a bare 3xx makes it ask HeadBucket, which redirects too,
+    without end): marked as redirected already, the 3xx comes back as an error."""
+    context.setdefault("s3_redirect", {})["redirected"] = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -37,6 +38,7 @@ WRONG_REGION = "wrong_region"
 NOT_FOUND = "not_found"
 NOT_IMPLEMENTED = "not_implemented"
 BAD_DIGEST = "bad_digest"
+REDIRECT = "redirect"  # a 3xx towards another place: never followed
 HTTP = "http"
 
 NETWORK_KINDS = frozenset(
@@ -136,10 +138,32 @@ def from_client_error(exc: ClientError) -> S3Failure:
     if kind == HTTP and status == 301:
         kind = WRONG_REGION
     region = _region_of(response)
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+    location = str(headers.get("location") or "")
+    if isinstance(status, int) and 300 <= status < 400 and location:
+        return S3Failure(
+            REDIRECT,
+            f"the endpoint answered HTTP {status}, a redirect to {_place(location)}; "
+            "this service does not follow redirects",
+            code=code,
+            status=status,
+            region=region,
+        )
     if code == "AuthorizationHeaderMalformed" and not region:
         region = _expected_region(str(error.get("Message") or ""))
     text = str(error.get("Message") or "").strip() or f"HTTP {status}"
     return S3Failure(kind, f"{code or status}: {text}", code=code, status=status, region=region)
+
+
+def _place(location: str) -> str:
+    """Where a redirect points, without its path and query (they may carry signatures)."""
+    try:
+        parts = urlsplit(location)
+    except ValueError:
+        return "an unreadable address"
+    if not parts.netloc:
+        return "another path on the same endpoint"
+    return f"'{parts.scheme}://{parts.netloc.rpartition('@')[2]}'"[:200]
 
 
 def _expected_region(message: str) -> str | None:
