@@ -112,14 +112,14 @@ async def test_a_canceled_wait_stops_at_once(
     assert err.value.code == "interrupted"
 
 
-def dead_restics_lock(repo: Repository, data: Path) -> str:
-    """A `restic backup` killed mid-run (as a killed worker's child is): its lock stays in
-    the repository. Returns the lock's id."""
+def dead_restics_lock(repo: Repository, data: Path, *command: str) -> str:
+    """A `restic backup` (or ``command``) killed mid-run, as a killed worker's child is:
+    its lock stays in the repository. Returns the lock's id."""
     env = {**os.environ, **repo.child_env()}
     locks = Path(repo.url) / "locks"
     (data / "more.bin").write_bytes(os.urandom(64 * 1024 * 1024))
     proc = subprocess.Popen(
-        ["restic", "backup", "--no-cache", "--host", "h", "."],
+        ["restic", "--no-cache", *(command or ("backup", "--host", "h", "."))],
         env=env,
         cwd=data,
         stdout=subprocess.DEVNULL,
@@ -128,7 +128,7 @@ def dead_restics_lock(repo: Repository, data: Path) -> str:
     try:
         deadline = time.monotonic() + 30
         while not [p for p in locks.iterdir() if "-tmp-" not in p.name]:  # written whole
-            assert proc.poll() is None, "the backup ended before it could be killed"
+            assert proc.poll() is None, "restic ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.01)
     finally:
@@ -166,3 +166,30 @@ async def test_a_live_readers_lock_is_never_removed(
     assert err.value.code == "repository_locked"
     assert len(list((Path(repo.url) / "locks").iterdir())) == 1
     assert reader.poll() is None
+
+
+async def test_a_killed_checks_exclusive_lock_does_not_stop_backups_or_restores(
+    repo: Repository, tmp_path: Path
+) -> None:
+    """A worker killed during a check or prune leaves an exclusive lock, which refuses
+    even backups and restores: they remove it (it is provably stale) and go on."""
+    data = tmp_path / "data"
+    dead_restics_lock(repo, data)  # a backup of the new file, killed: its data stays
+    subprocess.run(
+        ["restic", "backup", "--no-cache", "--host", "h", "."],
+        env={**os.environ, **repo.child_env()},
+        cwd=data,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(["restic", "unlock"], env={**os.environ, **repo.child_env()}, check=True)
+    lock = dead_restics_lock(repo, data, "check", "--read-data")
+    locks = Path(repo.url) / "locks"
+    restic = await Restic.detect("restic", lock_wait_seconds=0)
+    outcome = await restic.backup(repo, ["."], cwd=data, host="h", tags=["t"])
+    assert outcome.snapshot_id
+    assert not (locks / lock).exists()
+
+    dead_restics_lock(repo, data, "prune")
+    await restic.restore(repo, outcome.snapshot_id, tmp_path / "out")
+    assert (tmp_path / "out" / "big.bin").read_bytes() == (data / "big.bin").read_bytes()

@@ -298,6 +298,24 @@ class Restic:
                 raise
             log.info("removing stale restic locks failed (%s); going on", exc.code)
 
+    async def past_stale_locks(
+        self,
+        repo: Repository,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        cancel: asyncio.Event | None = None,
+    ) -> T:
+        """Run ``attempt`` (a command taking a shared lock: backup, restore); refused by a
+        lock, remove the stale ones and try once more. A process killed during a prune or
+        check leaves an exclusive lock that would otherwise refuse every later backup."""
+        try:
+            return await attempt()
+        except ResticError as exc:
+            if exc.code != "repository_locked":
+                raise
+        await self.unlock_stale(repo, cancel=cancel)
+        return await attempt()
+
     # -- snapshots -------------------------------------------------------------------------
 
     async def snapshots(
@@ -371,7 +389,13 @@ class Restic:
                 if result is not None:
                     await result
 
-        await self.run(repo, [*args, "--", *paths], on_json=_line, cwd=cwd, ok_codes=(0, 3), **kw)
+        await self.past_stale_locks(
+            repo,
+            lambda: self.run(
+                repo, [*args, "--", *paths], on_json=_line, cwd=cwd, ok_codes=(0, 3), **kw
+            ),
+            cancel=kw.get("cancel"),
+        )
         snap_id = str(summary.get("snapshot_id") or "")
         if not snap_id:
             raise ResticError("failed", "restic finished without naming a snapshot")
@@ -552,7 +576,9 @@ class Restic:
                 if result is not None:
                     await result
 
-        await self.run(repo, args, on_json=_line, **kw)
+        await self.past_stale_locks(
+            repo, lambda: self.run(repo, args, on_json=_line, **kw), cancel=kw.get("cancel")
+        )
         return summary
 
     @contextlib.asynccontextmanager
