@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import httpx
 import pytest
 
@@ -291,3 +292,38 @@ async def test_a_silent_sftp_server_fails_within_the_budget(
     assert f"{BUDGET:.0f} s" in files["detail"]
     assert result["ok"] is False
     assert took < BUDGET + 4, took  # the SSH connect timeout alone is 20 s
+
+
+async def test_the_sftp_host_key_is_checked_against_the_pinned_one(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    sftp_server: SftpServerHandle,
+    s3_server: S3ServerHandle,
+    s3_bucket: str,
+) -> None:
+    fill(sftp_server.root)
+    pinned = await create_pod(
+        client,
+        tenant.headers,
+        name="pinned",
+        files={**sftp_files(sftp_server), "host_key": sftp_server.host_key_line},
+        target=s3_target(s3_server, s3_bucket),
+    )
+    files = by_name(await verify(client, tenant, pinned["id"]))["pod_files"]
+    assert files["level"] == "ok", files
+    assert "(the pinned key)" in files["detail"]
+
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    impostor = await create_pod(
+        client,
+        tenant.headers,
+        name="impostor",
+        files={**sftp_files(sftp_server), "host_key": other},
+        target=s3_target(s3_server, s3_bucket),
+    )
+    result = await verify(client, tenant, impostor["id"])
+    files = by_name(result)["pod_files"]
+    assert result["ok"] is False
+    assert files["level"] == "error", files
+    assert "does not match the pinned key" in files["detail"]
+    assert "attack" in files["hint"]
