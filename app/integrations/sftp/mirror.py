@@ -30,6 +30,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncssh
 
@@ -49,6 +50,8 @@ from app.integrations.sftp.transfer import (
 )
 from app.integrations.sftp.tree import DIR, FILE, LINK, Entry, scan, shown
 from app.kit.netpolicy import Policy
+
+T = TypeVar("T")
 
 
 async def mirror(
@@ -176,10 +179,10 @@ class _Mirror:
         except asyncssh.SFTPPermissionDenied:
             self.unreadable[entry.rel] = "permission denied"
             # never keep stale content
-            await asyncio.to_thread(local.remove, self.dest, entry.rel)
+            await _settled(local.remove, self.dest, entry.rel)
             return
         except asyncssh.SFTPNoSuchFile:  # vanished since the scan
-            self.stats.files_deleted += await asyncio.to_thread(local.remove, self.dest, entry.rel)
+            self.stats.files_deleted += await _settled(local.remove, self.dest, entry.rel)
             return
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, f"opening {shown(entry.rel)}") from None
@@ -193,7 +196,7 @@ class _Mirror:
                     data = await read_whole(f, entry.size, self.slots)
                 finally:
                     await _close(f)
-                await asyncio.to_thread(
+                await _settled(
                     local.store_file,
                     self.dest,
                     entry.rel,
@@ -251,6 +254,19 @@ class _Mirror:
                 os.close(fd)
         finally:
             await _close(f)
+
+
+async def _settled(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a thread; when canceled, return only once the thread is done (a
+    file operation takes a moment and cleans up after itself), so a canceled or failed
+    mirror never leaves a temporary file being written behind it."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await work
+        raise
 
 
 def unsafe(exc: local.UnsafeEntry) -> SftpError:
