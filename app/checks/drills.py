@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.checks import samples
 from app.config import Settings
-from app.integrations.dumps import DumpError, trial_restore
+from app.integrations.dumps import DumpError, read_manifest, trial_restore
 from app.integrations.dumps.model import family
 from app.integrations.restic import Repository
 from app.jobs.context import JobContext
@@ -70,6 +70,9 @@ async def drill_dump(
         # Loaded as the drill server's own login: only the dump the backup made and
         # recorded, never bytes that someone with the repository password put there.
         report["skipped"] = "the dump was not loaded: it is not the dump the backup recorded"
+        manifest = await asyncio.to_thread(read_manifest, sql_file)  # reads, runs nothing
+        if not manifest.complete and manifest.problem:
+            report["problems"].append(manifest.problem)
         return {**report, "ok": False if report["problems"] else None}
     url = drill_url(settings, kind)
     if not url:
@@ -145,7 +148,7 @@ async def trial(
 async def _dump(
     ctx: JobContext, repo: Repository, snap: Snapshot | None, dest: Path
 ) -> dict[str, Any]:
-    database = dict(recorded_dump(snap.summary, snap.job_id) or {}) if snap else {}
+    database = dict(recorded_dump(snap.summary) or {}) if snap else {}
     if snap is None or not database.get("file"):
         return {"ok": None, "skipped": "the pod's snapshots hold no database dump"}
     path = "/" + str(database["file"]).lstrip("/")

@@ -26,7 +26,7 @@ async def vet_dump(ctx: JobContext, snapshot: Snapshot, dump_file: Path) -> dict
     """``{"recorded", "sha256"}`` of the dump about to be loaded; raises JobFailure
     ``dump_not_recorded`` for a dump the service did not record (or whose bytes differ
     from its record) unless the restore was asked with ``allow_unrecorded_dump``."""
-    record = recorded_dump(snapshot.summary, snapshot.job_id)
+    record = recorded_dump(snapshot.summary)
     digest = await asyncio.to_thread(_sha256, dump_file)
     if record is not None and digest == record["sha256"]:
         return {"recorded": True, "sha256": digest}

@@ -134,7 +134,7 @@ async def create_restore(
         body.database
         and target.database is not None
         and not body.allow_unrecorded_dump
-        and not made_by_service(snap.summary, snap.job_id)
+        and not made_by_service(snap.summary)
     ):
         raise Conflict(
             f"snapshot {snap.short_id} was not made by podbackup: its database dump is not "

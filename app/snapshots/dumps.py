@@ -11,7 +11,6 @@ whose bytes differ from the recorded SHA-256, is loaded only on explicit confirm
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -35,9 +34,10 @@ class DumpRecord(BaseModel):
     sha256: str | None = Field(None, description="The recorded SHA-256 of the dump")
 
 
-def recorded_dump(summary: Any, job_id: uuid.UUID | None) -> dict[str, Any] | None:
-    """The service's record of the snapshot's dump (``summary["database"]``), or None."""
-    if job_id is None or not isinstance(summary, dict) or summary.get("imported") is True:
+def recorded_dump(summary: Any) -> dict[str, Any] | None:
+    """The service's record of the snapshot's dump (``summary["database"]``), or None.
+    (Not the job id: a record stays one if its job row is ever gone.)"""
+    if not isinstance(summary, dict) or summary.get("imported") is True:
         return None
     database = summary.get("database")
     if not isinstance(database, dict):
@@ -47,14 +47,14 @@ def recorded_dump(summary: Any, job_id: uuid.UUID | None) -> dict[str, Any] | No
     return database
 
 
-def dump_record(summary: Any, job_id: uuid.UUID | None) -> DumpRecord:
-    database = recorded_dump(summary, job_id)
+def dump_record(summary: Any) -> DumpRecord:
+    database = recorded_dump(summary)
     if database is None:
         return DumpRecord(recorded=False)
     return DumpRecord(recorded=True, file=database["file"], sha256=database["sha256"])
 
 
-def made_by_service(summary: Any, job_id: uuid.UUID | None) -> bool:
+def made_by_service(summary: Any) -> bool:
     """A backup or safety snapshot the service recorded (it knows what its dump is, or
-    that it has none), as opposed to one found by a refresh."""
-    return job_id is not None and isinstance(summary, dict) and summary.get("imported") is not True
+    that it has none), as opposed to one found by a refresh (no summary)."""
+    return isinstance(summary, dict) and summary.get("imported") is not True

@@ -80,7 +80,7 @@ def read_mapping(row: Any) -> SnapshotRead:
             "tags": tags,
             "kind": kind,
             "trigger": trigger_of(tags, row["job_id"]),
-            "database_dump": dump_record(row["summary"], row["job_id"]),
+            "database_dump": dump_record(row["summary"]),
         }
     )
 
@@ -128,7 +128,7 @@ def to_read(snap: Snapshot) -> SnapshotRead:
         job_id=snap.job_id,
         kind=kind,
         trigger=trigger_of(snap.tags, snap.job_id),
-        database_dump=dump_record(snap.summary, snap.job_id),
+        database_dump=dump_record(snap.summary),
         plan=snap.plan,
         index_status=snap.index_status,
         file_count=snap.file_count,
