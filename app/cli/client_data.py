@@ -256,6 +256,13 @@ def restore(
     no_safety_backup: Annotated[
         bool, typer.Option("--no-safety-backup", help="Skip the backup taken first.")
     ] = False,
+    allow_unrecorded_dump: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unrecorded-dump",
+            help="Load a database dump podbackup did not make (a snapshot found by a refresh).",
+        ),
+    ] = False,
     wait: Wait = False,
     as_json: Json = False,
 ) -> None:
@@ -277,6 +284,8 @@ def restore(
             "mode": "mirror" if mirror else "merge",
             "safety_backup": not no_safety_backup,
         }
+        if allow_unrecorded_dump:
+            body["allow_unrecorded_dump"] = True
         if paths:
             body["paths"] = paths
         if into:
