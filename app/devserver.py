@@ -43,6 +43,8 @@ def ensure_env_file() -> None:
         "# Written by `make run` for development. Do not use these values in production.\n"
         f"PODBACKUP_SECRET_KEYS={generate_key('dev1')}\n"
         "PODBACKUP_ALLOW_NETWORKS=127.0.0.0/8,::1/128\n"
+        "# The demo pod's database lives on the control database's server.\n"
+        "PODBACKUP_ALLOW_OPERATOR_SERVICES=true\n"
         "PODBACKUP_DATA_DIR=./var\n"
         "PODBACKUP_CACHE_DIR=./var/cache\n"
         f"PODBACKUP_LOCAL_ROOTS={ROOT / 'var' / 'local'}\n"
@@ -123,6 +125,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     ensure_env_file()
+    # The demo keeps its pod's database on the control database's server (a .env written
+    # before that setting existed lacks it): development only, as everything here.
+    os.environ.setdefault("PODBACKUP_ALLOW_OPERATOR_SERVICES", "true")
     STATE.mkdir(parents=True, exist_ok=True)
     (ROOT / "var" / "local").mkdir(parents=True, exist_ok=True)
     log_dir = ROOT / "var" / "log"

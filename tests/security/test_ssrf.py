@@ -123,6 +123,7 @@ async def test_verify_does_not_follow_an_s3_redirect(
         r = await client.post(f"/v1/pods/{pod}/backup-settings/verify", headers=tenant.headers)
         assert r.status_code == 200, r.text
         assert outer.hits >= 1  # the endpoint itself was asked
+    assert inner.hits == 0
     result = r.json()
     assert result["ok"] is False
     failed = [c for c in result["checks"] if c["level"] == "error"]
@@ -266,7 +267,12 @@ async def test_restic_cannot_reach_a_refused_address_its_own_lookup_finds(
 ) -> None:
     """Nothing checked restic's own lookup before: a restore, export or check that runs
     restic on a target whose name now resolves to 127.0.0.2 reached it. A NO_PROXY in the
-    worker's environment does not reach restic."""
+    worker's environment does not reach restic.
+
+    "127.2" resolves to 127.0.0.2 for the proxy (getaddrinfo) but not for restic's own Go
+    resolver, which is why it stands in for a DNS answer that changed after the check: on
+    the old code restic failed here as storage_unreachable instead of reaching the
+    listener. A real rebinding needs a DNS server this machine's resolver asks."""
     monkeypatch.setenv("NO_PROXY", "*")
     monkeypatch.setenv("no_proxy", "*")
     repo = Repository(
