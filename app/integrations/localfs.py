@@ -23,6 +23,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,9 @@ class LocalStats:
 
 
 Progress = Callable[[LocalStats], None]
+# Comparisons read from the page cache or the disk and release the GIL while they do.
+COMPARE_THREADS = 2
+POOL_MIN_SIZE = 1 << 20  # smaller files: a thread's hand-off costs more than it saves
 
 
 @dataclass
@@ -60,6 +64,7 @@ class _Run:
     stats: LocalStats
     cancel: asyncio.Event | None
     on_progress: Progress | None
+    pool: Executor | None = None  # compares run here, beside the walk
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -82,12 +87,34 @@ def _sync_dir(src: int, dst: int, run: _Run, rel: str) -> None:
         for name in os.listdir(dst):
             if name not in entries:
                 run.stats.files_deleted += remove_at(dst, name)
+    listed: list[tuple[str, os.stat_result]] = []
     for name in sorted(entries):
         try:
-            st = entries[name].stat(follow_symlinks=False)
+            listed.append((name, entries[name].stat(follow_symlinks=False)))
         except FileNotFoundError:
             continue  # gone since the listing
-        _sync_entry(src, dst, name, st, run, f"{rel}/{name}")
+    # Files that look unchanged are compared in the pool while the walk goes on; the
+    # folder descriptors stay open until every comparison is done.
+    compares: dict[str, tuple[os.stat_result, Future[bool]]] = {}
+    stats_of = dict(listed)
+    try:
+        if run.compare and run.pool is not None:
+            for name, st in listed:
+                if stat.S_ISREG(st.st_mode) and st.st_size >= POOL_MIN_SIZE:
+                    current = lstat_at(dst, name)
+                    if current is not None and _looks_same(current, st):
+                        future = run.pool.submit(_same_and_fixed, src, dst, name, st)
+                        compares[name] = (current, future)
+        for name, st in listed:
+            if name not in compares:
+                _sync_entry(src, dst, name, st, run, f"{rel}/{name}")
+        for name, (current, future) in compares.items():
+            _file_entry(
+                src, dst, name, stats_of[name], run, f"{rel}/{name}", (current, future.result())
+            )
+    finally:
+        if compares:
+            wait([f for _, f in compares.values()])
 
 
 def _sync_entry(src: int, dst: int, name: str, st: os.stat_result, run: _Run, rel: str) -> None:
@@ -125,33 +152,66 @@ def _sync_entry(src: int, dst: int, name: str, st: os.stat_result, run: _Run, re
         with contextlib.suppress(OSError, NotImplementedError):
             os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
     elif stat.S_ISREG(st.st_mode):
-        try:
-            _sync_file(src, dst, name, st, run, rel)
-        except PermissionError:
-            run.unreadable(rel, "permission denied")
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise LocalFsError("disk_full", "no space left on the worker's disk") from exc
-            raise
-        if run.on_progress is not None:
-            run.on_progress(stats)
+        _file_entry(src, dst, name, st, run, rel, None)
     # sockets, fifos and devices are skipped, like restic does for special files
 
 
-def _sync_file(src: int, dst: int, name: str, st: os.stat_result, run: _Run, rel: str) -> None:
+def _file_entry(
+    src: int,
+    dst: int,
+    name: str,
+    st: os.stat_result,
+    run: _Run,
+    rel: str,
+    compared: tuple[os.stat_result, bool] | None,
+) -> None:
+    try:
+        _sync_file(src, dst, name, st, run, rel, compared)
+    except PermissionError:
+        run.unreadable(rel, "permission denied")
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise LocalFsError("disk_full", "no space left on the worker's disk") from exc
+        raise
+    if run.on_progress is not None:
+        run.on_progress(run.stats)
+
+
+def _looks_same(current: os.stat_result, st: os.stat_result) -> bool:
+    """Same size and mtime (whole seconds), but not the very same file."""
+    return (
+        stat.S_ISREG(current.st_mode)
+        and (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino)
+        and current.st_size == st.st_size
+        and int(current.st_mtime) == int(st.st_mtime)
+    )
+
+
+def _sync_file(
+    src: int,
+    dst: int,
+    name: str,
+    st: os.stat_result,
+    run: _Run,
+    rel: str,
+    compared: tuple[os.stat_result, bool] | None,
+) -> None:
+    """``compared``: the pod's file as it was found and whether its bytes matched (a
+    comparison already made in the pool)."""
     stats = run.stats
     stats.files_total += 1
     stats.bytes_total += st.st_size
-    current = lstat_at(dst, name)
+    current = compared[0] if compared is not None else lstat_at(dst, name)
     if current is not None and stat.S_ISREG(current.st_mode):
         if (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino):
             return  # the very same file (a hard link made by an earlier run)
-        if current.st_size == st.st_size and int(current.st_mtime) == int(st.st_mtime):
+        if _looks_same(current, st):
             if not run.compare:
                 _fix_metadata(dst, name, st)
                 return
             stats.files_compared += 1
-            if _same_and_fixed(src, dst, name, st):
+            same = compared[1] if compared is not None else _same_and_fixed(src, dst, name, st)
+            if same:
                 return
             stats.files_rewritten += 1
     elif current is not None and stat.S_ISDIR(current.st_mode):
@@ -386,5 +446,7 @@ async def push(
     a second time). ``roots``: as for ``stage``, for ``dest``."""
     prepared = [p for p in map(_prepare_subpath, subpaths or []) if p]
     run = _Run(link, delete_extra, True, LocalStats(), cancel, on_progress)
-    await asyncio.to_thread(_push, src, dest, roots, prepared, run)
+    with ThreadPoolExecutor(COMPARE_THREADS, thread_name_prefix="restore-compare") as pool:
+        run.pool = pool
+        await asyncio.to_thread(_push, src, dest, roots, prepared, run)
     return run.stats

@@ -15,6 +15,7 @@ import errno
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -164,17 +165,31 @@ def open_below(root_fd: int, parts: Sequence[str], rel: str) -> int:
     return fd
 
 
+_buffers = threading.local()
+
+
 def same_bytes(a: int, b: int, size: int) -> bool:
     """Whether the first ``size`` bytes of two open files are equal (and both hold that
-    many)."""
+    many). Reads into two buffers kept per thread (no allocation per block)."""
+    if size < BLOCK:
+        small = os.pread(a, size, 0)
+        return len(small) == size and small == os.pread(b, size, 0)
+    pair: tuple[bytearray, bytearray] | None = getattr(_buffers, "pair", None)
+    if pair is None:
+        pair = _buffers.pair = (bytearray(BLOCK), bytearray(BLOCK))
+    x, y = pair
     offset = 0
-    while offset < size:
-        want = min(BLOCK, size - offset)
-        x = os.pread(a, want, offset)
-        if len(x) != want or x != os.pread(b, want, offset):
+    while offset + BLOCK <= size:
+        if os.preadv(a, [x], offset) != BLOCK or os.preadv(b, [y], offset) != BLOCK:
             return False
-        offset += want
-    return True
+        if x != y:
+            return False
+        offset += BLOCK
+    rest = size - offset
+    if not rest:
+        return True
+    tail = os.pread(a, rest, offset)
+    return len(tail) == rest and tail == os.pread(b, rest, offset)
 
 
 def copy_fd(src: int, dst: int, size: int) -> int:
