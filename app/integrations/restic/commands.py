@@ -289,14 +289,16 @@ class Restic:
         await self.run(repo, ["unlock"], **kw)
 
     async def unlock_stale(self, repo: Repository, *, cancel: asyncio.Event | None = None) -> None:
-        """``unlock`` as a best effort before an exclusive command: a failure here (no
-        repository yet, a storage hiccup) is left for that command to report."""
+        """``unlock`` before a command that a stale lock would refuse. A failure with a
+        known cause (storage unreachable, key refused, no repository…) is the one that
+        command would meet too: raised now, so it is not waited for twice. An unknown
+        one is left for the command to report."""
         try:
             await self.unlock(repo, cancel=cancel, timeout=UNLOCK_TIMEOUT)
         except ResticError as exc:
-            if exc.code == "interrupted":
+            if exc.code != "failed":
                 raise
-            log.info("removing stale restic locks failed (%s); going on", exc.code)
+            log.info("removing stale restic locks failed (%s); going on", exc.message)
 
     async def past_stale_locks(
         self,
