@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
@@ -229,10 +228,13 @@ async def test_damaged_repository_fails_the_export_and_cuts_the_download(
     assert info["download_url"] is None
     assert list(settings.export_path.iterdir()) == []  # no partial file left behind
 
-    # A folder download cannot change its 200 any more: the connection is cut instead, so
-    # the client sees an error rather than a short tar that looks complete.
+    # A folder download sees restic fail before it answers: an error with the code and
+    # hint, not a 200 (a failure after the first bytes cuts the connection instead:
+    # tests/snapshots/test_download_errors.py).
     url = f"/v1/pods/{pod['id']}/snapshots/{snap}/download"
     await wait_index(client, tenant.headers, pod["id"], snap)
     async with serve(app) as base, httpx.AsyncClient(base_url=base, headers=tenant.headers) as http:
-        with pytest.raises(httpx.RemoteProtocolError):
-            await http.get(url, params={"path": "/files/data"})
+        r = await http.get(url, params={"path": "/files/data"})
+        assert r.status_code == 409, r.text
+        assert "(repository_damaged)" in r.json()["detail"]
+        assert r.json()["hint"]

@@ -6,6 +6,7 @@ local repository; the download's log has no traceback."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,11 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.config import Settings
-from tests.backups.helpers import backup, wait_index
-from tests.conftest import Tenant
+from tests.backups.helpers import backup, create_pod, wait_index
+from tests.conftest import Tenant, auth
 from tests.fixtures.worker import WorkerProcess
+from tests.snapshots.server import serve
 from tests.snapshots.test_download import local_pod
 
 
@@ -117,3 +120,78 @@ async def test_download_after_the_backup_settings_were_deleted_is_409(
     assert body["error"] == "NoBackupTarget"
     assert "backup-settings" in body["hint"]
     _no_tracebacks(caplog)
+
+
+async def _drain(r: httpx.Response, sizes: list[int]) -> None:
+    async for chunk in r.aiter_raw():
+        sizes.append(len(chunk))
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_a_failure_midway_cuts_the_connection_with_one_log_line(
+    client: httpx.AsyncClient,
+    admin_token: str,
+    tenant: Tenant,
+    tmp_path: Path,
+    worker: WorkerProcess,
+    app: FastAPI,
+) -> None:
+    """restic fails after the status line (the second file's pack is gone, the first
+    streamed fine): the client sees an incomplete transfer, the log one line, no traceback
+    (uvicorn's own logger included)."""
+    data = tmp_path / "pod" / "data"
+    data.mkdir(parents=True)
+    (data / "a.bin").write_bytes(os.urandom(3 << 20))
+    pod = await create_pod(
+        client,
+        auth(admin_token),
+        account_id=tenant.account_id,
+        files={"kind": "local", "path": str(tmp_path / "pod")},
+        target={"kind": "local", "path": str(tmp_path / "repo")},
+    )
+    first = await backup(client, tenant.headers, pod["id"])
+    assert first["status"] == "succeeded", (first, worker.logs()[-3000:])
+    packs = {p for p in (tmp_path / "repo" / "data").rglob("*") if p.is_file()}
+    (data / "b.bin").write_bytes(os.urandom(1 << 20))
+    job = await backup(client, tenant.headers, pod["id"])
+    assert job["status"] == "succeeded", (job, worker.logs()[-3000:])
+    snap = job["result"]["snapshot_id"]
+    await wait_index(client, tenant.headers, pod["id"], snap)
+    new = {p for p in (tmp_path / "repo" / "data").rglob("*") if p.is_file()} - packs
+    gone = [p for p in new if p.stat().st_size > 512 * 1024]  # b.bin's pack, not the trees'
+    assert len(gone) == 1, new
+    gone[0].unlink()
+
+    seen = _Records()
+    watched = [logging.getLogger(), logging.getLogger("uvicorn.error")]
+    for logger in watched:
+        logger.addHandler(seen)
+    url = f"/v1/pods/{pod['id']}/snapshots/{snap}/download"
+    received: list[int] = []
+    try:
+        async with (
+            serve(app) as base,
+            httpx.AsyncClient(base_url=base, headers=tenant.headers) as http,
+        ):
+            r = await http.get(url, params={"path": "/files/data/b.bin"})
+            _assert_error(r, 409, "repository_damaged")  # before its first byte: an error
+            async with http.stream("GET", url, params={"path": "/files/data"}) as r:
+                assert r.status_code == 200
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await _drain(r, received)
+    finally:
+        for logger in watched:
+            logger.removeHandler(seen)
+    assert sum(received) > 3 << 20  # a.bin came through whole; then the cut
+    noisy = [r for r in seen.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert not noisy, [r.getMessage() for r in noisy]
+    midway = [r for r in seen.records if "failed midway" in r.getMessage()]
+    assert len(midway) == 1, [r.getMessage() for r in seen.records]
