@@ -69,3 +69,17 @@ def test_restore_latest_says_which_backup_and_never_takes_a_safety_snapshot(live
     r = live.cli("restore", "wiki", snaps[0]["short_id"], "--no-safety-backup", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "safety (the pod before a restore)" in r.stderr
+
+
+def test_file_names_from_a_snapshot_are_printed_escaped(live: Live) -> None:
+    (live.root / "pod" / "evil\x1b[2J\u202e.txt").write_text("a name the tenant chose\n")
+    try:
+        r = live.cli("backup", "wiki", "--wait")
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = live.cli("files", "wiki", "latest", "/files")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "\x1b" not in r.stdout
+        assert "\u202e" not in r.stdout
+        assert "evil\\x1b[2J\\u202e.txt" in r.stdout
+    finally:
+        (live.root / "pod" / "evil\x1b[2J\u202e.txt").unlink()
