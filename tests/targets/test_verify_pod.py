@@ -21,6 +21,7 @@ from app.integrations.dumps import DbEndpoint
 from app.targets.repository import REPOSITORY_GONE_HINT
 from tests.backups.helpers import backup, create_pod, database_spec, s3_target, sftp_files
 from tests.conftest import Tenant
+from tests.faults.helpers import local_pod
 from tests.fixtures.s3 import S3ServerHandle
 from tests.fixtures.sftp import SftpServerHandle
 from tests.fixtures.worker import WorkerProcess
@@ -42,8 +43,8 @@ TARGET_CHECKS = [
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"verify_budget_seconds": BUDGET})
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.model_copy(update={"verify_budget_seconds": BUDGET, "local_roots": [tmp_path]})
 
 
 async def verify(client: httpx.AsyncClient, tenant: Tenant, pod_id: str) -> dict[str, Any]:
@@ -327,3 +328,21 @@ async def test_the_sftp_host_key_is_checked_against_the_pinned_one(
     assert files["level"] == "error", files
     assert "does not match the pinned key" in files["detail"]
     assert "attack" in files["hint"]
+
+
+async def test_a_local_pods_folder_is_checked(
+    client: httpx.AsyncClient, admin_token: str, tenant: Tenant, tmp_path: Path
+) -> None:
+    folder = tmp_path / "pod"
+    pod = await local_pod(client, admin_token, tenant, folder, tmp_path / "repo")
+    result = await verify(client, tenant, pod["id"])
+    files = by_name(result)["pod_files"]
+    assert result["ok"] is False
+    assert files["level"] == "error", files
+    assert f"the folder '{folder}' does not exist" in files["detail"]
+
+    fill(folder)
+    result = await verify(client, tenant, pod["id"])
+    files = by_name(result)["pod_files"]
+    assert result["ok"] is True, result
+    assert files["detail"] == f"'{folder}' is a folder that could be listed (2 entries)"
