@@ -292,6 +292,28 @@ async def test_restic_cannot_reach_a_refused_address_its_own_lookup_finds(
     assert inner.hits == 0
 
 
+async def test_a_download_stream_to_a_refused_address_stops_at_once(
+    restic: Restic, inner: Listener, tmp_path: Path
+) -> None:
+    """`restic dump` (downloads) is killed at the first refusal, not left retrying."""
+    repo = Repository(
+        url=f"s3:http://127.2:{inner.port}/bucket-1",
+        password="pw-ssrf",
+        env={"AWS_ACCESS_KEY_ID": "AK1", "AWS_SECRET_ACCESS_KEY": "sk-1"},
+        cache_dir=tmp_path / "cache",
+    )
+
+    async def download() -> None:
+        async with asyncio.timeout(30), restic.dump_stream(repo, "latest", "/f") as out:
+            while await out.read(1 << 16):
+                pass
+
+    with pytest.raises(ResticError) as err:
+        await download()
+    assert err.value.code == "address_refused"
+    assert inner.hits == 0
+
+
 async def test_restic_to_a_refused_loopback_literal_is_refused_before_it_starts(
     restic: Restic, inner: Listener, tmp_path: Path
 ) -> None:

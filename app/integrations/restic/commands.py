@@ -593,10 +593,20 @@ class Restic:
             args += ["--archive", archive]
         if not repo.cache_dir:
             args.insert(0, "--no-cache")
+        refused: list[ResticError] = []
+        running: list[asyncio.subprocess.Process] = []
+
+        def _refused(message: str) -> None:  # the egress proxy refused: stop restic now
+            refused.append(ResticError("address_refused", message))
+            for child in running:
+                if child.returncode is None:
+                    child.kill()
+
         async with (
-            self.egress_env(repo) as proxy_env,
+            self.egress_env(repo, _refused) as proxy_env,
             sp.stream([self.binary, *args], env={**repo.child_env(), **proxy_env}, grace=2) as proc,
         ):
+            running.append(proc)
             assert proc.stdout is not None
             assert proc.stderr is not None
             tail: list[str] = []
@@ -609,6 +619,7 @@ class Restic:
                     # (a damaged pack ends the output early, exit 2).
                     await watcher
                     if (code := await proc.wait()) != 0:
+                        failed[:0] = refused
                         raise failed[0] if failed else classify(code, "\n".join(tail)[-4000:])
             finally:
                 watcher.cancel()
