@@ -54,6 +54,7 @@ def download_error(exc: ResticError) -> AppError:
         "repository_damaged",
         "access_denied",
         "target_unusable",
+        "address_refused",
     ):
         return RepositoryUnreadable(detail, hint=exc.hint)
     return BadGateway(detail, hint=exc.hint or "retry; if it persists, run a check of the pod")

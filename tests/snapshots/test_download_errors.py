@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
-from tests.backups.helpers import backup, create_pod, wait_index
+from tests.backups.helpers import backup, create_pod, wait_index, wait_job
 from tests.conftest import Tenant, auth
 from tests.fixtures.worker import WorkerProcess
 from tests.snapshots.server import serve
@@ -120,6 +120,14 @@ async def test_download_after_the_backup_settings_were_deleted_is_409(
     assert body["error"] == "NoBackupTarget"
     assert "backup-settings" in body["hint"]
     _no_tracebacks(caplog)
+    # The same error in a job: the runner records its code and hint, and does not retry.
+    r = await client.post(f"/v1/pods/{pod_id}/snapshots/refresh", headers=tenant.headers)
+    assert r.status_code == 202, r.text
+    job = await wait_job(client, tenant.headers, r.json()["id"])
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "not_configured", job
+    assert "backup-settings" in job["error"]["hint"]
+    assert job["attempt"] == 1
 
 
 async def _drain(r: httpx.Response, sizes: list[int]) -> None:
