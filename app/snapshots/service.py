@@ -136,9 +136,11 @@ def to_read(snap: Snapshot) -> SnapshotRead:
 
 
 def normalize_path(path: str) -> str:
+    """A snapshot path as the browse index keeps it. Literal: spaces at either end belong
+    to the name, as do ``*``, ``?`` and brackets (``restic dump`` takes it as it is)."""
     if "\x00" in path:
         raise ValidationFailed("path", "the path contains a NUL byte")
-    clean = posixpath.normpath("/" + path.strip().lstrip("/"))
+    clean = posixpath.normpath("/" + path.lstrip("/"))
     if clean.startswith("//"):
         clean = clean[1:]
     return clean

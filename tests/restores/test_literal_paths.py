@@ -112,3 +112,14 @@ async def test_partial_restore_of_odd_names_restores_exactly_those(
         tree_state(pod_dir)["reports/Q1 [draft] (final).txt"]
         == (before["reports/Q1 [draft] (final).txt"])
     )
+
+    # Browsing and downloading take the same literal paths.
+    url = f"/v1/pods/{pod['id']}/snapshots/{snap}"
+    listed = await client.get(f"{url}/files", params={"path": "/files/d"}, headers=tenant.headers)
+    assert {e["name"] for e in listed.json()["items"]} == {"*", "a", "b?", "bc", "back\\slash"}
+    for rel in (" edge ", "d/*", "reports/Q1 [draft] (final).txt", "**/deep.txt"):
+        r = await client.get(
+            f"{url}/download", params={"path": f"/files/{rel}"}, headers=tenant.headers
+        )
+        assert r.status_code == 200, (rel, r.text)
+        assert r.content == ODD[rel], rel
