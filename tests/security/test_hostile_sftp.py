@@ -346,3 +346,24 @@ async def test_the_named_entry_is_quoted_not_printed_raw(tmp_path: Path) -> None
     assert "\n" not in info.value.message
     assert "\x1b" not in info.value.message
     assert "x\\n\\x1b[2Jfake" in info.value.message
+
+
+async def test_a_tree_nested_without_end_is_refused(tmp_path: Path) -> None:
+    """A server can list a folder inside itself forever (every folder's listing is the
+    same): the mirror stops at a fixed depth instead of exhausting descriptors."""
+    from app.integrations.sftp.tree import MAX_DEPTH
+
+    pod, dest = tmp_path / "pod", tmp_path / "dest"
+    (pod / "a").mkdir(parents=True)
+
+    class Endless(PodSftpServer):
+        async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+            attrs = asyncssh.SFTPAttrs.from_local(os.lstat(self.map_path(b"/a")))
+            yield asyncssh.SFTPName(b"a", attrs=attrs)
+
+    with pytest.raises(SftpError) as info:
+        await run_mirror(pod, dest, Endless)
+
+    assert info.value.code == "hostile_listing"
+    assert f"deeper than {MAX_DEPTH} folders" in info.value.message
+    assert not dest.exists() or list(dest.iterdir()) == []

@@ -75,9 +75,14 @@ def minimal_starts(starts: Iterable[bytes]) -> list[bytes]:
     return result
 
 
+# Deeper trees are refused (a server looping through a link, or one that lies): the
+# cache side holds one folder descriptor per level, and no honest pod nests this deep.
+MAX_DEPTH = 128
+
+
 def hostile(rel: bytes, message: str) -> SftpError:
     """The listing of or around ``rel`` is one no honest server sends: fail, never guess."""
-    log.warning("sftp: hostile listing at %r", shown(rel))
+    log.warning("sftp: hostile listing at %r", shown(rel)[:300])
     return SftpError("hostile_listing", message)
 
 
@@ -125,6 +130,12 @@ async def scan(
     def add(entry: Entry) -> None:
         if entry.rel in tree.entries:  # only a lying listing can name an entry twice
             raise hostile(entry.rel, f"the SFTP server listed {shown(entry.rel)!r} twice")
+        if entry.rel.count(b"/") >= MAX_DEPTH:
+            raise hostile(
+                entry.rel,
+                f"the SFTP server listed {shown(entry.rel)[:200]!r}…, nested deeper than "
+                f"{MAX_DEPTH} folders",
+            )
         tree.entries[entry.rel] = entry
         if on_entry is not None:
             on_entry(entry)
