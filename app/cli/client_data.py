@@ -50,7 +50,7 @@ def api() -> Api:
 
 
 def _folder(path: str | None) -> str:
-    return "/" + (path or "").strip().lstrip("/")
+    return "/" + (path or "").lstrip("/")  # literal: a name may end in a space
 
 
 def _until_indexed(fetch: Any) -> Any:
