@@ -12,11 +12,17 @@ that could not be read this time (the job reports it as ``partial`` instead). On
 files that must be downloaded are opened; an unchanged file (same size and mtime)
 keeps the copy read earlier, which is its current content by the same rule that makes
 the mirror incremental. Folders the server will not list are reported the same way
-and emptied locally; symlinks whose text cannot be read are reported and removed.
+and emptied locally; symlinks whose text cannot be read (or that the server will not
+show) are reported the same way, counted in ``symlinks_skipped`` and removed.
+
+The server is untrusted: a listing that names an entry twice, a name that is not one
+path component, or a tree deeper than ``tree.MAX_DEPTH`` fails as ``hostile_listing``
+(tree.py), and every local write, rename and delete walks its parents without
+following links (local.py; ``unsafe_entry`` otherwise).
 
 Local modes: folders get at least ``u+rwx`` and files ``u+r`` (see local.py), so the
-worker can always update the cache and restic can always read it. Keep
-PODBACKUP_CACHE_DIR itself 0700: the mirror reproduces the pod's modes below it.
+worker can always update the cache and restic can always read it. PODBACKUP_CACHE_DIR
+itself is 0700 (app/kit/cachedir.py): the mirror reproduces the pod's modes below it.
 
 Cancel: when ``cancel`` is set the transfer stops within a moment, temporary files
 are removed and ``SftpError("canceled")`` is raised (not ``CancelledError``, which
