@@ -106,10 +106,17 @@ class EgressProxy:
         self._tasks.add(task)
         try:
             await self._one(reader, writer)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            pass
-        except TimeoutError:
-            pass
+        except (
+            OSError,
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+            IndexError,
+        ):
+            pass  # a side that went away, or spoke something that is not HTTP
+        except Exception:
+            log.exception("egress proxy: unexpected failure")
         finally:
             self._tasks.discard(task)
             writer.close()
