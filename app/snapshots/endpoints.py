@@ -27,7 +27,7 @@ from app.pods import service as pods
 from app.snapshots import service
 from app.snapshots.download import DownloadSlots, Dump, DumpResponse, download_error
 from app.snapshots.jobs import request_index
-from app.snapshots.schemas import FileEntry, SnapshotRead
+from app.snapshots.schemas import FileEntry, SnapshotKind, SnapshotRead
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["snapshots"])
@@ -47,19 +47,30 @@ async def list_snapshots(
     params: PageQuery,
     request: Request,
     tag: Annotated[str | None, Query(max_length=200, description="e.g. `trigger:manual`")] = None,
+    kind: Annotated[
+        SnapshotKind | None,
+        Query(description="Only `backup`, `safety` (taken by restores) or `imported` snapshots."),
+    ] = None,
     plan: PlanQuery = "owner",
 ) -> Response:
     service.check_plan(principal, plan)
 
     async def read() -> Fresh:
         items, total, owner = await service.list_visible(
-            request.app.state.engine, principal, pod_id, plan, tag, params.limit, params.offset
+            request.app.state.engine,
+            principal,
+            pod_id,
+            plan,
+            tag,
+            params.limit,
+            params.offset,
+            kind=kind,
         )
         page = json_response(make_page(items, total, params))
         return Fresh(page, owner, admin_only=plan == "platform")
 
     cache: ReadCache = request.app.state.read_cache
-    key = ("snapshots", pod_id, plan, tag, params.limit, params.offset)
+    key = ("snapshots", pod_id, plan, tag, kind, params.limit, params.offset)
     return await cache.serve(key, pod_id, principal, read)
 
 

@@ -15,7 +15,7 @@ from app.kit import fastread
 from app.models import Pod, Snapshot, SnapshotFile
 from app.snapshots import repository
 from app.snapshots.dumps import dump_record
-from app.snapshots.kinds import kind_of, trigger_of
+from app.snapshots.kinds import KIND_SQL, kind_of, trigger_of
 from app.snapshots.schemas import FileEntry, SnapshotRead
 
 
@@ -28,19 +28,24 @@ def check_plan(principal: Principal, plan: str) -> None:
         raise NotFound("Snapshot not found")
 
 
-LIST_SQL = """
+def _where(kind: str) -> str:
+    """The list's filter; ``kind`` is the placeholder of the kind parameter."""
+    return (
+        "s.pod_id = $1 AND s.plan = $2 AND ($3::text IS NULL OR s.tags @> ARRAY[$3::text]) "
+        f"AND ({kind}::text IS NULL OR ({KIND_SQL}) = {kind}::text)"
+    )
+
+
+LIST_SQL = f"""
 SELECT pod.account_id, page.*
 FROM (SELECT account_id FROM pods WHERE id = $1) AS pod
 LEFT JOIN LATERAL (
     SELECT s.*, count(*) OVER () AS total FROM snapshots AS s
-    WHERE s.pod_id = $1 AND s.plan = $2 AND ($3::text IS NULL OR s.tags @> ARRAY[$3::text])
+    WHERE {_where("$6")}
     ORDER BY s.time DESC, s.pk DESC LIMIT $4 OFFSET $5
 ) AS page ON true
 """
-COUNT_SQL = """
-SELECT count(*) FROM snapshots
-WHERE pod_id = $1 AND plan = $2 AND ($3::text IS NULL OR tags @> ARRAY[$3::text])
-"""
+COUNT_SQL = f"SELECT count(*) FROM snapshots AS s WHERE {_where('$4')}"
 
 
 async def list_visible(
@@ -51,10 +56,11 @@ async def list_visible(
     tag: str | None,
     limit: int,
     offset: int,
+    kind: str | None = None,
 ) -> tuple[list[SnapshotRead], int, uuid.UUID]:
     """Visibility, one page and the total in one plain statement (lists are polled); and
-    the pod's account."""
-    rows = await fastread.fetch(source, LIST_SQL, pod_id, plan, tag, limit, offset)
+    the pod's account. ``kind``: only backup, safety or imported snapshots."""
+    rows = await fastread.fetch(source, LIST_SQL, pod_id, plan, tag, limit, offset, kind)
     if not rows or not principal.owns(rows[0]["account_id"]):
         raise NotFound("Pod not found", hint="check the pod id")
     owner: uuid.UUID = rows[0]["account_id"]
@@ -63,7 +69,7 @@ async def list_visible(
         return items, int(rows[0]["total"]), owner
     if offset == 0:
         return [], 0, owner
-    total = await fastread.fetchrow(source, COUNT_SQL, pod_id, plan, tag)
+    total = await fastread.fetchrow(source, COUNT_SQL, pod_id, plan, tag, kind)
     return [], int(total[0]) if total else 0, owner
 
 

@@ -89,6 +89,18 @@ async def test_restoring_latest_twice_restores_the_backup_both_times(
     one = await client.get(f"/v1/pods/{pod['id']}/snapshots/{safety}", headers=tenant.headers)
     assert one.json()["kind"] == "safety"
 
+    listing = f"/v1/pods/{pod['id']}/snapshots"
+    r = await client.get(listing, params={"kind": "safety"}, headers=tenant.headers)
+    assert [s["id"] for s in r.json()["items"]] == [s["id"] for s in items[:2]]
+    r = await client.get(listing, params={"kind": "backup"}, headers=tenant.headers)
+    assert [s["id"] for s in r.json()["items"]] == [made]
+    r = await client.get(
+        listing, params={"kind": "backup", "page": 2, "limit": 1}, headers=tenant.headers
+    )
+    assert r.json() == {"items": [], "pagination": {"total_count": 1, "max_page": 1}}
+    r = await client.get(listing, params={"kind": "nightly"}, headers=tenant.headers)
+    assert r.status_code == 422, r.text
+
     status = (await client.get(f"/v1/pods/{pod['id']}/status", headers=tenant.headers)).json()
     assert status["last_snapshot_kind"] == "safety"
 
