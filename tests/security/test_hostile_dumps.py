@@ -119,6 +119,8 @@ async def test_a_pg_dump_loads_both_ways(
                 (3, "\\.", None),
                 (4, "time 12:30 and :x and ::y", b""),
                 (5, None, b"`"),
+                # longer than the guard's read size: read in pieces, an escape never cut
+                (6, "x\\y\tz\n" * 700_000, b"\\" * 300_000),
             ],
         )
     finally:
@@ -126,7 +128,29 @@ async def test_a_pg_dump_loads_both_ways(
     result = await dump(pg_pod, POLICY, tmp_path / "db.sql")
     assert b"\\restrict " in result.path.read_bytes()  # pg_dump 15.14+ writes its own
     loaded = await load(pg_pod, POLICY, result.path, replace=True)
-    assert loaded.tables == result.tables == {"public.we;ird": 5}
+    assert loaded.tables == result.tables == {"public.we;ird": 6}
+
+
+async def test_the_filter_reads_an_overlong_line_whole(
+    pg_pod: DbEndpoint,  # noqa: F811
+    tmp_path: Path,
+    psql_way: bool,
+) -> None:
+    """A backquote early in a COPY line longer than the read size and a backslash late in
+    it are one line (as psql would read it without a COPY running): refused."""
+    marker = tmp_path / "pwned"
+    sql = tmp_path / "long.sql"
+    sql.write_text(
+        "CREATE TABLE t (x text);\nCOPY t (x) FROM stdin;\n"
+        + "`" + "a" * 3_000_000 + "\\t\n\\.\n"
+        + f"\\! touch {marker}\n"
+    )  # fmt: skip
+    with pytest.raises(DumpError) as caught:
+        await load(pg_pod, POLICY, sql, replace=True)
+    assert caught.value.code == "dump_refused"
+    if not psql_way:
+        assert "backquote" in caught.value.message
+    assert not marker.exists()
 
 
 async def test_mariadb_runs_no_command_of_a_dump(
