@@ -11,7 +11,7 @@ from typing import Any
 from app.jobs.context import JobContext
 from app.jobs.errors import JobFailure
 from app.models import Snapshot
-from app.snapshots.dumps import UNRECORDED_HINT, recorded_dump
+from app.snapshots.dumps import UNRECORDED_HINT, made_by_service, recorded_dump
 
 
 def _sha256(path: Path) -> str:
@@ -30,11 +30,12 @@ async def vet_dump(ctx: JobContext, snapshot: Snapshot, dump_file: Path) -> dict
     digest = await asyncio.to_thread(_sha256, dump_file)
     if record is not None and digest == record["sha256"]:
         return {"recorded": True, "sha256": digest}
-    why = (
-        "its bytes differ from the dump the backup recorded (SHA-256)"
-        if record is not None
-        else "podbackup did not make it (the snapshot was found by a refresh)"
-    )
+    if record is not None:
+        why = "its bytes differ from the dump the backup recorded (SHA-256)"
+    elif made_by_service(snapshot.summary):
+        why = "the snapshot's record holds no SHA-256 of a dump (an older safety snapshot)"
+    else:
+        why = "podbackup did not make it (the snapshot was found by a refresh)"
     if ctx.job.params.get("allow_unrecorded_dump"):
         await ctx.log(
             f"loading a database dump podbackup did not record ({why}), as confirmed by "

@@ -20,11 +20,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import select, update
 
 from app.config import Settings
 from app.integrations.dumps import DbEndpoint, DumpError, dump, guard, load, table_counts
 from app.kit import subprocess as sp
 from app.kit.netpolicy import Policy
+from app.models import Snapshot
 from tests.backups.conftest import settings, worker  # noqa: F401
 from tests.backups.helpers import backup, create_pod, database_spec, wait_job
 from tests.conftest import Tenant, auth
@@ -224,6 +227,7 @@ async def restore_db(
 
 
 async def hostile_round(
+    app: FastAPI,
     client: httpx.AsyncClient,
     admin_token: str,
     tenant: Tenant,
@@ -278,6 +282,23 @@ async def hostile_round(
     assert done["status"] == "succeeded", (done, worker.logs()[-3000:])
     assert done["result"]["database"]["dump"]["recorded"] is True
 
+    # the recorded dump's bytes no longer match its record (a pack rewritten with the
+    # repository key): refused like an unrecorded one
+    async with app.state.sessionmaker() as session:
+        row = await session.scalar(select(Snapshot).where(Snapshot.id == ours_id))
+        assert row is not None
+        summary = dict(row.summary or {})
+        summary["database"] = {**summary["database"], "sha256": "0" * 64}
+        await session.execute(update(Snapshot).where(Snapshot.pk == row.pk).values(summary=summary))
+        await session.commit()
+    r = await restore_db(client, tenant, pod_id, ours_id)
+    assert r.status_code == 202, r.text
+    done = await wait_job(client, tenant.headers, r.json()["id"])
+    assert done["status"] == "failed", done
+    assert done["error"]["code"] == "dump_not_recorded"
+    assert "differ" in done["error"]["message"]
+    assert "allow_unrecorded_dump" in done["error"]["hint"]
+
     # a harmless dump from outside loads once confirmed, and says it was not recorded
     snap_id = await craft_snapshot(client, tenant, pod_id, tmp_path / "owner-ok", {db.name: benign})
     r = await restore_db(client, tenant, pod_id, snap_id, allow_unrecorded_dump=True)
@@ -288,6 +309,7 @@ async def hostile_round(
 
 @pytest.mark.timeout(300)
 async def test_crafted_postgres_dump_from_a_refreshed_snapshot(
+    app: FastAPI,
     client: httpx.AsyncClient,
     admin_token: str,
     tenant: Tenant,
@@ -299,11 +321,12 @@ async def test_crafted_postgres_dump_from_a_refreshed_snapshot(
     attacks = pg_attacks(marker)
     chosen = {k: attacks[k] for k in ("shell", "own restrict then shell", "after COPY data")}
     benign = "CREATE TABLE from_outside (x int);\nINSERT INTO from_outside VALUES (1);\n"
-    await hostile_round(client, admin_token, tenant, tmp_path, worker, pg_pod, chosen, benign)
+    await hostile_round(app, client, admin_token, tenant, tmp_path, worker, pg_pod, chosen, benign)
 
 
 @pytest.mark.timeout(300)
 async def test_crafted_mariadb_dump_from_a_refreshed_snapshot(
+    app: FastAPI,
     client: httpx.AsyncClient,
     admin_token: str,
     tenant: Tenant,
@@ -315,7 +338,9 @@ async def test_crafted_mariadb_dump_from_a_refreshed_snapshot(
     attacks = mysql_attacks(marker)
     chosen = {k: attacks[k] for k in ("shell", "system")}
     benign = "CREATE TABLE from_outside (x int);\nINSERT INTO from_outside VALUES (1);\n"
-    await hostile_round(client, admin_token, tenant, tmp_path, worker, mysql_pod, chosen, benign)
+    await hostile_round(
+        app, client, admin_token, tenant, tmp_path, worker, mysql_pod, chosen, benign
+    )
 
 
 # -- the worker's environment ---------------------------------------------------------------

@@ -126,7 +126,8 @@ _VARIABLE = re.compile(rb""":['"]?[A-Z][A-Z0-9_]*(?![A-Za-z0-9_])""")
 # Read as commands (if a hostile server never started the COPY), these are unknown
 # commands or harmless ones (\t, \timing, \f, \r, \restrict, \bind), whose arguments only
 # matter with backquotes: a data line with a backslash may not hold one.
-# an odd run of backslashes followed by anything but those letters (or by nothing)
+# _BAD_ESCAPE (slow, to point at the line): an odd run of backslashes followed by anything
+# but those letters or by nothing; _ESCAPE_CHECK the fast test (see _escapes_ok).
 _BAD_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\(?:[^\\bfnrtvN]|\Z)")
 _ESCAPE_CHECK = re.compile(rb"\\(?:[^bfnrtvN]|\Z)")
 
