@@ -147,7 +147,6 @@ async def known(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> Known:
                 Snapshot.hostname,
                 Snapshot.tags,
                 Snapshot.summary,
-                Snapshot.job_id,
             )
             .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan)
             .order_by(Snapshot.time.desc())
@@ -161,7 +160,7 @@ async def known(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> Known:
             r.hostname,
             list(r.tags or []),
             status=_status(r.summary),
-            kind=kind_of(r.summary, r.tags, r.job_id),
+            kind=kind_of(r.summary, r.tags),
         )
         for r in rows
     }

@@ -8,7 +8,6 @@ tag is still treated as one, so that ``latest`` never picks it."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,28 +15,34 @@ from app.snapshots.schemas import SnapshotKind
 
 SAFETY_TAG = "safety:before-restore"
 
-# ``service.kind_of`` in SQL, over the snapshots row ``s``: backup | safety | imported.
+# ``kind_of`` in SQL, over the snapshots row ``s``: backup | safety | imported.
 KIND_SQL = f"""CASE
     WHEN s.summary @> '{{"safety": true}}'::jsonb THEN 'safety'
-    WHEN s.job_id IS NOT NULL AND jsonb_typeof(s.summary) = 'object'
+    WHEN jsonb_typeof(s.summary) = 'object'
          AND NOT s.summary @> '{{"imported": true}}'::jsonb THEN 'backup'
     WHEN s.tags @> ARRAY['{SAFETY_TAG}'] THEN 'safety'
     ELSE 'imported' END"""
 
 
-def kind_of(summary: Any, tags: Sequence[str] | None, job_id: uuid.UUID | None) -> SnapshotKind:
+def recorded(summary: Any) -> bool:
+    """Whether a job of ours recorded the snapshot: it wrote the summary (a refresh writes
+    none). The summary alone decides, not the job id: a record stays one if its job row is
+    ever gone (app.snapshots.dumps reads it the same way)."""
+    return isinstance(summary, dict) and summary.get("imported") is not True
+
+
+def kind_of(summary: Any, tags: Sequence[str] | None) -> SnapshotKind:
     """backup | safety | imported, by the rule above; ``KIND_SQL`` is the same in SQL."""
-    record = summary if isinstance(summary, dict) else None
-    if record is not None and record.get("safety") is True:
+    if isinstance(summary, dict) and summary.get("safety") is True:
         return "safety"
-    if job_id is not None and record is not None and record.get("imported") is not True:
+    if recorded(summary):
         return "backup"
     return "safety" if SAFETY_TAG in (tags or ()) else "imported"
 
 
-def trigger_of(tags: Sequence[str] | None, job_id: uuid.UUID | None) -> str | None:
+def trigger_of(summary: Any, tags: Sequence[str] | None) -> str | None:
     """What started the job that made the snapshot, as that job tagged it; None for a
     snapshot no job of ours recorded (its tags prove nothing)."""
-    if job_id is None:
+    if not recorded(summary):
         return None
     return next((t[8:] for t in tags or () if t.startswith("trigger:")), None)

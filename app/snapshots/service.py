@@ -78,14 +78,14 @@ _DERIVED = ("kind", "trigger", "database_dump")
 
 def read_mapping(row: Any) -> SnapshotRead:
     tags = list(row["tags"] or [])
-    kind = kind_of(row["summary"], tags, row["job_id"])
+    kind = kind_of(row["summary"], tags)
     return SnapshotRead.model_validate(
         {
             **{k: row[k] for k in SnapshotRead.model_fields if k not in _DERIVED},
             "paths": list(row["paths"] or []),
             "tags": tags,
             "kind": kind,
-            "trigger": trigger_of(tags, row["job_id"]),
+            "trigger": trigger_of(row["summary"], tags),
             "database_dump": dump_record(row["summary"]),
         }
     )
@@ -122,7 +122,7 @@ async def get(session: AsyncSession, pod: Pod, plan: str, snapshot_id: str) -> S
 
 
 def to_read(snap: Snapshot) -> SnapshotRead:
-    kind = kind_of(snap.summary, snap.tags, snap.job_id)
+    kind = kind_of(snap.summary, snap.tags)
     return SnapshotRead(
         id=snap.id,
         short_id=snap.short_id,
@@ -133,7 +133,7 @@ def to_read(snap: Snapshot) -> SnapshotRead:
         summary=snap.summary,
         job_id=snap.job_id,
         kind=kind,
-        trigger=trigger_of(snap.tags, snap.job_id),
+        trigger=trigger_of(snap.summary, snap.tags),
         database_dump=dump_record(snap.summary),
         plan=snap.plan,
         index_status=snap.index_status,
