@@ -6,6 +6,7 @@ is gone), and succeed instead of failing `repository_locked` forever."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from pathlib import Path
@@ -79,7 +80,14 @@ async def test_worker_killed_mid_backup_then_prune_and_check(
         assert time.monotonic() < deadline, worker.logs()[-3000:]
         await asyncio.sleep(0.05)
     dead = locks(repo)
+    # Killed as with the machine or its container: restic gets no chance to remove its
+    # lock (restic 0.16+ removes it on the SIGTERM a dying worker sends its children).
+    uploading = restic_backups(repo)
+    for pid in uploading:
+        os.kill(pid, signal.SIGSTOP)
     worker.kill(signal.SIGKILL)
+    for pid in uploading:
+        os.kill(pid, signal.SIGKILL)
     assert not await wait_gone(repo), "restic outlived its worker"
 
     second = WorkerProcess(settings, tmp_path / "worker2", name="worker2").start()
