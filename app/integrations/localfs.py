@@ -446,7 +446,12 @@ async def push(
     a second time). ``roots``: as for ``stage``, for ``dest``."""
     prepared = [p for p in map(_prepare_subpath, subpaths or []) if p]
     run = _Run(link, delete_extra, True, LocalStats(), cancel, on_progress)
-    with ThreadPoolExecutor(COMPARE_THREADS, thread_name_prefix="restore-compare") as pool:
-        run.pool = pool
+    pool = ThreadPoolExecutor(COMPARE_THREADS, thread_name_prefix="restore-compare")
+    run.pool = pool
+    try:
         await asyncio.to_thread(_push, src, dest, roots, prepared, run)
+    finally:
+        # Abandoned (the task was cancelled): queued comparisons are dropped; the walk
+        # still waits for those running before it closes their folders.
+        pool.shutdown(wait=False, cancel_futures=True)
     return run.stats
