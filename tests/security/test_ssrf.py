@@ -150,6 +150,41 @@ async def test_evidence_check_does_not_follow_an_s3_redirect(
     assert inner.hits == 0
 
 
+async def test_a_backup_s_evidence_check_does_not_follow_a_redirect(
+    settings: Settings,
+    inner: Listener,
+    s3_server: S3ServerHandle,
+    s3_bucket: str,
+    tmp_path: Path,
+) -> None:
+    """The worker's path: restic backs up to the real storage, then the snapshot object is
+    looked for in the bucket, whose endpoint here redirects: the backup stands on restic's
+    own word, and 127.0.0.2 is never asked (before: the listing followed the redirect)."""
+    policy = netpolicy.Policy.from_settings(settings)
+    restic = await Restic.detect(settings.restic_binary, grace=2, egress=policy)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.txt").write_text("hello")
+    async with Listener("127.0.0.1", 307, f"{inner.url}/{s3_bucket}") as outer:
+        repo = Repository(
+            url=f"s3:{s3_server.url}/{s3_bucket}",
+            password="pw-ssrf",
+            env={
+                "AWS_ACCESS_KEY_ID": s3_server.access_key,
+                "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+                "AWS_DEFAULT_REGION": "us-east-1",
+            },
+            cache_dir=tmp_path / "cache",
+            s3=_access(outer.url, s3_bucket),
+        )
+        await restic.init(repo, timeout=60)
+        outcome = await restic.backup(
+            repo, ["files"], cwd=tmp_path, host="h", tags=[], policy=policy, timeout=120
+        )
+        assert outer.hits >= 1  # the evidence listing went to the (redirecting) endpoint
+    assert outcome.snapshot_id
+    assert inner.hits == 0
+
+
 async def test_an_ip_literal_outside_the_allow_list_is_refused_by_the_s3_client(
     settings: Settings, inner: Listener
 ) -> None:
