@@ -46,6 +46,8 @@ async def main(args: argparse.Namespace, database_url: str) -> None:
         plain = PlainRestic(work / "repo", work / "plain-cache", password=kit["password"])
 
         plain_s, empty_s, same_s = [], [], []
+        empty_after: list[float] = []
+        same_after: list[float] = []
         for _ in range(args.rounds):
             target = work / "plain-target"
             shutil.rmtree(target, ignore_errors=True)
@@ -63,6 +65,7 @@ async def main(args: argparse.Namespace, database_url: str) -> None:
             assert tree_totals(src) == (files, nbytes), "the restore did not bring it all back"
             empty_s.append(durations(job)[0])
             empty_phases = sorted(await svc.phases(job["id"]) + children(svc.settings, job))
+            empty_after.append(_after_restic(empty_phases))
 
             os.sync()
             job = await svc.run_job("POST", f"/v1/pods/{pod}/restores", json=body)
@@ -70,13 +73,16 @@ async def main(args: argparse.Namespace, database_url: str) -> None:
             assert compared == files, f"compared {compared} of {files} files by content"
             same_s.append(durations(job)[0])
             same_phases = sorted(await svc.phases(job["id"]) + children(svc.settings, job))
+            same_after.append(_after_restic(same_phases))
 
     p, e, s = (statistics.median(v) for v in (plain_s, empty_s, same_s))
     print(f"  plain restic restore              {_fmt(plain_s)}")
     print(f"  job, pod emptied                  {_fmt(empty_s)}")
     show_phases(empty_phases)
+    print(f"      after restic (files into the pod) {_fmt(empty_after)}")
     print(f"  job, pod unchanged ({files} files compared by content) {_fmt(same_s)}")
     show_phases(same_phases)
+    print(f"      after restic (comparing every file) {_fmt(same_after)}")
     # Plain and job alternate within a round: a round's ratio shares its moment's load.
     per_e = [a / b for a, b in zip(plain_s, empty_s, strict=True)]
     per_s = [a / b for a, b in zip(plain_s, same_s, strict=True)]
@@ -91,6 +97,12 @@ async def main(args: argparse.Namespace, database_url: str) -> None:
     )
     if not args.keep and not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _after_restic(phases: list[tuple[float, str]]) -> float:
+    """Seconds from the files phase (restic's restore has ended) to the job's end."""
+    marks = {label: at for at, label in phases}
+    return marks.get("succeeded", 0.0) - marks.get("phase: files", 0.0)
 
 
 def _fmt(values: list[float], unit: str = " s") -> str:

@@ -71,6 +71,15 @@ class _Run:
             raise LocalFsError("canceled", "canceled")
 
     def unreadable(self, rel: str, error: str) -> None:
+        """A backup lists what it could not read; a restore that could not bring a path
+        back fails (it never says succeeded with a file left behind)."""
+        if self.compare:
+            raise LocalFsError(
+                "restore_incomplete",
+                f"'{rel or '/'}' could not be restored into the pod's folder: {error}",
+                hint="the worker's user needs to read the scratch restore and write the "
+                "pod's folder; fix the folder's permissions and retry",
+            )
         self.stats.unreadable.append({"path": rel or "/", "error": error})
 
 

@@ -5,6 +5,7 @@ same account (a clone)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -116,7 +117,9 @@ class RestoreHandler:
                     result["database"] = await self._database(ctx, plan, dump_file, policy)
                     result["database"]["dump"] = dump_check
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            # In a thread: deleting a large scratch restore takes seconds, and the loop
+            # must keep the job's heartbeat going meanwhile.
+            await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
         return JobOutcome(result=result)
 
     async def _safety_backup(self, ctx: JobContext, plan: Plan) -> str | None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.integrations.sftp import MirrorProgress, SftpError, mirror, upload
+from app.integrations.sftp import MirrorProgress, SftpError, local, mirror, upload
+from app.integrations.sftp.tree import Entry
 from tests.fixtures.sftp import SftpServerHandle, sftp_server  # noqa: F401
 from tests.integrations.sftp.helpers import LOOPBACK, T0, build_pod, state, temp_files, write
 
@@ -156,3 +157,53 @@ async def test_cancel_during_upload_leaves_no_temp_files(
     assert info.value.code == "canceled"
     assert not (pod / "big.bin").exists()
     assert temp_files(pod) == []
+
+
+async def test_same_size_and_mtime_is_compared_by_content(
+    sftp_server: SftpServerHandle,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Issue 13.1 at the SFTP layer: bytes changed in place with size and mtime kept are
+    found (every same-looking file is read back and compared) and rewritten."""
+    src, pod = tmp_path / "restore", sftp_server.root
+    build_pod(src, big_mb=3)
+    await upload(sftp_server.endpoint(), LOOPBACK, src)
+    big = pod / "big.bin"
+    data = bytearray(big.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    write(big, bytes(data), mode=big.stat().st_mode & 0o7777, mtime=int(big.stat().st_mtime))
+    seen: list[MirrorProgress] = []
+
+    stats = await upload(sftp_server.endpoint(), LOOPBACK, src, on_progress=seen.append)
+
+    assert (stats.files_compared, stats.files_rewritten) == (stats.files_total, 1)
+    assert stats.files_uploaded == stats.files_verified == 1
+    assert exact(pod) == exact(src)
+    assert any(p.phase == "compare" for p in seen)
+    assert temp_files(pod) == []
+
+
+async def test_reads_of_the_restored_tree_never_follow_links(
+    sftp_server: SftpServerHandle,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 12.3, upload side: a folder of the scratch restore that turns into a link
+    after the scan (as a crafted tree could make it) is not read through."""
+    src, pod, outside = tmp_path / "restore", sftp_server.root, tmp_path / "outside"
+    write(src / "a" / "f.txt", "snapshot")
+    write(outside / "f.txt", "SECRET outside the scratch restore")
+    scan = local.scan_local
+
+    def scan_then_swap(root: Path, starts: list[bytes]) -> dict[bytes, Entry]:
+        entries = scan(root, starts)
+        shutil.rmtree(src / "a")
+        os.symlink(outside, src / "a")
+        return entries
+
+    monkeypatch.setattr(local, "scan_local", scan_then_swap)
+    with pytest.raises(SftpError) as info:
+        await upload(sftp_server.endpoint(), LOOPBACK, src)
+    assert "a/f.txt" in info.value.message
+    assert not (pod / "a" / "f.txt").exists()
+    assert all(b"SECRET" not in p.read_bytes() for p in pod.rglob("*") if p.is_file())
