@@ -15,8 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.backups import targets
-from app.backups.sources import Staged, stage_database, stage_dir, stage_files
+from app.backups.sources import Staged, pin_host_key, stage_database, stage_dir, stage_files
 from app.integrations import hooks
 from app.integrations.restic.commands import BackupOutcome
 from app.jobs import metrics
@@ -27,10 +26,11 @@ from app.jobs.runner import register
 from app.kit.cachedir import private_dirs
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
+from app.plans import state as plan_states
+from app.plans import targets
 from app.pods.service import PodSecrets, decrypt_secrets
 from app.snapshots import repository as snapshots
 from app.snapshots.jobs import request_index
-from app.status import repository as plan_states
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,14 @@ async def run_backup(
     settings = ctx.settings
     policy = Policy.from_settings(settings)
     stage = private_dirs(settings.cache_dir, stage_dir(settings.cache_dir, pod.id, ctx.job.plan))
-    parent = await targets.last_snapshot_id(ctx, pod.id, ctx.job.plan)
+    async with ctx.session() as session:
+        parent = await plan_states.last_snapshot_id(session, pod.id, ctx.job.plan)
+    access = targets.RepoAccess(
+        session=ctx.session,
+        restic=ctx.services.restic,
+        cancel=ctx.cancel,
+        exclusive=lambda key: repository_lock(ctx.services.engine, key, cancel=ctx.cancel),
+    )
 
     async def _waiting() -> None:
         await ctx.phase("waiting for the repository lock")
@@ -120,9 +127,9 @@ async def run_backup(
             # Checking a known repository costs a restic start (~0.7 s, its key derivation):
             # run it beside staging and the backup. A failed check still fails the job and
             # its snapshot is never recorded; its error is the clearer one.
-            check = asyncio.ensure_future(target.ensure(ctx))
+            check = asyncio.ensure_future(target.ensure(access))
         else:
-            repository_id = await target.ensure(ctx)  # may `init`: needed before the backup
+            repository_id = await target.ensure(access)  # may `init`: needed before the backup
         # A local source is staged as hard links to the live files: keep the pod stopped
         # until restic has read them. An SFTP mirror is a copy: the pod may start again.
         hold_through_upload = bool(pod.files and pod.files.get("kind") == "local")
@@ -256,7 +263,7 @@ class BackupHandler:
                 values["stale_alerted_at"] = None
             await plan_states.upsert(session, pod.id, job.plan, **values)
             if staged.seen_host_key:
-                await targets.pin_host_key(session, pod.id, staged.seen_host_key)
+                await pin_host_key(session, pod.id, staged.seen_host_key)
             await request_index(
                 session,
                 ctx.services.redis,

@@ -10,9 +10,13 @@ restic then runs with the working directory at <stage>, so the snapshot tree sta
 from __future__ import annotations
 
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.integrations import localfs
 from app.integrations.dumps import DbEndpoint, dump
@@ -20,6 +24,7 @@ from app.integrations.sftp import MirrorProgress, SftpEndpoint, mirror
 from app.jobs.context import JobContext, ProgressPump
 from app.kit.netpolicy import Policy
 from app.models import Pod
+from app.models.base import utcnow
 from app.pods.service import PodSecrets
 
 
@@ -155,3 +160,12 @@ async def stage_database(
     }
     staged.paths.append("database")
     ctx.check_cancel()
+
+
+async def pin_host_key(session: AsyncSession, pod_id: uuid.UUID, key_line: str) -> None:
+    """Trust on first use: remember the SFTP host key after the first good connection."""
+    await session.execute(
+        update(Pod)
+        .where(Pod.id == pod_id, Pod.pinned_host_key.is_(None))
+        .values(pinned_host_key=key_line.strip(), pinned_host_key_at=utcnow())
+    )

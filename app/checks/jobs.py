@@ -23,7 +23,6 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.backups import targets
 from app.checks import drills, subsets
 from app.integrations.restic import Repository, ResticError
 from app.integrations.restic.commands import CheckOutcome
@@ -33,8 +32,9 @@ from app.jobs.locks import repository_lock
 from app.jobs.runner import register
 from app.models import BackupSettings, Job, PlanState, Pod
 from app.models.base import utcnow
+from app.plans import state as plan_states
+from app.plans import targets
 from app.platform import maintenance
-from app.status import repository as plan_states
 
 DAMAGED_HINT = (
     "the repository is missing data or holds corrupt data. With the restore kit's environment "

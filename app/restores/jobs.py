@@ -15,9 +15,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.backups import targets
 from app.backups.pipeline import pod_stopped, run_backup
-from app.backups.sources import db_endpoint, sftp_endpoint
+from app.backups.sources import db_endpoint, pin_host_key, sftp_endpoint
 from app.integrations import localfs
 from app.integrations.dumps import load
 from app.integrations.sftp import MirrorProgress, upload
@@ -26,6 +25,7 @@ from app.jobs.errors import JobFailure
 from app.jobs.runner import register
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod, Snapshot
+from app.plans import targets
 from app.pods.service import PodSecrets, decrypt_secrets
 from app.restores.dumps import vet_dump
 from app.restores.paths import files_subpaths
@@ -257,7 +257,7 @@ class RestoreHandler:
             # A clone into a pod never backed up (or a restore without a safety backup) was
             # its first connection: trust on first use, as a backup does.
             async with ctx.session() as session:
-                await targets.pin_host_key(session, plan.target_pod.id, up.host_key)
+                await pin_host_key(session, plan.target_pod.id, up.host_key)
                 await session.commit()
         return {
             "files_total": up.files_total,

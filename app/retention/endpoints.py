@@ -7,7 +7,6 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
 from app.auth.dependencies import AnyPrincipal
-from app.backups import targets
 from app.db import DbSession
 from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
 from app.errors import AppError, Conflict, ServiceUnavailable, ValidationFailed, error_responses
@@ -15,6 +14,7 @@ from app.integrations.restic import ResticError
 from app.jobs.schemas import JobRead
 from app.jobs.starting import require_settings, start_pod_job
 from app.models import BackupSettings, Pod
+from app.plans import targets
 from app.pods import service as pods
 from app.retention import service
 from app.targets.schemas import Retention

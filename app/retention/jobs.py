@@ -14,12 +14,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.backups import targets
 from app.jobs.context import JobContext, JobOutcome
 from app.jobs.errors import JobFailure
 from app.jobs.locks import repository_lock
 from app.jobs.runner import register
 from app.models import BackupSettings, Job, Pod
+from app.plans import targets
 from app.platform import maintenance
 from app.retention import service
 from app.snapshots import repository as snapshots

@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.integrations.restic import Repository, Restic, ResticError
 from app.models import BackupSettings, Snapshot
+from app.plans import state as plan_states
 from app.snapshots.kinds import kind_of
-from app.status import repository as plan_states
 from app.targets.schemas import RETENTION_KEYS
 
 _TIME = re.compile(r"^(?P<base>[^.]+?)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)?$")

@@ -11,7 +11,6 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AnyPrincipal
-from app.backups import targets
 from app.config import Settings
 from app.db import DbSession, commit
 from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
@@ -23,6 +22,7 @@ from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page
 from app.kit.readcache import Fresh, ReadCache
 from app.models import Pod, Snapshot
+from app.plans import targets
 from app.pods import service as pods
 from app.snapshots import service
 from app.snapshots.download import DownloadSlots, Dump, DumpResponse, download_error

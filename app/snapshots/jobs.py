@@ -9,7 +9,6 @@ from arq.connections import ArqRedis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.backups import targets
 from app.config import Settings
 from app.jobs import service as jobs
 from app.jobs.context import JobContext, JobOutcome
@@ -17,9 +16,10 @@ from app.jobs.errors import JobFailure
 from app.jobs.runner import register
 from app.models import Job, Pod, Snapshot
 from app.models.job import ACTIVE_STATUSES
+from app.plans import state as plan_states
+from app.plans import targets
 from app.snapshots import index
 from app.snapshots import repository as snapshots
-from app.status import repository as plan_states
 from app.storage import service as storage
 
 

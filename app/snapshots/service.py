@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import plans
 from app.auth.dependencies import Principal
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.kit import fastread
@@ -24,7 +25,7 @@ class SnapshotNotIndexed(Conflict):
 
 
 def check_plan(principal: Principal, plan: str) -> None:
-    if plan == "platform" and not principal.is_admin:
+    if not plans.visible(principal, plan):
         raise NotFound("Snapshot not found")
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from app import plans
 from app.auth.dependencies import AnyPrincipal, Principal
 from app.errors import NotFound, error_responses
 from app.jobs import service as jobs
@@ -80,11 +81,7 @@ async def _read_status(
 ) -> Fresh:
     """The status from PostgreSQL (one statement), visible to ``principal`` or 404."""
     row = await status_row(request.app.state.engine, pod_id, plan)
-    if (
-        row is None
-        or not principal.owns(row.account_id)
-        or (plan == "platform" and not principal.is_admin)
-    ):
+    if row is None or not principal.owns(row.account_id) or not plans.visible(principal, plan):
         raise NotFound("Pod not found", hint="check the pod id")
     v = row.values
     last = None

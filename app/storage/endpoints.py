@@ -6,13 +6,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from app import plans
 from app.auth.dependencies import AnyPrincipal
 from app.db import DbSession
 from app.errors import NotFound, error_responses
 from app.models import BackupSettings
 from app.models.base import utcnow
+from app.plans import state as plan_states
 from app.pods import service as pods
-from app.status import repository as plan_states
 from app.storage import service
 from app.storage.overview import provider_of, size_overview
 from app.storage.schemas import PodStats, SizeSample
@@ -34,7 +35,7 @@ async def pod_stats(
     plan: Annotated[Literal["owner", "platform"], Query(description="platform: admins")] = "owner",
 ) -> PodStats:
     pod = await pods.get_visible(session, principal, pod_id)
-    if plan == "platform" and not principal.is_admin:
+    if not plans.visible(principal, plan):
         raise NotFound("Pod not found", hint="check the pod id")
     state = await plan_states.get(session, pod.id, plan)
     growth, cost = await size_overview(session, pod.id, plan, state)

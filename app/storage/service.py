@@ -20,7 +20,7 @@ from app.integrations.restic import Repository
 from app.jobs.context import JobContext, JobOutcome
 from app.models import RepoSizeSample
 from app.models.base import utcnow
-from app.status import repository as plan_states
+from app.plans import state as plan_states
 
 GROWTH_DAYS = 30
 

@@ -1,4 +1,5 @@
-"""Every SQL query on plan_states (the per-pod, per-plan outcome and schedule cursors)."""
+"""Every SQL query on plan_states (the per-pod, per-plan outcome and schedule cursors)
+that is not a scheduler query."""
 
 from __future__ import annotations
 
@@ -24,3 +25,13 @@ async def upsert(session: AsyncSession, pod_id: uuid.UUID, plan: str, **values: 
 
 async def get(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> PlanState | None:
     return await session.get(PlanState, (pod_id, plan))
+
+
+async def last_snapshot_id(
+    session: AsyncSession, pod_id: uuid.UUID | None, plan: str
+) -> str | None:
+    """The newest snapshot on record for (pod, plan): a backup's parent."""
+    if pod_id is None:
+        return None
+    state = await get(session, pod_id, plan)
+    return state.last_snapshot_id if state else None

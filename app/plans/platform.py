@@ -8,32 +8,28 @@ from pathlib import Path
 
 from app.config import Settings
 from app.integrations.restic import Repository, ResticError
-from app.jobs.context import JobContext
-from app.jobs.errors import JobFailure
-from app.jobs.locks import repository_lock
+from app.plans.errors import NoBackupTarget, RepoAccess
 
 
-class PlatformNotConfigured(JobFailure):
-    def __init__(self) -> None:
-        super().__init__(
-            "platform_not_configured",
-            "platform backups are off on this service",
-            hint="an operator sets PODBACKUP_PLATFORM_REPOSITORY and its password",
-            retryable=False,
-        )
+def _not_configured() -> NoBackupTarget:
+    return NoBackupTarget(
+        "platform_not_configured",
+        "platform backups are off on this service",
+        hint="an operator sets PODBACKUP_PLATFORM_REPOSITORY and its password",
+    )
 
 
 def repository_url(settings: Settings, pod_id: uuid.UUID) -> str:
     base = (settings.platform_repository or "").rstrip("/")
     if not base:
-        raise PlatformNotConfigured()
+        raise _not_configured()
     return base if settings.platform_layout == "shared" else f"{base}/{pod_id}"
 
 
 def platform_repository(settings: Settings, pod_id: uuid.UUID) -> Repository:
     password = settings.platform_password_value()
     if not password:
-        raise PlatformNotConfigured()
+        raise _not_configured()
     url = repository_url(settings, pod_id)
     env: dict[str, str] = {}
     if url.startswith("s3:"):
@@ -51,20 +47,20 @@ def platform_repository(settings: Settings, pod_id: uuid.UUID) -> Repository:
     return Repository(url=url, password=password, env=env, cache_dir=cache, operator=True)
 
 
-async def ensure(ctx: JobContext, repo: Repository) -> str:
+async def ensure(access: RepoAccess, repo: Repository) -> str:
     """Open the platform repository, creating it on first use; its id."""
-    restic = ctx.services.restic
+    restic = access.restic
     try:
-        return await restic.repository_id(repo, cancel=ctx.cancel)
+        return await restic.repository_id(repo, cancel=access.cancel)
     except ResticError as exc:
         if exc.code != "repository_not_found":
             raise
     # Workers racing to create a shared repository would each write a config and a key and
     # leave a damaged one: create it under an exclusive lock of its own, re-checking first.
-    async with repository_lock(ctx.services.engine, f"{repo.lock_key}#init", cancel=ctx.cancel):
+    async with access.exclusive(f"{repo.lock_key}#init"):
         try:
-            return await restic.repository_id(repo, cancel=ctx.cancel)
+            return await restic.repository_id(repo, cancel=access.cancel)
         except ResticError as exc:
             if exc.code != "repository_not_found":
                 raise
-        return await restic.init(repo, cancel=ctx.cancel)
+        return await restic.init(repo, cancel=access.cancel)

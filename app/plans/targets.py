@@ -1,0 +1,80 @@
+"""Which repository a (pod, plan) backs up into: the owner's bucket from their settings, or
+the operator's platform repository."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.integrations.restic import Repository
+from app.kit.crypto import Keyring
+from app.models import BackupSettings, Pod
+from app.plans import Plan, platform
+from app.plans.errors import NoBackupTarget, RepoAccess
+from app.targets.repository import build_repository, ensure_repository
+from app.targets.resolve import check_endpoint_now
+
+Ensure = Callable[[RepoAccess], Awaitable[str | None]]
+
+__all__ = ["Ensure", "NoBackupTarget", "RepoAccess", "Target", "resolve"]
+
+
+@dataclass
+class Target:
+    repo: Repository
+    ensure: Ensure  # initialise once / check it is the pod's repository; its id
+    # Several pods back up into this repository (the platform's shared layout): backups
+    # take the repository lock shared, maintenance exclusively.
+    shared_by_pods: bool = False
+    # The repository's id is on record (not a first backup): `ensure` only checks, so a
+    # backup may run it beside staging and restic instead of before them.
+    recorded: bool = False
+
+
+async def resolve(
+    session: AsyncSession, settings: Settings, keyring: Keyring, pod: Pod, plan: str
+) -> Target:
+    """The repository of (pod, plan); usable from the API (downloads) and from workers.
+    Raises `NoBackupTarget` when there is none."""
+    if plan == Plan.OWNER:
+        return await _owner_target(session, settings, keyring, pod)
+    if plan == Plan.PLATFORM:
+        repo = platform.platform_repository(settings, pod.id)
+
+        async def _ensure(access: RepoAccess) -> str | None:
+            return await platform.ensure(access, repo)
+
+        return Target(
+            repo=repo, ensure=_ensure, shared_by_pods=settings.platform_layout == "shared"
+        )
+    raise NoBackupTarget("bad_plan", f"unknown plan {plan!r}", hint="use plan owner or platform")
+
+
+async def _owner_target(
+    session: AsyncSession, settings: Settings, keyring: Keyring, pod: Pod
+) -> Target:
+    row = await session.get(BackupSettings, pod.id)
+    if row is None:
+        raise NoBackupTarget(
+            "not_configured",
+            "the pod has no backup settings",
+            hint="set a target with PUT /v1/pods/{pod_id}/backup-settings and verify it",
+        )
+    await check_endpoint_now(settings, row.target_kind, row.target)  # before restic connects
+    cache = settings.cache_dir / "restic" / str(pod.id) / "owner"
+    repo = build_repository(row, keyring, cache)
+    pod_id = pod.id
+
+    async def _ensure(access: RepoAccess) -> str | None:
+        async with access.session() as s:
+            current = await s.get(BackupSettings, pod_id)
+            if current is None:
+                raise NoBackupTarget("not_configured", "the backup settings were deleted")
+            repository_id: str = await ensure_repository(s, access.restic, current, repo)
+            await s.commit()
+            return repository_id
+
+    return Target(repo=repo, ensure=_ensure, recorded=row.repository_id is not None)
