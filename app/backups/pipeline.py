@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.backups.sources import Staged, pin_host_key, stage_database, stage_dir, stage_files
-from app.integrations import hooks
 from app.integrations.restic.commands import BackupOutcome
 from app.jobs import metrics
 from app.jobs.context import JobContext, JobOutcome
@@ -28,6 +25,9 @@ from app.kit.netpolicy import Policy
 from app.models import Job, Pod
 from app.plans import state as plan_states
 from app.plans import targets
+from app.podio.access import pin_host_key
+from app.podio.hooks import pod_stopped
+from app.podio.stage import Staged, stage_database, stage_dir, stage_files
 from app.pods.service import PodSecrets, decrypt_secrets
 from app.snapshots import repository as snapshots
 from app.snapshots.jobs import request_index
@@ -53,33 +53,6 @@ async def _load(ctx: JobContext) -> tuple[Pod, PodSecrets, targets.Target]:
             retryable=False,
         )
     return pod, secrets, target
-
-
-def _hook_payload(pod: Pod, job: Job) -> dict[str, Any]:
-    return {"pod_id": str(pod.id), "job_id": str(job.id), "kind": job.kind}
-
-
-@contextlib.asynccontextmanager
-async def pod_stopped(ctx: JobContext, pod: Pod, policy: Policy) -> AsyncIterator[None]:
-    """Call the pod's stop hook, and always its start hook afterwards, even on failure."""
-    hook_urls = pod.hooks or {}
-    keyring = ctx.services.keyring
-    secret = hooks.hook_secret(
-        ctx.settings.hook_secret.get_secret_value() if ctx.settings.hook_secret else None,
-        keyring.keys[keyring.current],
-    )
-    call = functools.partial(
-        hooks.call, secret=secret, policy=policy, timeout=ctx.settings.http_timeout_seconds
-    )
-    if hook_urls.get("stop_url"):
-        await ctx.phase("stopping pod")
-        await call(hook_urls["stop_url"], "stop", _hook_payload(pod, ctx.job))
-    try:
-        yield
-    finally:
-        if hook_urls.get("start_url"):
-            await ctx.phase("starting pod")
-            await call(hook_urls["start_url"], "start", _hook_payload(pod, ctx.job))
 
 
 @dataclass

@@ -13,8 +13,6 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.backups.pipeline import pod_stopped
-from app.backups.sources import stage_database, stage_files
 from app.exports.archive import snapshot_to_targz, tar_folders
 from app.jobs.context import JobContext, JobOutcome
 from app.jobs.errors import JobFailure
@@ -22,6 +20,8 @@ from app.jobs.runner import register
 from app.kit.netpolicy import Policy
 from app.models import Export, Job, Pod
 from app.plans import targets
+from app.podio.hooks import pod_stopped
+from app.podio.stage import stage_database, stage_files
 from app.pods.service import decrypt_secrets
 from app.snapshots import repository as snapshots
 

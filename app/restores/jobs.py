@@ -15,22 +15,19 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.backups.pipeline import pod_stopped, run_backup
-from app.backups.sources import db_endpoint, pin_host_key, sftp_endpoint
-from app.integrations import localfs
-from app.integrations.dumps import load
-from app.integrations.sftp import MirrorProgress, upload
+from app.backups.safety import safety_backup
 from app.jobs.context import JobContext, JobOutcome, ProgressPump
 from app.jobs.errors import JobFailure
 from app.jobs.runner import register
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod, Snapshot
 from app.plans import targets
+from app.podio.hooks import pod_stopped
+from app.podio.write import load_database, put_files
 from app.pods.service import PodSecrets, decrypt_secrets
 from app.restores.dumps import vet_dump
 from app.restores.paths import files_subpaths
 from app.snapshots import repository as snapshots
-from app.snapshots.jobs import sync_plan_state
 
 
 @dataclass
@@ -65,16 +62,6 @@ async def _plan(ctx: JobContext) -> Plan:
     return Plan(source, target_pod, secrets, snap, source_target)
 
 
-def _upload_progress(p: MirrorProgress) -> dict[str, Any]:
-    return {
-        "phase": f"files: {p.phase}",
-        "files_done": p.files_done,
-        "files_total": p.files_total,
-        "bytes_done": p.bytes_done,
-        "bytes_total": p.bytes_total,
-    }
-
-
 class RestoreHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
         params = ctx.job.params
@@ -88,7 +75,7 @@ class RestoreHandler:
         }
         safety = None
         if params.get("safety_backup", True):
-            safety = await self._safety_backup(ctx, plan)
+            safety = await safety_backup(ctx, plan.target_pod, plan.secrets)
         result["safety_snapshot_id"] = safety
 
         scratch = (
@@ -111,61 +98,26 @@ class RestoreHandler:
             policy = Policy.from_settings(ctx.settings)
             async with pod_stopped(ctx, plan.target_pod, policy):
                 if want_files:
-                    result["files"] = await self._files(ctx, plan, scratch / "files", policy)
+                    result["files"] = await put_files(
+                        ctx,
+                        plan.target_pod,
+                        plan.secrets,
+                        scratch / "files",
+                        policy,
+                        subpaths=files_subpaths(params.get("paths")) or None,
+                        delete_extra=params.get("mode") == "mirror",
+                    )
                 if want_db:
                     assert dump_file is not None
-                    result["database"] = await self._database(ctx, plan, dump_file, policy)
+                    result["database"] = await load_database(
+                        ctx, plan.target_pod, plan.secrets, dump_file, policy
+                    )
                     result["database"]["dump"] = dump_check
         finally:
             # In a thread: deleting a large scratch restore takes seconds, and the loop
             # must keep the job's heartbeat going meanwhile.
             await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
         return JobOutcome(result=result)
-
-    async def _safety_backup(self, ctx: JobContext, plan: Plan) -> str | None:
-        """A snapshot of the pod as it is now, so the restore itself can be undone."""
-        async with ctx.session() as session:
-            try:
-                target = await targets.resolve(
-                    session, ctx.settings, ctx.services.keyring, plan.target_pod, ctx.job.plan
-                )
-            except (JobFailure, targets.NoBackupTarget):
-                await ctx.log("the pod has no backup target: no safety backup", level="warning")
-                return None
-        if not plan.target_pod.files and not plan.target_pod.database:
-            return None
-        await ctx.phase("safety backup")
-        run = await run_backup(
-            ctx, plan.target_pod, plan.secrets, target, extra_tags=["safety:before-restore"]
-        )
-        snap = run.backup
-        # Recorded at once (not with the job's end): the undo point exists even if the
-        # restore then fails.
-        async with ctx.session() as session:
-            assert snap.snapshot is not None
-            await snapshots.upsert(
-                session,
-                pod_id=plan.target_pod.id,
-                plan=ctx.job.plan,
-                snap=snap.snapshot,
-                job_id=ctx.job.id,
-                # What it holds, as a backup records it (the database it dumped), and the
-                # mark that keeps `latest` off it. No "status": retention would count it
-                # as a successful backup.
-                summary={
-                    **snap.summary,
-                    "files": run.staged.files,
-                    "database": run.staged.database,
-                    "unreadable_count": len(run.staged.unreadable),
-                    "safety": True,
-                },
-            )
-            await sync_plan_state(
-                session, plan.target_pod.id, ctx.job.plan, newest=snap.snapshot_id
-            )
-            await session.commit()
-        await ctx.log(f"safety snapshot {snap.short_id} taken before restoring")
-        return snap.snapshot_id
 
     async def _fetch(
         self, ctx: JobContext, plan: Plan, scratch: Path, want_files: bool, want_db: bool
@@ -210,84 +162,6 @@ class RestoreHandler:
                 )
         dumps = sorted((scratch / "database").glob("*.sql")) if want_db else []
         return dumps[0] if dumps else None
-
-    async def _files(
-        self, ctx: JobContext, plan: Plan, src: Path, policy: Policy
-    ) -> dict[str, Any]:
-        await ctx.phase("files")
-        src.mkdir(parents=True, exist_ok=True)
-        subpaths = files_subpaths(ctx.job.params.get("paths")) or None
-        mirror_mode = ctx.job.params.get("mode") == "mirror"
-        files = plan.target_pod.files or {}
-        if files.get("kind") == "local":
-            # The scratch restore is deleted afterwards: hard-link its files into the pod
-            # (same filesystem) rather than write every byte a second time.
-            stats = await localfs.push(
-                src,
-                Path(files["path"]),
-                roots=ctx.settings.local_roots,
-                subpaths=subpaths,
-                delete_extra=mirror_mode,
-                cancel=ctx.cancel,
-                link=True,
-            )
-            return {
-                "files_total": stats.files_total,
-                "files_compared": stats.files_compared,
-                "files_rewritten": stats.files_rewritten,
-                "files_written": stats.files_copied + stats.files_linked,
-                "bytes_written": stats.bytes_copied + stats.bytes_linked,
-                "files_verified": stats.files_verified,
-                "files_copied": stats.files_copied,
-                "bytes_copied": stats.bytes_copied,
-                "files_linked": stats.files_linked,
-                "files_deleted": stats.files_deleted,
-            }
-        async with ProgressPump(ctx, _upload_progress) as pump:
-            up = await upload(
-                sftp_endpoint(plan.target_pod, plan.secrets),
-                policy,
-                src,
-                subpaths=subpaths,
-                delete_extra=mirror_mode,
-                on_progress=pump,
-                cancel=ctx.cancel,
-            )
-        if up.host_key and not plan.target_pod.pinned_host_key:
-            # A clone into a pod never backed up (or a restore without a safety backup) was
-            # its first connection: trust on first use, as a backup does.
-            async with ctx.session() as session:
-                await pin_host_key(session, plan.target_pod.id, up.host_key)
-                await session.commit()
-        return {
-            "files_total": up.files_total,
-            "files_compared": up.files_compared,
-            "files_rewritten": up.files_rewritten,
-            "files_written": up.files_uploaded,
-            "bytes_written": up.bytes_uploaded,
-            "files_verified": up.files_verified,
-            "files_uploaded": up.files_uploaded,
-            "bytes_uploaded": up.bytes_uploaded,
-            "files_deleted": up.files_deleted,
-        }
-
-    async def _database(
-        self, ctx: JobContext, plan: Plan, dump_file: Path, policy: Policy
-    ) -> dict[str, Any]:
-        await ctx.phase("database")
-        endpoint = db_endpoint(plan.target_pod, plan.secrets)
-        async with ProgressPump(
-            ctx, lambda n: {"phase": "database: load", "bytes_done": n}
-        ) as pump:
-            loaded = await load(
-                endpoint, policy, dump_file, replace=True, on_progress=pump, cancel=ctx.cancel
-            )
-        return {
-            "name": endpoint.name,
-            "tables": loaded.tables,
-            "seconds": loaded.seconds,
-            "not_restored": loaded.not_restored,
-        }
 
     async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
         return None

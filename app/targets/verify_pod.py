@@ -14,7 +14,6 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from app.backups.sources import db_endpoint, sftp_endpoint
 from app.config import Settings
 from app.integrations.dumps import DumpError
 from app.integrations.dumps import check as db_check
@@ -23,6 +22,7 @@ from app.integrations.sftp import probe as sftp_check
 from app.kit import netpolicy
 from app.kit.validators import under_roots
 from app.models import Pod
+from app.podio.access import db_endpoint, sftp_endpoint
 from app.pods.service import PodSecrets
 from app.targets.checks import Checks, OutOfTime
 from app.targets.schemas import VerifyCheck

@@ -10,21 +10,17 @@ restic then runs with the working directory at <stage>, so the snapshot tree sta
 from __future__ import annotations
 
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.integrations import localfs
-from app.integrations.dumps import DbEndpoint, dump
-from app.integrations.sftp import MirrorProgress, SftpEndpoint, mirror
+from app.integrations.dumps import dump
+from app.integrations.sftp import MirrorProgress, mirror
 from app.jobs.context import JobContext, ProgressPump
 from app.kit.netpolicy import Policy
 from app.models import Pod
-from app.models.base import utcnow
+from app.podio.access import db_endpoint, sftp_endpoint
 from app.pods.service import PodSecrets
 
 
@@ -39,31 +35,6 @@ class Staged:
 
 def stage_dir(cache_dir: Path, pod_id: Any, plan: str) -> Path:
     return cache_dir / "pods" / str(pod_id) / plan / "stage"
-
-
-def sftp_endpoint(pod: Pod, secrets: PodSecrets) -> SftpEndpoint:
-    files = pod.files or {}
-    return SftpEndpoint(
-        host=files["host"],
-        port=int(files.get("port") or 22),
-        username=files["username"],
-        password=secrets.sftp_password,
-        private_key=secrets.sftp_private_key,
-        path=files.get("path") or "/",
-        known_host_key=pod.pinned_host_key or files.get("host_key"),
-    )
-
-
-def db_endpoint(pod: Pod, secrets: PodSecrets) -> DbEndpoint:
-    db = pod.database or {}
-    return DbEndpoint(
-        kind=db["kind"],
-        host=db["host"],
-        port=int(db["port"]),
-        name=db["name"],
-        username=db["username"],
-        password=secrets.db_password,
-    )
 
 
 def _mirror_progress(p: MirrorProgress) -> dict[str, Any]:
@@ -160,12 +131,3 @@ async def stage_database(
     }
     staged.paths.append("database")
     ctx.check_cancel()
-
-
-async def pin_host_key(session: AsyncSession, pod_id: uuid.UUID, key_line: str) -> None:
-    """Trust on first use: remember the SFTP host key after the first good connection."""
-    await session.execute(
-        update(Pod)
-        .where(Pod.id == pod_id, Pod.pinned_host_key.is_(None))
-        .values(pinned_host_key=key_line.strip(), pinned_host_key_at=utcnow())
-    )

@@ -1,0 +1,49 @@
+"""How to reach a pod: its SFTP and database endpoints from its settings and secrets, and
+the SFTP host key trusted on first use."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.integrations.dumps import DbEndpoint
+from app.integrations.sftp import SftpEndpoint
+from app.models import Pod
+from app.models.base import utcnow
+from app.pods.service import PodSecrets
+
+
+def sftp_endpoint(pod: Pod, secrets: PodSecrets) -> SftpEndpoint:
+    files = pod.files or {}
+    return SftpEndpoint(
+        host=files["host"],
+        port=int(files.get("port") or 22),
+        username=files["username"],
+        password=secrets.sftp_password,
+        private_key=secrets.sftp_private_key,
+        path=files.get("path") or "/",
+        known_host_key=pod.pinned_host_key or files.get("host_key"),
+    )
+
+
+def db_endpoint(pod: Pod, secrets: PodSecrets) -> DbEndpoint:
+    db = pod.database or {}
+    return DbEndpoint(
+        kind=db["kind"],
+        host=db["host"],
+        port=int(db["port"]),
+        name=db["name"],
+        username=db["username"],
+        password=secrets.db_password,
+    )
+
+
+async def pin_host_key(session: AsyncSession, pod_id: uuid.UUID, key_line: str) -> None:
+    """Trust on first use: remember the SFTP host key after the first good connection."""
+    await session.execute(
+        update(Pod)
+        .where(Pod.id == pod_id, Pod.pinned_host_key.is_(None))
+        .values(pinned_host_key=key_line.strip(), pinned_host_key_at=utcnow())
+    )
