@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: venv
-	$(BIN)/python -m app.devserver
+	$(BIN)/python -m devtools.devserver
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -18,7 +18,7 @@ from app.kit.crypto import Keyring
 from app.kit.dbmetrics import DbMetrics
 from app.kit.metrics import MetricsMiddleware
 from app.kit.querycheck import RejectNul
-from app.kit.readcache import ChangeListener, ReadCache, WritesMiddleware
+from app.readcache.cache import ChangeListener, ReadCache, WritesMiddleware
 from app.snapshots.download import DownloadSlots
 
 DESCRIPTION = """

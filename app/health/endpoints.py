@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.errors import error_responses
-from app.kit import readcache
+from app.readcache import cache as readcache
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from app.jobs import service
 from app.jobs.schemas import JobKind, JobRead, JobStatus
 from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page, paginate
-from app.kit.readcache import Fresh, ReadCache
 from app.models.job import FINAL_STATUSES
 from app.pods import service as pods
+from app.readcache.cache import Fresh, ReadCache
 
 router = APIRouter(tags=["jobs"])
 

@@ -20,10 +20,10 @@ from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
 from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page
-from app.kit.readcache import Fresh, ReadCache
 from app.models import Pod, Snapshot
 from app.plans import targets
 from app.pods import service as pods
+from app.readcache.cache import Fresh, ReadCache
 from app.snapshots import service
 from app.snapshots.download import DownloadSlots, Dump, DumpResponse, download_error
 from app.snapshots.jobs import request_index

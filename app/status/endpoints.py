@@ -13,7 +13,7 @@ from app.errors import NotFound, error_responses
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
 from app.kit.fastread import json_response
-from app.kit.readcache import Fresh, ReadCache
+from app.readcache.cache import Fresh, ReadCache
 from app.status.reads import status_row
 from app.storage import prices
 from app.storage.schemas import CostEstimateRead, GrowthRead

@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.demo import DemoOptions, bootstrap
+from devtools.demo import DemoOptions, bootstrap
 from devtools.s3 import moto_binary
 from tests.cli.conftest import Live
 

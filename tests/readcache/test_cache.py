@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from app.kit.readcache import ReadCache
+from app.readcache.cache import ReadCache
 
 OWNER = uuid.uuid4()
 

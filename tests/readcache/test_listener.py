@@ -20,8 +20,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
-from app.kit.readcache import ChangeListener, ReadCache, driver_dsn
 from app.models import Job
+from app.readcache.cache import ChangeListener, ReadCache, driver_dsn
 from app.snapshots import repository as snapshots
 from tests.backups.helpers import create_pod
 from tests.conftest import Tenant, auth

@@ -9,8 +9,8 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.text import Text
 
-from app.cli.client_api import Api
-from app.cli.client_render import (
+from app.cli.client.api import Api
+from app.cli.client.render import (
     duration,
     err,
     exit_code,

@@ -14,9 +14,9 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.text import Text
 
-from app.cli.client_api import Api, ApiError, CliError, load_config
-from app.cli.client_follow import follow, run_job, wait_quietly
-from app.cli.client_render import (
+from app.cli.client.api import Api, ApiError, CliError, load_config
+from app.cli.client.follow import follow, run_job, wait_quietly
+from app.cli.client.render import (
     EXIT_CODES,
     OK,
     err,

@@ -18,7 +18,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from app.cli.client_api import CliError
+from app.cli.client.api import CliError
 
 OK, FAILED, ERROR, PARTIAL = 0, 1, 2, 3
 EXIT_CODES = (

@@ -1,7 +1,7 @@
 """`make run`: the API and a worker against the local PostgreSQL and Redis, ready to use.
 
 Creates `.env` with a fresh encryption key on first run, migrates, starts both processes,
-prints an admin token, sets up the demo (app/demo.py: a pod served by a local SFTP server,
+prints an admin token, sets up the demo (devtools/demo.py: a pod served by a local SFTP server,
 a demo database, a local S3 server as its target) and stops everything it started on
 Ctrl-C. Running it again reuses the `.env`, the database, the saved tokens and the demo.
 """
@@ -23,7 +23,7 @@ import httpx
 from app.kit.crypto import generate_key
 
 if TYPE_CHECKING:
-    from app.demo import DemoRun
+    from devtools.demo import DemoRun
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_FILE = ROOT / ".env"
@@ -194,7 +194,7 @@ def run_demo(
 ) -> DemoRun | None:
     """Create (or reuse) the demo. A failed demo leaves the API and worker running and
     says why."""
-    from app.demo import DemoError, bootstrap
+    from devtools.demo import DemoError, bootstrap
 
     try:
         return bootstrap(f"http://127.0.0.1:{PORT}", token, spawn)

@@ -11,11 +11,12 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from app.cli import client_data, client_settings
-from app.cli.client_api import Api, ClientConfig, load_config, save_config
-from app.cli.client_data import PANEL, Json, PodArg, Wait, api
-from app.cli.client_follow import follow, run_job
-from app.cli.client_render import (
+from app.cli.client import data as client_data
+from app.cli.client import settings as client_settings
+from app.cli.client.api import Api, ClientConfig, load_config, save_config
+from app.cli.client.data import PANEL, Json, PodArg, Wait, api
+from app.cli.client.follow import follow, run_job
+from app.cli.client.render import (
     EXIT_CODES,
     duration,
     exit_code,

@@ -8,8 +8,8 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from app.cli.client_data import Json, PodArg, api
-from app.cli.client_render import (
+from app.cli.client.data import Json, PodArg, api
+from app.cli.client.render import (
     EXIT_CODES,
     FAILED,
     OK,
