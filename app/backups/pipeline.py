@@ -229,7 +229,7 @@ class BackupHandler:
                 "last_status": status,
                 "last_job_id": job.id,
                 "last_snapshot_id": backup.snapshot_id,
-                "snapshot_count": await snapshots.count(session, pod.id, job.plan),
+                "snapshot_count": await plan_states.snapshot_count(session, pod.id, job.plan),
             }
             if status == "succeeded":
                 values["last_success_at"] = now

@@ -250,7 +250,7 @@ def keys_generate(
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt every stored secret with the newest key (the first in PODBACKUP_SECRET_KEYS)."""
-    from app.kit.rotation import rotate_all
+    from app.secrets.rotation import rotate_all
 
     settings = get_settings()
     check_backing_services(settings)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import PlanState
+from app.models import PlanState, Snapshot
 
 
 async def upsert(session: AsyncSession, pod_id: uuid.UUID, plan: str, **values: Any) -> None:
@@ -35,3 +36,13 @@ async def last_snapshot_id(
         return None
     state = await get(session, pod_id, plan)
     return state.last_snapshot_id if state else None
+
+
+async def snapshot_count(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> int:
+    """How many snapshots of (pod, plan) are on record."""
+    n = await session.scalar(
+        select(func.count())
+        .select_from(Snapshot)
+        .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan)
+    )
+    return int(n or 0)

@@ -160,7 +160,7 @@ async def sync_plan_state(
     session: AsyncSession, pod_id: uuid.UUID, plan: str, newest: str | None = None
 ) -> None:
     """Snapshot count and the parent for the next backup follow the table."""
-    count = await snapshots.count(session, pod_id, plan)
+    count = await plan_states.snapshot_count(session, pod_id, plan)
     state = await plan_states.get(session, pod_id, plan)
     values: dict[str, Any] = {"snapshot_count": count}
     if newest is not None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -70,15 +70,6 @@ async def upsert(
     )
     assert row is not None
     return row
-
-
-async def count(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> int:
-    n = await session.scalar(
-        select(func.count())
-        .select_from(Snapshot)
-        .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan)
-    )
-    return int(n or 0)
 
 
 async def ids(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> set[str]:

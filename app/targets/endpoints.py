@@ -23,8 +23,8 @@ from app.models import BackupSettings, Pod
 from app.models.base import utcnow
 from app.pods.service import decrypt_secrets, get_visible
 from app.scheduler import service as scheduler
-from app.snapshots import repository as snapshot_rows
 from app.targets import providers, service
+from app.targets import repository as target_rows
 from app.targets.checks import VerifyInput
 from app.targets.restore_kit import build_kit
 from app.targets.schemas import (
@@ -209,7 +209,9 @@ async def verify_settings(
     row = await service.get_row(session, pod.id)
     inp, saved = await _verify_input(settings, keyring, principal, row, body, pod.id)
     if inp.recorded_id:
-        inp = replace(inp, recorded_snapshots=await snapshot_rows.count(session, pod.id, "owner"))
+        inp = replace(
+            inp, recorded_snapshots=await target_rows.owner_snapshot_count(session, pod.id)
+        )
     restic = await _restic(request, settings)
     # The target and the pod's own side (files, database) at once, each within the budget.
     target_check = (verify_local if inp.resolved.kind == "local" else verify_s3)(

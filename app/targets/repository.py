@@ -11,16 +11,18 @@ For the backup engine:
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict
 from app.integrations.restic import Repository, Restic, ResticError
 from app.integrations.s3 import S3Access
 from app.kit.crypto import Keyring
-from app.models import BackupSettings
+from app.models import BackupSettings, Snapshot
 from app.models.base import utcnow
 from app.targets.resolve import (
     DEFAULT_SIGNING_REGION,
@@ -126,3 +128,13 @@ async def ensure_repository(
         row.repository_id, row.repository_initialized_at = found, utcnow()
         await session.flush()
     return found
+
+
+async def owner_snapshot_count(session: AsyncSession, pod_id: uuid.UUID) -> int:
+    """Snapshots on record from the pod's own repository (what a new target would orphan)."""
+    n = await session.scalar(
+        select(func.count())
+        .select_from(Snapshot)
+        .where(Snapshot.pod_id == pod_id, Snapshot.plan == "owner")
+    )
+    return int(n or 0)

@@ -10,15 +10,14 @@ from sqlalchemy import select
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.kit.crypto import Keyring
+from app.models import BackupSettings, Pod, Webhook
+from app.pods.service import database_context, files_context
 
 # (model, primary-key attribute, column, context for a row)
 _Target = tuple[Any, str, str, Callable[[Any], str]]
 
 
 def _targets() -> list[_Target]:
-    from app.models import BackupSettings, Pod, Webhook
-    from app.pods.service import database_context, files_context
-
     return [
         (Pod, "id", "files_secret", lambda r: files_context(r.id)),
         (Pod, "id", "database_secret", lambda r: database_context(r.id)),
