@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.kit import fastread
 from app.snapshots.kinds import KIND_SQL
+from app.snapshots.repository import parse_time
 from app.storage.service import GROWTH_DAYS, Growth
 
 STATUS_SQL = f"""
@@ -69,8 +70,6 @@ class StatusRow:
         latest, base = self.values["latest_sample"], self.values["base_sample"]
         if not latest or not base or latest["id"] == base["id"]:
             return None
-        from app.snapshots.repository import parse_time
-
         until, since = parse_time(latest["at"]), parse_time(base["at"])
         days = round((until - since).total_seconds() / 86400, 3)
         return Growth(int(latest["size_bytes"]) - int(base["size_bytes"]), since, until, days)
