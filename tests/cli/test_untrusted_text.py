@@ -66,9 +66,11 @@ def test_restore_latest_says_which_backup_and_never_takes_a_safety_snapshot(live
     assert "(safety, taken by a restore" in r.stdout
 
     # By id, a safety snapshot is restored, and named as what it is.
-    r = live.cli("restore", "wiki", snaps[0]["short_id"], "--no-safety-backup", "--json")
+    # --wait: the next test backs up the same pod, which a running restore keeps busy.
+    r = live.cli("restore", "wiki", snaps[0]["short_id"], "--no-safety-backup", "--json", "--wait")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "safety (the pod before a restore)" in r.stderr
+    assert json.loads(r.stdout)["status"] == "succeeded"
 
 
 def test_file_names_from_a_snapshot_are_printed_escaped(live: Live) -> None:
