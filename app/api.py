@@ -12,6 +12,7 @@ from app.exports.endpoints import router as exports_router
 from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
 from app.platform.endpoints import router as platform_router
+from app.pods.endpoints import audit_router as pod_audit_router
 from app.pods.endpoints import router as pods_router
 from app.restores.endpoints import router as restores_router
 from app.retention.endpoints import router as retention_router
@@ -40,6 +41,7 @@ for router in (
     platform_router,
     targets_router,
     providers_router,
+    pod_audit_router,
     audit_router,
     webhooks_router,
 ):

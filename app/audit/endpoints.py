@@ -1,63 +1,22 @@
-"""The audit trail: a pod's events (owner or admin) and every event (admin)."""
+"""The audit trail across accounts (admin). A pod's own trail is a route of the pod
+(`app/pods/endpoints.py`): the pod decides who may see it."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict
 
 from app.audit import service
-from app.auth.dependencies import AdminPrincipal, AnyPrincipal
+from app.audit.schemas import ActionQuery, AuditEventRead
+from app.auth.dependencies import AdminPrincipal
 from app.db import DbSession
 from app.errors import error_responses
 from app.kit.pagination import Page, PageQuery, make_page, paginate
 from app.models import AuditEvent
-from app.pods.service import get_visible
 
 router = APIRouter(tags=["audit"])
-
-
-class AuditEventRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    at: datetime
-    action: str
-    actor: str
-    account_id: uuid.UUID | None
-    pod_id: uuid.UUID | None
-    token_id: uuid.UUID | None
-    client: str | None
-    detail: dict[str, Any]
-
-
-ActionQuery = Annotated[
-    str | None,
-    Query(max_length=64, description="Only this action, e.g. `backup_settings.verify`."),
-]
-
-
-@router.get(
-    "/v1/pods/{pod_id}/audit",
-    summary="The pod's audit trail, newest first",
-    responses=error_responses(401, 404, 422),
-)
-async def pod_audit(
-    pod_id: uuid.UUID,
-    principal: AnyPrincipal,
-    session: DbSession,
-    params: PageQuery,
-    action: ActionQuery = None,
-) -> Page[AuditEventRead]:
-    pod = await get_visible(session, principal, pod_id)
-    stmt = service.list_query(pod_id=pod.id)
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
-    rows, total = await paginate(session, stmt, params)
-    return make_page([AuditEventRead.model_validate(r) for r in rows], total, params)
 
 
 @router.get(

@@ -29,6 +29,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 async def _probe(settings: Settings, need_database: bool) -> list[str]:
     """What is unreachable, each with how to start it."""
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     import asyncpg
     from redis.asyncio import Redis
 
@@ -62,6 +63,7 @@ async def _probe(settings: Settings, need_database: bool) -> list[str]:
 
 
 def _safe_url(url: str) -> str:
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     from sqlalchemy.engine import make_url
 
     try:
@@ -78,6 +80,7 @@ def check_backing_services(settings: Settings, need_database: bool = True) -> No
 
 def ensure_database(settings: Settings) -> None:
     """Create the configured database when the server is up but the database is missing."""
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -102,6 +105,7 @@ def ensure_database(settings: Settings) -> None:
 
 
 def run_migrations(settings: Settings) -> None:
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     from alembic import command
     from alembic.config import Config
 
@@ -129,6 +133,7 @@ def api(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API."""
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     import uvicorn
 
     from app.kit.crypto import CryptoConfigError, Keyring
@@ -159,6 +164,7 @@ def api(
 @app.command()
 def worker() -> None:
     """Run an arq worker (start as many as you like, on any number of hosts)."""
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     from app.kit.crypto import CryptoConfigError, Keyring
     from app.kit.logging import setup_logging
 
@@ -180,6 +186,7 @@ def openapi(
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
     """Print (or write) the OpenAPI document generated from the app."""
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     from app.main import create_app
 
     text = json.dumps(create_app().openapi(), indent=2, sort_keys=True) + "\n"
@@ -192,6 +199,7 @@ def openapi(
 async def _create_token(
     settings: Settings, scope: str, account_id: uuid.UUID | None, name: str
 ) -> str:
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     from app.auth.tokens import create_token
     from app.db import make_engine, make_sessionmaker
     from app.models import Account
@@ -232,6 +240,7 @@ def token_create(
 @app.command("config-doc")
 def config_doc() -> None:
     """Print the configuration table (README.md embeds it; a test keeps them equal)."""
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     from app.kit.configdoc import table
 
     typer.echo(table())
@@ -242,6 +251,7 @@ def keys_generate(
     key_id: Annotated[str | None, typer.Option("--id", help="Key id (default random).")] = None,
 ) -> None:
     """Print a new `id:key` entry for PODBACKUP_SECRET_KEYS (put it first to make it current)."""
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     from app.kit.crypto import generate_key
 
     typer.echo(generate_key(key_id))
@@ -250,6 +260,7 @@ def keys_generate(
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt every stored secret with the newest key (the first in PODBACKUP_SECRET_KEYS)."""
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
     from app.secrets.rotation import rotate_all
 
     settings = get_settings()

@@ -6,15 +6,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from app.audit import service as audit
+from app.audit.schemas import ActionQuery, AuditEventRead
 from app.auth.dependencies import AnyPrincipal, client_address
 from app.db import DbSession
 from app.deps import KeyringDep, SettingsDep
 from app.errors import error_responses
 from app.kit.pagination import Page, PageQuery, make_page, paginate
+from app.models import AuditEvent
 from app.pods import service
 from app.pods.schemas import PodCreate, PodRead, PodUpdate
 
 router = APIRouter(tags=["pods"])
+# A pod's audit trail is the pod's route (the pod decides who sees it), listed under audit.
+audit_router = APIRouter(tags=["audit"])
 
 
 @router.post(
@@ -110,3 +114,23 @@ async def delete_pod(
     )
     await session.delete(pod)
     await session.flush()
+
+
+@audit_router.get(
+    "/v1/pods/{pod_id}/audit",
+    summary="The pod's audit trail, newest first",
+    responses=error_responses(401, 404, 422),
+)
+async def pod_audit(
+    pod_id: uuid.UUID,
+    principal: AnyPrincipal,
+    session: DbSession,
+    params: PageQuery,
+    action: ActionQuery = None,
+) -> Page[AuditEventRead]:
+    pod = await service.get_visible(session, principal, pod_id)
+    stmt = audit.list_query(pod_id=pod.id)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    rows, total = await paginate(session, stmt, params)
+    return make_page([AuditEventRead.model_validate(r) for r in rows], total, params)
