@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
-from app.audit import service
+from app.audit import repository
 from app.auth.dependencies import AdminPrincipal, AnyPrincipal
 from app.db import DbSession
 from app.errors import error_responses
@@ -53,7 +53,7 @@ async def pod_audit(
     action: ActionQuery = None,
 ) -> Page[AuditEventRead]:
     pod = await get_visible(session, principal, pod_id)
-    stmt = service.list_query(pod_id=pod.id)
+    stmt = repository.list_query(pod_id=pod.id)
     if action:
         stmt = stmt.where(AuditEvent.action == action)
     rows, total = await paginate(session, stmt, params)
@@ -74,7 +74,7 @@ async def all_audit(
     pod_id: Annotated[uuid.UUID | None, Query(description="Only this pod.")] = None,
     action: ActionQuery = None,
 ) -> Page[AuditEventRead]:
-    stmt = service.list_query(pod_id=pod_id, account_id=account_id)
+    stmt = repository.list_query(pod_id=pod_id, account_id=account_id)
     if action:
         stmt = stmt.where(AuditEvent.action == action)
     rows, total = await paginate(session, stmt, params)
