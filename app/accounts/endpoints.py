@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request, status
-from sqlalchemy import select
 
+from app.accounts import repository
 from app.accounts.schemas import (
     AccountCreate,
     AccountRead,
@@ -16,6 +16,7 @@ from app.accounts.schemas import (
     WhoAmI,
 )
 from app.audit import service as audit
+from app.auth import repository as token_rows
 from app.auth import tokens
 from app.auth.dependencies import AdminPrincipal, AnyPrincipal
 from app.db import DbSession
@@ -55,9 +56,7 @@ async def create_account(
 async def list_accounts(
     principal: AdminPrincipal, session: DbSession, params: PageQuery
 ) -> Page[AccountRead]:
-    rows, total = await paginate(
-        session, select(Account).order_by(Account.created_at, Account.id), params
-    )
+    rows, total = await paginate(session, repository.list_query(), params)
     return make_page([AccountRead.model_validate(r) for r in rows], total, params)
 
 
@@ -122,12 +121,7 @@ async def list_account_tokens(
     account_id: uuid.UUID, principal: AdminPrincipal, session: DbSession, params: PageQuery
 ) -> Page[TokenRead]:
     await _account(session, account_id)
-    stmt = (
-        select(ApiToken)
-        .where(ApiToken.account_id == account_id)
-        .order_by(ApiToken.created_at, ApiToken.id)
-    )
-    rows, total = await paginate(session, stmt, params)
+    rows, total = await paginate(session, token_rows.account_tokens_query(account_id), params)
     return make_page([TokenRead.model_validate(r) for r in rows], total, params)
 
 

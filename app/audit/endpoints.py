@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.audit import service
+from app.audit import repository
 from app.audit.schemas import ActionQuery, AuditEventRead
 from app.auth.dependencies import AdminPrincipal
 from app.db import DbSession
@@ -33,7 +33,7 @@ async def all_audit(
     pod_id: Annotated[uuid.UUID | None, Query(description="Only this pod.")] = None,
     action: ActionQuery = None,
 ) -> Page[AuditEventRead]:
-    stmt = service.list_query(pod_id=pod_id, account_id=account_id)
+    stmt = repository.list_query(pod_id=pod_id, account_id=account_id)
     if action:
         stmt = stmt.where(AuditEvent.action == action)
     rows, total = await paginate(session, stmt, params)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import Principal
@@ -35,14 +34,3 @@ async def record(
     session.add(event)
     await session.flush()
     return event
-
-
-def list_query(
-    *, pod_id: uuid.UUID | None = None, account_id: uuid.UUID | None = None
-) -> Select[tuple[AuditEvent]]:
-    stmt = select(AuditEvent).order_by(AuditEvent.id.desc())
-    if pod_id is not None:
-        stmt = stmt.where(AuditEvent.pod_id == pod_id)
-    if account_id is not None:
-        stmt = stmt.where(AuditEvent.account_id == account_id)
-    return stmt

@@ -12,11 +12,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import update
 
-from app.auth import tokens
+from app.auth import repository, tokens
 from app.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
-from app.models import ApiToken
 from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -112,9 +110,7 @@ async def _lookup(request: Request, token: str) -> tokens.ActiveToken | None:
         if row is not None and (
             row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1)
         ):
-            await session.execute(
-                update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
-            )
+            await repository.mark_used(session, row.id, now)
             await session.commit()
         return row
 

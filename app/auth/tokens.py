@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import repository
 from app.models import ApiToken
 from app.models.base import utcnow
 
@@ -68,17 +68,7 @@ async def find_active(session: AsyncSession, token: str) -> ActiveToken | None:
     """The token's row when it exists and is not revoked (a plain row: every request runs
     this, so no ORM object is built)."""
     digest = hash_token(token)
-    row = (
-        await session.execute(
-            select(
-                ApiToken.id,
-                ApiToken.scope,
-                ApiToken.account_id,
-                ApiToken.last_used_at,
-                ApiToken.token_hash,
-            ).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
-        )
-    ).first()
+    row = await repository.find_unrevoked(session, digest)
     # The lookup is by digest; compare again in constant time for good measure.
     if row is None or not secrets.compare_digest(row.token_hash, digest):
         return None
@@ -87,19 +77,11 @@ async def find_active(session: AsyncSession, token: str) -> ActiveToken | None:
 
 async def is_active(session: AsyncSession, token_id: uuid.UUID) -> bool:
     """Whether the token still exists unrevoked (long-lived responses re-check this)."""
-    found = await session.scalar(
-        select(ApiToken.id).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
-    )
-    return found is not None
+    return await repository.is_unrevoked(session, token_id)
 
 
 async def revoke(session: AsyncSession, token_id: uuid.UUID) -> bool:
-    result = await session.execute(
-        update(ApiToken)
-        .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return await repository.revoke(session, token_id, utcnow())
 
 
 class TokenCache:

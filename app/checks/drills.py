@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.checks import samples
@@ -25,6 +24,7 @@ from app.integrations.dumps.model import family
 from app.integrations.restic import Repository
 from app.jobs.context import JobContext
 from app.models import Snapshot
+from app.snapshots import repository as snapshots
 from app.snapshots.dumps import recorded_dump
 
 # Drill problems that are about the drill server, not about the dump: inconclusive.
@@ -106,16 +106,7 @@ async def _latest(
     session: AsyncSession, pod_id: uuid.UUID | None, plan: str
 ) -> tuple[Snapshot | None, Snapshot | None]:
     """The newest snapshot the service made for the pod, and the newest with a dump."""
-    base = (
-        select(Snapshot)
-        .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan, Snapshot.summary.is_not(None))
-        .order_by(Snapshot.time.desc())
-    )
-    latest = await session.scalar(base.where(Snapshot.hostname == str(pod_id)).limit(1))
-    with_dump = await session.scalar(
-        base.where(Snapshot.summary["database"]["file"].astext.is_not(None)).limit(1)
-    )
-    return latest, with_dump
+    return await snapshots.newest_made(session, pod_id, plan)
 
 
 async def trial(

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.integrations.restic import Repository, Restic, ResticError
-from app.models import Snapshot, SnapshotFile
+from app.models import Snapshot
+from app.snapshots import repository as snapshots
 
 # Failures that say nothing about the snapshot's data: the job fails (or retries) on them.
 INFRASTRUCTURE = frozenset(
@@ -71,25 +71,8 @@ def _key(path: str, seed: str) -> str:
 async def from_index(
     session: AsyncSession, snap: Snapshot, count: int, max_bytes: int, seed: str
 ) -> list[Sample]:
-    # the same path text `restic ls` prints, so both sources order files alike
-    full = case(
-        (SnapshotFile.parent == "/", "/" + SnapshotFile.name),
-        else_=SnapshotFile.parent + "/" + SnapshotFile.name,
-    )
-    rows = await session.execute(
-        select(SnapshotFile.parent, SnapshotFile.name, SnapshotFile.size)
-        .where(
-            SnapshotFile.snapshot_pk == snap.pk,
-            SnapshotFile.type == "file",
-            SnapshotFile.size <= max_bytes,
-            not_(or_(SnapshotFile.parent == "/database", SnapshotFile.parent.like("/database/%"))),
-        )
-        .order_by(func.md5(full + seed))
-        .limit(count)
-    )
-    return [
-        Sample(f"{parent.rstrip('/')}/{name}", int(size or 0)) for parent, name, size in rows.all()
-    ]
+    rows = await snapshots.sample_files(session, snap.pk, count, max_bytes, seed)
+    return [Sample(f"{parent.rstrip('/')}/{name}", int(size or 0)) for parent, name, size in rows]
 
 
 async def from_listing(

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
+from app.exports import repository
 from app.exports.jobs import store_path
 from app.jobs.context import Services
-from app.models import Export
 from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -17,14 +15,7 @@ log = logging.getLogger(__name__)
 async def expire_exports(services: Services) -> int:
     now = utcnow()
     async with services.sessionmaker() as session:
-        rows = (
-            await session.scalars(
-                select(Export)
-                .where(Export.status == "ready", Export.expires_at < now)
-                .with_for_update(skip_locked=True)
-                .limit(500)
-            )
-        ).all()
+        rows = await repository.lock_expired(session, now, limit=500)
         for export in rows:
             store_path(services.settings.export_path, export.id).unlink(missing_ok=True)
             export.status, export.deleted_at = "expired", now

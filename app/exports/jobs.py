@@ -10,15 +10,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.exports import repository
 from app.exports.archive import snapshot_to_targz, tar_folders
 from app.jobs.context import JobContext, JobOutcome
 from app.jobs.errors import JobFailure
 from app.jobs.runner import register
 from app.kit.netpolicy import Policy
-from app.models import Export, Job, Pod
+from app.models import Job, Pod
 from app.plans import targets
 from app.podio.hooks import pod_stopped
 from app.podio.stage import stage_database, stage_files
@@ -81,18 +81,15 @@ class ExportHandler:
         result = {"export_id": str(export_id), "size_bytes": size, "sha256": digest, **source}
 
         async def finalize(session: AsyncSession) -> None:
-            await session.execute(
-                update(Export)
-                .where(Export.id == export_id)
-                .values(
-                    status="ready",
-                    size_bytes=size,
-                    sha256=digest,
-                    storage_key=final.name,
-                    expires_at=expires,
-                    ready_at=datetime.now(UTC),
-                    snapshot_id=source.get("snapshot_id"),
-                )
+            await repository.mark_ready(
+                session,
+                export_id,
+                size_bytes=size,
+                sha256=digest,
+                storage_key=final.name,
+                expires_at=expires,
+                ready_at=datetime.now(UTC),
+                snapshot_id=source.get("snapshot_id"),
             )
 
         status = "partial" if source.get("unreadable") else "succeeded"
@@ -130,9 +127,7 @@ class ExportHandler:
     async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
         export_id = job.params.get("export_id")
         if export_id:
-            await session.execute(
-                update(Export).where(Export.id == uuid.UUID(export_id)).values(status="failed")
-            )
+            await repository.mark_failed(session, uuid.UUID(export_id))
 
 
 register("export", ExportHandler())

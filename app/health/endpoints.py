@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from app.errors import error_responses
+from app.health import repository
 from app.readcache import cache as readcache
 
 router = APIRouter(tags=["health"])
@@ -42,7 +42,7 @@ async def healthz() -> Health:
 
 async def _check_postgres(request: Request) -> str:
     async with request.app.state.engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
+        await repository.ping(conn)
     return "ok"
 
 

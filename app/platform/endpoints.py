@@ -8,14 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import and_, func, or_, select
 
 from app.auth.dependencies import AdminPrincipal
 from app.db import DbSession
 from app.deps import SettingsDep
 from app.errors import error_responses
 from app.kit.pagination import Page, PageQuery, make_page
-from app.models import PlanState, Pod
+from app.platform import repository
 
 router = APIRouter(tags=["platform"])
 
@@ -48,18 +47,9 @@ async def fleet(
     all_pods: Annotated[bool, Query(description="List every pod, not only stale ones.")] = False,
 ) -> Page[FleetPod]:
     cutoff = datetime.now(UTC) - timedelta(hours=hours or settings.platform_stale_hours)
-    stmt = (
-        select(Pod, PlanState)
-        .outerjoin(PlanState, and_(PlanState.pod_id == Pod.id, PlanState.plan == "platform"))
-        .where(or_(Pod.files.is_not(None), Pod.database.is_not(None)))
-        .order_by(PlanState.last_success_at.asc().nulls_first(), Pod.id)
+    rows, total = await repository.fleet(
+        session, None if all_pods else cutoff, params.limit, params.offset
     )
-    if not all_pods:
-        stmt = stmt.where(
-            or_(PlanState.last_success_at.is_(None), PlanState.last_success_at < cutoff)
-        )
-    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = (await session.execute(stmt.limit(params.limit).offset(params.offset))).all()
     items = []
     for pod, state in rows:
         items.append(
@@ -75,4 +65,4 @@ async def fleet(
                 snapshot_count=state.snapshot_count if state else 0,
             )
         )
-    return make_page(items, int(total or 0), params)
+    return make_page(items, total, params)

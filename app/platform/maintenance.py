@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import or_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import RepositoryMaintenance
+from app.platform import repository as platform_rows
 
 
 async def claim(
@@ -22,15 +20,4 @@ async def claim(
 ) -> bool:
     """Atomically take this interval's turn; False when another job already did."""
     now = now or datetime.now(UTC)
-    column = (
-        RepositoryMaintenance.last_prune_at
-        if what == "prune"
-        else (RepositoryMaintenance.last_check_at)
-    )
-    base = insert(RepositoryMaintenance).values(repository=repository, **{column.key: now})
-    stmt = base.on_conflict_do_update(
-        index_elements=["repository"],
-        set_={column.key: now},
-        where=or_(column.is_(None), column < now - interval),
-    ).returning(RepositoryMaintenance.repository)
-    return (await session.scalar(stmt)) is not None
+    return await platform_rows.claim_maintenance(session, repository, what, interval, now)

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
+from app.audit import repository as audit_events
 from app.audit import service as audit
 from app.audit.schemas import ActionQuery, AuditEventRead
 from app.auth.dependencies import AnyPrincipal, client_address
@@ -129,7 +130,7 @@ async def pod_audit(
     action: ActionQuery = None,
 ) -> Page[AuditEventRead]:
     pod = await service.get_visible(session, principal, pod_id)
-    stmt = audit.list_query(pod_id=pod.id)
+    stmt = audit_events.list_query(pod_id=pod.id)
     if action:
         stmt = stmt.where(AuditEvent.action == action)
     rows, total = await paginate(session, stmt, params)

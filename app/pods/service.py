@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import Principal
@@ -18,6 +18,7 @@ from app.kit import netpolicy
 from app.kit.crypto import Keyring
 from app.kit.validators import under_roots
 from app.models import Account, Pod
+from app.pods import repository
 from app.pods.schemas import (
     DEFAULT_DB_PORTS,
     DatabaseConfig,
@@ -333,19 +334,15 @@ async def require_visible(
 ) -> uuid.UUID:
     """Like ``get_visible`` for read paths that need only the pod's account: one indexed
     lookup of a column, no ORM object (status, lists and job history are polled often)."""
-    account_id = await session.scalar(select(Pod.account_id).where(Pod.id == pod_id))
+    account_id = await repository.account_of(session, pod_id)
     if account_id is None or not principal.owns(account_id):
         raise NotFound("Pod not found", hint="check the pod id")
     return account_id
 
 
-def list_query(principal: Principal, account_id: uuid.UUID | None = None) -> Any:
-    stmt = select(Pod).order_by(Pod.created_at, Pod.id)
-    if not principal.is_admin:
-        stmt = stmt.where(Pod.account_id == principal.account_id)
-    elif account_id is not None:
-        stmt = stmt.where(Pod.account_id == account_id)
-    return stmt
+def list_query(principal: Principal, account_id: uuid.UUID | None = None) -> Select[tuple[Pod]]:
+    """An account sees its own pods; an admin all, or one account's."""
+    return repository.list_query(account_id if principal.is_admin else principal.account_id)
 
 
 def to_read(pod: Pod) -> PodRead:

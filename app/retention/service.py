@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.integrations.restic import Repository, Restic, ResticError
-from app.models import BackupSettings, Snapshot
+from app.models import BackupSettings
 from app.plans import state as plan_states
+from app.snapshots import repository as snapshots
 from app.snapshots.kinds import kind_of
 from app.targets.schemas import RETENTION_KEYS
 
@@ -138,20 +138,7 @@ def _status(summary: Mapping[str, Any] | None) -> str | None:
 
 
 async def known(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> Known:
-    rows = (
-        await session.execute(
-            select(
-                Snapshot.id,
-                Snapshot.short_id,
-                Snapshot.time,
-                Snapshot.hostname,
-                Snapshot.tags,
-                Snapshot.summary,
-            )
-            .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan)
-            .order_by(Snapshot.time.desc())
-        )
-    ).all()
+    rows = await snapshots.listing(session, pod_id, plan)
     found = {
         r.id: PlannedSnapshot(
             r.id,

@@ -9,12 +9,12 @@ import posixpath
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.integrations.restic import Repository, Restic
 from app.models import Snapshot, SnapshotFile
 from app.models.base import utcnow
+from app.snapshots import repository
 from app.snapshots.repository import parse_time
 
 BATCH = 5000
@@ -71,7 +71,7 @@ async def build(
     session: AsyncSession, restic: Restic, repo: Repository, snapshot: Snapshot, **kw: Any
 ) -> int:
     """(Re)index one snapshot inside the caller's transaction; returns the node count."""
-    await session.execute(delete(SnapshotFile).where(SnapshotFile.snapshot_pk == snapshot.pk))
+    await repository.delete_files(session, snapshot.pk)
     batch: list[tuple[Any, ...]] = []
     seen: set[tuple[str, str]] = set()
     count = 0
@@ -101,5 +101,5 @@ async def build(
             paths=list(record.get("paths") or snapshot.paths),
             hostname=str(record.get("hostname") or snapshot.hostname),
         )
-    await session.execute(update(Snapshot).where(Snapshot.pk == snapshot.pk).values(**values))
+    await repository.set_indexed(session, snapshot.pk, values)
     return count

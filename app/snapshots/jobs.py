@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from arq.connections import ArqRedis
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -14,7 +14,7 @@ from app.jobs import service as jobs
 from app.jobs.context import JobContext, JobOutcome
 from app.jobs.errors import JobFailure
 from app.jobs.runner import register
-from app.models import Job, Pod, Snapshot
+from app.models import Job, Pod
 from app.models.job import ACTIVE_STATUSES
 from app.plans import state as plan_states
 from app.plans import targets
@@ -92,9 +92,7 @@ class IndexHandler:
                     hint="refresh the snapshot list",
                     retryable=False,
                 )
-            await session.execute(
-                update(Snapshot).where(Snapshot.pk == snap.pk).values(index_status="indexing")
-            )
+            await snapshots.set_index_status(session, snap.pk, "indexing")
             await session.commit()
             try:
                 count = await index.build(
@@ -103,9 +101,7 @@ class IndexHandler:
                 await session.commit()
             except BaseException:
                 await session.rollback()
-                await session.execute(
-                    update(Snapshot).where(Snapshot.pk == snap.pk).values(index_status="failed")
-                )
+                await snapshots.set_index_status(session, snap.pk, "failed")
                 await session.commit()
                 raise
         result: dict[str, Any] = {"snapshot_id": snap.id, "files": count}
@@ -166,14 +162,7 @@ async def sync_plan_state(
     if newest is not None:
         values["last_snapshot_id"] = newest
     elif state is not None and state.last_snapshot_id:
-        exists = await session.scalar(
-            select(Snapshot.pk).where(
-                Snapshot.pod_id == pod_id,
-                Snapshot.plan == plan,
-                Snapshot.id == state.last_snapshot_id,
-            )
-        )
-        if exists is None:
+        if not await snapshots.has(session, pod_id, plan, state.last_snapshot_id):
             latest = await snapshots.latest(session, pod_id, plan)
             values["last_snapshot_id"] = latest.id if latest else None
     await plan_states.upsert(session, pod_id, plan, **values)

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import Row, case, delete, func, not_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.models import Snapshot
+from app.kit import fastread
+from app.models import Snapshot, SnapshotFile
 from app.snapshots.kinds import KIND_SQL
 
 
@@ -127,3 +128,148 @@ async def find(
         stmt = stmt.where(Snapshot.short_id == snapshot_id[:8], Snapshot.id.startswith(snapshot_id))
     rows = (await session.scalars(stmt.limit(2))).all()
     return rows[0] if len(rows) == 1 else None
+
+
+async def has(session: AsyncSession, pod_id: uuid.UUID, plan: str, snapshot_id: str) -> bool:
+    found = await session.scalar(
+        select(Snapshot.pk).where(
+            Snapshot.pod_id == pod_id,
+            Snapshot.plan == plan,
+            Snapshot.id == snapshot_id,
+        )
+    )
+    return found is not None
+
+
+async def listing(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> Sequence[Row[Any]]:
+    """(id, short_id, time, hostname, tags, summary) of every snapshot, newest first."""
+    rows = await session.execute(
+        select(
+            Snapshot.id,
+            Snapshot.short_id,
+            Snapshot.time,
+            Snapshot.hostname,
+            Snapshot.tags,
+            Snapshot.summary,
+        )
+        .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan)
+        .order_by(Snapshot.time.desc())
+    )
+    return rows.all()
+
+
+async def newest_made(
+    session: AsyncSession, pod_id: uuid.UUID | None, plan: str
+) -> tuple[Snapshot | None, Snapshot | None]:
+    """The newest snapshot the service made for the pod, and the newest with a dump."""
+    base = (
+        select(Snapshot)
+        .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan, Snapshot.summary.is_not(None))
+        .order_by(Snapshot.time.desc())
+    )
+    latest: Snapshot | None = await session.scalar(
+        base.where(Snapshot.hostname == str(pod_id)).limit(1)
+    )
+    with_dump: Snapshot | None = await session.scalar(
+        base.where(Snapshot.summary["database"]["file"].astext.is_not(None)).limit(1)
+    )
+    return latest, with_dump
+
+
+async def set_index_status(session: AsyncSession, snapshot_pk: int, status: str) -> None:
+    await session.execute(
+        update(Snapshot).where(Snapshot.pk == snapshot_pk).values(index_status=status)
+    )
+
+
+async def set_indexed(session: AsyncSession, snapshot_pk: int, values: dict[str, Any]) -> None:
+    """Record a finished index (status, time, count and restic's own snapshot fields)."""
+    await session.execute(update(Snapshot).where(Snapshot.pk == snapshot_pk).values(**values))
+
+
+async def delete_files(session: AsyncSession, snapshot_pk: int) -> None:
+    await session.execute(delete(SnapshotFile).where(SnapshotFile.snapshot_pk == snapshot_pk))
+
+
+async def children(
+    session: AsyncSession, snapshot_pk: int, parent: str, limit: int, offset: int
+) -> tuple[list[SnapshotFile], int]:
+    """One page of a folder's entries by name, and how many it holds."""
+    where = (SnapshotFile.snapshot_pk == snapshot_pk, SnapshotFile.parent == parent)
+    total = await session.scalar(select(func.count()).select_from(SnapshotFile).where(*where))
+    rows = (
+        await session.scalars(
+            select(SnapshotFile)
+            .where(*where)
+            .order_by(SnapshotFile.name)
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    return list(rows), int(total or 0)
+
+
+async def sample_files(
+    session: AsyncSession, snapshot_pk: int, count: int, max_bytes: int, seed: str
+) -> list[tuple[str, str, int | None]]:
+    """(parent, name, size) of up to ``count`` files of at most ``max_bytes`` outside
+    /database, in the order of md5(path + seed)."""
+    # the same path text `restic ls` prints, so both sources order files alike
+    full = case(
+        (SnapshotFile.parent == "/", "/" + SnapshotFile.name),
+        else_=SnapshotFile.parent + "/" + SnapshotFile.name,
+    )
+    rows = await session.execute(
+        select(SnapshotFile.parent, SnapshotFile.name, SnapshotFile.size)
+        .where(
+            SnapshotFile.snapshot_pk == snapshot_pk,
+            SnapshotFile.type == "file",
+            SnapshotFile.size <= max_bytes,
+            not_(or_(SnapshotFile.parent == "/database", SnapshotFile.parent.like("/database/%"))),
+        )
+        .order_by(func.md5(full + seed))
+        .limit(count)
+    )
+    return [(parent, name, size) for parent, name, size in rows.all()]
+
+
+def _where(kind: str) -> str:
+    """The list's filter; ``kind`` is the placeholder of the kind parameter."""
+    return (
+        "s.pod_id = $1 AND s.plan = $2 AND ($3::text IS NULL OR s.tags @> ARRAY[$3::text]) "
+        f"AND ({kind}::text IS NULL OR ({KIND_SQL}) = {kind}::text)"
+    )
+
+
+LIST_SQL = f"""
+SELECT pod.account_id, page.*
+FROM (SELECT account_id FROM pods WHERE id = $1) AS pod
+LEFT JOIN LATERAL (
+    SELECT s.*, count(*) OVER () AS total FROM snapshots AS s
+    WHERE {_where("$6")}
+    ORDER BY s.time DESC, s.pk DESC LIMIT $4 OFFSET $5
+) AS page ON true
+"""
+COUNT_SQL = f"SELECT count(*) FROM snapshots AS s WHERE {_where('$4')}"
+
+
+async def list_page(
+    source: fastread.Source,
+    pod_id: uuid.UUID,
+    plan: str,
+    tag: str | None,
+    limit: int,
+    offset: int,
+    kind: str | None,
+) -> list[Any]:
+    """The pod's account and one page of its snapshots with the total, in one plain
+    statement: one row with a null ``pk`` when the page is empty, none when the pod is
+    missing."""
+    return await fastread.fetch(source, LIST_SQL, pod_id, plan, tag, limit, offset, kind)
+
+
+async def count_listed(
+    source: fastread.Source, pod_id: uuid.UUID, plan: str, tag: str | None, kind: str | None
+) -> int:
+    total = await fastread.fetchrow(source, COUNT_SQL, pod_id, plan, tag, kind)
+    return int(total[0]) if total else 0

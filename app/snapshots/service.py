@@ -6,7 +6,6 @@ import posixpath
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import plans
@@ -16,7 +15,7 @@ from app.kit import fastread
 from app.models import Pod, Snapshot, SnapshotFile
 from app.snapshots import repository
 from app.snapshots.dumps import dump_record
-from app.snapshots.kinds import KIND_SQL, kind_of, trigger_of
+from app.snapshots.kinds import kind_of, trigger_of
 from app.snapshots.schemas import FileEntry, SnapshotRead
 
 
@@ -27,26 +26,6 @@ class SnapshotNotIndexed(Conflict):
 def check_plan(principal: Principal, plan: str) -> None:
     if not plans.visible(principal, plan):
         raise NotFound("Snapshot not found")
-
-
-def _where(kind: str) -> str:
-    """The list's filter; ``kind`` is the placeholder of the kind parameter."""
-    return (
-        "s.pod_id = $1 AND s.plan = $2 AND ($3::text IS NULL OR s.tags @> ARRAY[$3::text]) "
-        f"AND ({kind}::text IS NULL OR ({KIND_SQL}) = {kind}::text)"
-    )
-
-
-LIST_SQL = f"""
-SELECT pod.account_id, page.*
-FROM (SELECT account_id FROM pods WHERE id = $1) AS pod
-LEFT JOIN LATERAL (
-    SELECT s.*, count(*) OVER () AS total FROM snapshots AS s
-    WHERE {_where("$6")}
-    ORDER BY s.time DESC, s.pk DESC LIMIT $4 OFFSET $5
-) AS page ON true
-"""
-COUNT_SQL = f"SELECT count(*) FROM snapshots AS s WHERE {_where('$4')}"
 
 
 async def list_visible(
@@ -61,7 +40,7 @@ async def list_visible(
 ) -> tuple[list[SnapshotRead], int, uuid.UUID]:
     """Visibility, one page and the total in one plain statement (lists are polled); and
     the pod's account. ``kind``: only backup, safety or imported snapshots."""
-    rows = await fastread.fetch(source, LIST_SQL, pod_id, plan, tag, limit, offset, kind)
+    rows = await repository.list_page(source, pod_id, plan, tag, limit, offset, kind)
     if not rows or not principal.owns(rows[0]["account_id"]):
         raise NotFound("Pod not found", hint="check the pod id")
     owner: uuid.UUID = rows[0]["account_id"]
@@ -70,8 +49,7 @@ async def list_visible(
         return items, int(rows[0]["total"]), owner
     if offset == 0:
         return [], 0, owner
-    total = await fastread.fetchrow(source, COUNT_SQL, pod_id, plan, tag, kind)
-    return [], int(total[0]) if total else 0, owner
+    return [], await repository.count_listed(source, pod_id, plan, tag, kind), owner
 
 
 _DERIVED = ("kind", "trigger", "database_dump")
@@ -184,18 +162,8 @@ async def children(
                 f"'{path}' is a {entry.type}, not a folder",
                 hint="download it with …/download?path=",
             )
-    where = (SnapshotFile.snapshot_pk == snap.pk, SnapshotFile.parent == path)
-    total = await session.scalar(select(func.count()).select_from(SnapshotFile).where(*where))
-    rows = (
-        await session.scalars(
-            select(SnapshotFile)
-            .where(*where)
-            .order_by(SnapshotFile.name)
-            .limit(limit)
-            .offset(offset)
-        )
-    ).all()
-    return [entry_of(r) for r in rows], int(total or 0)
+    rows, total = await repository.children(session, snap.pk, path, limit, offset)
+    return [entry_of(r) for r in rows], total
 
 
 def entry_of(row: SnapshotFile) -> FileEntry:

@@ -11,17 +11,14 @@ in batches, and the alert is written in the transaction that marks the row.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import commit
-from app.models import BackupSettings, PlanState, Pod
+from app.stale import repository
 from app.webhooks.events import emit
 
 log = logging.getLogger(__name__)
@@ -35,54 +32,6 @@ class StaleResult:
     rows_added: int = 0
 
 
-def _scheduled() -> list[ColumnElement[bool]]:
-    return [
-        BackupSettings.schedule.contains({"enabled": True}),
-        BackupSettings.verified_ok.is_(True),
-    ]
-
-
-async def _add_missing_rows(session: AsyncSession, cutoff: datetime) -> int:
-    """A pod never planned or backed up has no plan_states row to lock and mark: add one
-    (no cursors: the scheduler plans it as it would have)."""
-    missing = select(BackupSettings.pod_id, literal(PLAN), literal(0), literal(0)).where(
-        *_scheduled(),
-        BackupSettings.created_at < cutoff,
-        ~exists().where(PlanState.pod_id == BackupSettings.pod_id, PlanState.plan == PLAN),
-    )
-    result = await session.execute(
-        insert(PlanState)
-        .from_select(["pod_id", "plan", "check_counter", "snapshot_count"], missing)
-        .on_conflict_do_nothing(index_elements=["pod_id", "plan"])
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-async def _claim(
-    session: AsyncSession, cutoff: datetime, limit: int
-) -> list[tuple[uuid.UUID, uuid.UUID, datetime | None, datetime]]:
-    rows = await session.execute(
-        select(
-            PlanState.pod_id,
-            Pod.account_id,
-            PlanState.last_success_at,
-            BackupSettings.created_at,
-        )
-        .join(BackupSettings, BackupSettings.pod_id == PlanState.pod_id)
-        .join(Pod, Pod.id == PlanState.pod_id)
-        .where(
-            PlanState.plan == PLAN,
-            PlanState.stale_alerted_at.is_(None),
-            *_scheduled(),
-            func.coalesce(PlanState.last_success_at, BackupSettings.created_at) < cutoff,
-        )
-        .order_by(PlanState.pod_id)
-        .limit(limit)
-        .with_for_update(of=PlanState, skip_locked=True)
-    )
-    return [(r[0], r[1], r[2], r[3]) for r in rows.all()]
-
-
 async def detect(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, now: datetime
 ) -> StaleResult:
@@ -91,11 +40,13 @@ async def detect(
     cutoff = now - timedelta(hours=hours)
     result = StaleResult()
     async with sessionmaker() as session:
-        result.rows_added = await _add_missing_rows(session, cutoff)
+        # A pod never planned or backed up has no plan_states row to lock and mark: add one
+        # (no cursors: the scheduler plans it as it would have).
+        result.rows_added = await repository.add_missing_states(session, PLAN, cutoff)
         await commit(session)
     while True:
         async with sessionmaker() as session:
-            rows = await _claim(session, cutoff, settings.stale_batch_size)
+            rows = await repository.claim_stale(session, PLAN, cutoff, settings.stale_batch_size)
             for pod_id, account_id, last_success, created in rows:
                 since = last_success or created
                 await emit(
@@ -112,16 +63,7 @@ async def detect(
                     },
                 )
             if rows:
-                await session.execute(
-                    update(PlanState)
-                    .where(
-                        and_(
-                            PlanState.plan == PLAN,
-                            PlanState.pod_id.in_([r[0] for r in rows]),
-                        )
-                    )
-                    .values(stale_alerted_at=now)
-                )
+                await repository.mark_alerted(session, PLAN, [r[0] for r in rows], now)
             await commit(session)
         result.alerted += len(rows)
         if len(rows) < settings.stale_batch_size:

@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -21,6 +20,7 @@ from app.jobs.context import JobContext, JobOutcome
 from app.models import RepoSizeSample
 from app.models.base import utcnow
 from app.plans import state as plan_states
+from app.storage import repository
 
 GROWTH_DAYS = 30
 
@@ -86,16 +86,10 @@ async def record_size(
 ) -> None:
     """Append a sample, show it in the plan's state, and drop samples past the history."""
     at = at or utcnow()
-    await session.execute(
-        insert(RepoSizeSample).values(pod_id=pod_id, plan=plan, at=at, size_bytes=size)
-    )
+    await repository.add_sample(session, pod_id, plan, at, size)
     await plan_states.upsert(session, pod_id, plan, repo_size_bytes=size, repo_size_at=at)
-    await session.execute(
-        delete(RepoSizeSample).where(
-            RepoSizeSample.pod_id == pod_id,
-            RepoSizeSample.plan == plan,
-            RepoSizeSample.at < at - timedelta(days=settings.repo_size_history_days),
-        )
+    await repository.delete_before(
+        session, pod_id, plan, at - timedelta(days=settings.repo_size_history_days)
     )
 
 
@@ -103,18 +97,7 @@ async def samples(
     session: AsyncSession, pod_id: uuid.UUID, plan: str, since: datetime, limit: int
 ) -> list[RepoSizeSample]:
     """The newest ``limit`` samples since ``since``, oldest first."""
-    rows = (
-        await session.scalars(
-            select(RepoSizeSample)
-            .where(
-                RepoSizeSample.pod_id == pod_id,
-                RepoSizeSample.plan == plan,
-                RepoSizeSample.at >= since,
-            )
-            .order_by(RepoSizeSample.at.desc(), RepoSizeSample.id.desc())
-            .limit(limit)
-        )
-    ).all()
+    rows = await repository.newest_since(session, pod_id, plan, since, limit)
     return list(reversed(rows))
 
 
@@ -128,29 +111,13 @@ async def growth(
     """Size change over the last ``days``: the newest sample minus the newest one at least
     that old (or, with a shorter history, the oldest one). None with fewer than 2 samples."""
     now = now or utcnow()
-    where = (RepoSizeSample.pod_id == pod_id, RepoSizeSample.plan == plan)
-    latest = await session.scalar(
-        select(RepoSizeSample)
-        .where(*where, RepoSizeSample.at <= now)
-        .order_by(RepoSizeSample.at.desc(), RepoSizeSample.id.desc())
-        .limit(1)
-    )
+    latest = await repository.newest_at_or_before(session, pod_id, plan, now)
     if latest is None:
         return None
     cutoff = now - timedelta(days=days)
-    base = await session.scalar(
-        select(RepoSizeSample)
-        .where(*where, RepoSizeSample.at <= cutoff)
-        .order_by(RepoSizeSample.at.desc(), RepoSizeSample.id.desc())
-        .limit(1)
-    )
+    base = await repository.newest_at_or_before(session, pod_id, plan, cutoff)
     if base is None:
-        base = await session.scalar(
-            select(RepoSizeSample)
-            .where(*where, RepoSizeSample.at > cutoff)
-            .order_by(RepoSizeSample.at, RepoSizeSample.id)
-            .limit(1)
-        )
+        base = await repository.oldest_after(session, pod_id, plan, cutoff)
     if base is None or base.id == latest.id:
         return None
     span = (latest.at - base.at).total_seconds() / 86400

@@ -17,14 +17,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import Principal
 from app.config import Settings
 from app.errors import NotFound, ValidationFailed
 from app.kit.crypto import Keyring, generate_password
-from app.models import BackupSettings, Pod
+from app.models import BackupSettings
+from app.pods import repository as pods
 from app.targets import endpoint as ep
 from app.targets.resolve import (
     DEFAULT_SIGNING_REGION,
@@ -102,7 +102,7 @@ async def save(
 ) -> tuple[BackupSettings, dict[str, Any]]:
     """Create or update the pod's settings; return the row and the audit detail."""
     # Serialise saves per pod (two first saves would otherwise race on the primary key).
-    await session.execute(select(Pod.id).where(Pod.id == pod_id).with_for_update())
+    await pods.lock(session, pod_id)
     row = await get_row(session, pod_id)
     given = sorted(
         body.model_fields_set & {"target", "schedule", "retention", "verification", "prune"}
@@ -159,16 +159,7 @@ async def save(
 
 async def mark_verified(session: AsyncSession, row: BackupSettings, ok: bool, at: datetime) -> None:
     """Record a verification of the stored target, unless the target changed meanwhile."""
-    await session.execute(
-        update(BackupSettings)
-        .where(
-            BackupSettings.pod_id == row.pod_id,
-            BackupSettings.target == row.target,
-            BackupSettings.target_secret.is_not_distinct_from(row.target_secret),
-        )
-        .values(verified_at=at, verified_ok=ok)
-        .execution_options(synchronize_session=False)
-    )
+    await pods.mark_settings_verified(session, row, ok, at)
 
 
 async def delete(session: AsyncSession, row: BackupSettings) -> dict[str, Any]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Job, Webhook, WebhookDelivery
 from app.models.base import utcnow
+from app.webhooks import repository
 
 EVENTS = (
     "job.succeeded",
@@ -47,11 +47,7 @@ async def emit(
     """Queue ``event`` for every active webhook of the account subscribed to it."""
     if account_id is None:
         return 0
-    hooks = (
-        await session.scalars(
-            select(Webhook).where(Webhook.account_id == account_id, Webhook.active.is_(True))
-        )
-    ).all()
+    hooks = await repository.active_for_account(session, account_id)
     count = 0
     for hook in hooks:
         if hook.events and event not in hook.events:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Select, func, select, update
@@ -21,6 +22,13 @@ async def count_for_account(session: AsyncSession, account_id: uuid.UUID) -> int
         select(func.count()).select_from(Webhook).where(Webhook.account_id == account_id)
     )
     return int(total or 0)
+
+
+async def active_for_account(session: AsyncSession, account_id: uuid.UUID) -> Sequence[Webhook]:
+    rows = await session.scalars(
+        select(Webhook).where(Webhook.account_id == account_id, Webhook.active.is_(True))
+    )
+    return rows.all()
 
 
 def list_query(account_id: uuid.UUID | None) -> Select[tuple[Webhook]]:
