@@ -50,3 +50,12 @@ def fingerprint(line_or_key: str | asyncssh.SSHKey) -> str:
     """The ``SHA256:...`` fingerprint OpenSSH prints for a key."""
     key = parse_host_key(line_or_key) if isinstance(line_or_key, str) else line_or_key
     return str(key.get_fingerprint("sha256"))
+
+
+def is_host_key_line(line: str) -> bool:
+    """Whether ``line`` is an OpenSSH public key line (what ssh-keyscan prints)."""
+    try:
+        asyncssh.import_public_key(line.strip())
+    except (asyncssh.KeyImportError, ValueError):
+        return False
+    return True
