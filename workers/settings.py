@@ -13,8 +13,8 @@ from arq.typing import WorkerCoroutine
 import app.handlers  # noqa: F401  (registers every job kind's handler)
 from app.config import get_settings
 from app.db import make_engine, make_sessionmaker
+from app.engine.context import Services
 from app.integrations.restic import Restic
-from app.jobs.context import Services
 from app.kit import subprocess as sp
 from app.kit.cachedir import ensure_cache_dir
 from app.kit.crypto import Keyring

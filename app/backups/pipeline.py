@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups import targets
 from app.backups.sources import Staged, stage_database, stage_dir, stage_files
+from app.engine import metrics
+from app.engine.context import JobContext, JobOutcome
+from app.engine.errors import JobFailure
+from app.engine.locks import repository_lock
+from app.engine.runner import register
 from app.integrations import hooks
 from app.integrations.restic.commands import BackupOutcome
-from app.jobs import metrics
-from app.jobs.context import JobContext, JobOutcome
-from app.jobs.errors import JobFailure
-from app.jobs.locks import repository_lock
-from app.jobs.runner import register
 from app.kit.cachedir import private_dirs
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod

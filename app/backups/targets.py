@@ -10,10 +10,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.engine.context import JobContext
+from app.engine.errors import JobFailure
 from app.errors import Conflict
 from app.integrations.restic import Repository
-from app.jobs.context import JobContext
-from app.jobs.errors import JobFailure
 from app.kit.crypto import Keyring
 from app.models import BackupSettings, Pod
 from app.models.base import utcnow

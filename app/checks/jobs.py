@@ -25,12 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups import targets
 from app.checks import drills, subsets
+from app.engine.context import JobContext, JobOutcome
+from app.engine.errors import JobFailure
+from app.engine.locks import repository_lock
+from app.engine.runner import register
 from app.integrations.restic import Repository, ResticError
 from app.integrations.restic.commands import CheckOutcome
-from app.jobs.context import JobContext, JobOutcome
-from app.jobs.errors import JobFailure
-from app.jobs.locks import repository_lock
-from app.jobs.runner import register
 from app.models import BackupSettings, Job, PlanState, Pod
 from app.models.base import utcnow
 from app.platform import maintenance

@@ -6,8 +6,8 @@ import logging
 
 from sqlalchemy import select
 
+from app.engine.context import Services
 from app.exports.jobs import store_path
-from app.jobs.context import Services
 from app.models import Export
 from app.models.base import utcnow
 

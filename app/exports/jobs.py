@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.backups import targets
 from app.backups.pipeline import pod_stopped
 from app.backups.sources import stage_database, stage_files
+from app.engine.context import JobContext, JobOutcome
+from app.engine.errors import JobFailure
+from app.engine.runner import register
 from app.exports.archive import snapshot_to_targz, tar_folders
-from app.jobs.context import JobContext, JobOutcome
-from app.jobs.errors import JobFailure
-from app.jobs.runner import register
 from app.kit.netpolicy import Policy
 from app.models import Export, Job, Pod
 from app.pods.service import decrypt_secrets

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.dependencies import Principal
 from app.config import Settings
 from app.db import after_commit
+from app.engine import queue
 from app.errors import NotFound
-from app.jobs import queue
 from app.jobs.errors import JobAlreadyFinished, PodBusy
 from app.jobs.schemas import JobErrorRead, JobEventRead, JobRead, Progress
 from app.kit import fastread

@@ -7,10 +7,10 @@ import uuid
 from pathlib import Path
 
 from app.config import Settings
+from app.engine.context import JobContext
+from app.engine.errors import JobFailure
+from app.engine.locks import repository_lock
 from app.integrations.restic import Repository, ResticError
-from app.jobs.context import JobContext
-from app.jobs.errors import JobFailure
-from app.jobs.locks import repository_lock
 
 
 class PlatformNotConfigured(JobFailure):

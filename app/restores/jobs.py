@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.backups import targets
 from app.backups.pipeline import pod_stopped, run_backup
 from app.backups.sources import db_endpoint, sftp_endpoint
+from app.engine.context import JobContext, JobOutcome, ProgressPump
+from app.engine.errors import JobFailure
+from app.engine.runner import register
 from app.integrations import localfs
 from app.integrations.dumps import load
 from app.integrations.sftp import MirrorProgress, upload
-from app.jobs.context import JobContext, JobOutcome, ProgressPump
-from app.jobs.errors import JobFailure
-from app.jobs.runner import register
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod, Snapshot
 from app.pods.service import PodSecrets, decrypt_secrets

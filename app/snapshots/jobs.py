@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups import targets
 from app.config import Settings
+from app.engine.context import JobContext, JobOutcome
+from app.engine.errors import JobFailure
+from app.engine.runner import register
 from app.jobs import service as jobs
-from app.jobs.context import JobContext, JobOutcome
-from app.jobs.errors import JobFailure
-from app.jobs.runner import register
 from app.models import Job, Pod, Snapshot
 from app.models.job import ACTIVE_STATUSES
 from app.snapshots import index

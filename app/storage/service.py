@@ -16,8 +16,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.engine.context import JobContext, JobOutcome
 from app.integrations.restic import Repository
-from app.jobs.context import JobContext, JobOutcome
 from app.models import RepoSizeSample
 from app.models.base import utcnow
 from app.status import repository as plan_states

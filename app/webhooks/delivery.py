@@ -43,7 +43,7 @@ _ERROR_MAX = 500
 
 
 class DeliveryServices(Protocol):
-    """What delivery needs of a worker (``app.jobs.context.Services`` has it)."""
+    """What delivery needs of a worker (``app.engine.context.Services`` has it)."""
 
     @property
     def settings(self) -> Settings: ...

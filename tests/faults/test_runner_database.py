@@ -17,10 +17,10 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.engine.context import JobContext, JobOutcome, Services
+from app.engine.runner import HANDLERS, JobRunner, register
 from app.integrations.restic import Restic
 from app.jobs import service
-from app.jobs.context import JobContext, JobOutcome, Services
-from app.jobs.runner import HANDLERS, JobRunner, register
 from app.kit.crypto import Keyring
 from app.main import make_redis
 from app.models import Account, Job, Pod

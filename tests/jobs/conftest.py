@@ -8,8 +8,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.engine.context import Services
 from app.integrations.restic import Restic
-from app.jobs.context import Services
 from app.kit.crypto import Keyring
 from app.main import make_redis
 

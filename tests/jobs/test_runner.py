@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.jobs import queue, service
-from app.jobs.context import JobContext, JobOutcome, Services
-from app.jobs.errors import JobFailure
-from app.jobs.reconcile import reconcile
-from app.jobs.runner import HANDLERS, JobRunner, register
+from app.engine import queue
+from app.engine.context import JobContext, JobOutcome, Services
+from app.engine.errors import JobFailure
+from app.engine.reconcile import reconcile
+from app.engine.runner import HANDLERS, JobRunner, register
+from app.jobs import service
 from app.kit import subprocess as sp
 from app.models import Account, Job, JobEvent, Pod
 from app.models.base import utcnow

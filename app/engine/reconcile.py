@@ -13,11 +13,11 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
-from app.jobs import metrics, queue
-from app.jobs.context import Services
-from app.jobs.runner import emit_job_event, handler_of
-from app.jobs.service import now
+from app.engine import metrics, queue
+from app.engine.context import Services
+from app.engine.runner import emit_job_event, handler_of
 from app.models import Job, JobEvent
+from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ WORKER_LOST = {
 
 async def reconcile(services: Services) -> dict[str, int]:
     settings = services.settings
-    ts = now()
+    ts = utcnow()
     counts = {"requeued": 0, "failed": 0, "enqueued": 0}
     to_enqueue: list[uuid.UUID] = []
     async with services.sessionmaker() as session:

@@ -19,14 +19,14 @@ from typing import Any
 from sqlalchemy import func, update
 
 from app.db import commit
-from app.jobs import metrics
-from app.jobs.context import Handler, JobContext, JobOutcome, Services
-from app.jobs.errors import JobCanceled, JobFailure
-from app.jobs.service import now
-from app.jobs.transient import is_transient_db_error, lost_database, retrying
+from app.engine import metrics
+from app.engine.context import Handler, JobContext, JobOutcome, Services
+from app.engine.errors import JobCanceled, JobFailure
+from app.engine.transient import is_transient_db_error, lost_database, retrying
 from app.kit import subprocess as sp
 from app.kit.logging import redact
 from app.models import Job, JobEvent
+from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class JobRunner:
     # -- state transitions ---------------------------------------------------------------
 
     async def _claim(self, job_id: uuid.UUID) -> Job | None:
-        ts = now()
+        ts = utcnow()
         async with self.services.sessionmaker() as session:
             job = await session.scalar(
                 update(Job)
@@ -239,7 +239,7 @@ class JobRunner:
                                 Job.status == "running",
                                 Job.worker_id == self.services.worker_id,
                             )
-                            .values(heartbeat_at=now())
+                            .values(heartbeat_at=utcnow())
                             .returning(Job.cancel_requested)
                         )
                     ).first()
@@ -266,7 +266,7 @@ class JobRunner:
     async def _retry_once(self, ctx: JobContext, failure: JobFailure) -> RunResult:
         job = ctx.job
         delay = self.settings.job_retry_base_seconds * (2 ** (job.attempt - 1))
-        ts = now()
+        ts = utcnow()
         async with self.services.sessionmaker() as session:
             result = await session.execute(
                 update(Job)
@@ -331,7 +331,7 @@ class JobRunner:
         duration: float,
     ) -> RunResult:
         job = ctx.job
-        ts = now()
+        ts = utcnow()
         progress = {**ctx.current_progress, "phase": status}
         if status in ("succeeded", "partial"):
             progress["percent"] = 100.0

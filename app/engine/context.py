@@ -16,9 +16,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.engine.errors import JobCanceled
+from app.engine.transient import is_transient_db_error
 from app.integrations.restic import Restic
-from app.jobs.errors import JobCanceled
-from app.jobs.transient import is_transient_db_error
 from app.kit.crypto import Keyring
 from app.kit.logging import redact, register_secret
 from app.models import Job, JobEvent
