@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 from app.engine import metrics, queue
 from app.engine.context import Services
 from app.engine.runner import emit_job_event, handler_of
+from app.jobs.kinds import JobStatus
 from app.models import Job, JobEvent
 from app.models.base import utcnow
 
@@ -50,7 +51,7 @@ async def reconcile(services: Services) -> dict[str, int]:
         ).all()
         for job in stale:
             if job.attempt < job.max_attempts:
-                job.status, job.attempt = "queued", job.attempt + 1
+                job.status, job.attempt = JobStatus.QUEUED, job.attempt + 1
                 job.worker_id, job.heartbeat_at, job.run_after = None, None, ts
                 job.error = dict(WORKER_LOST)
                 job.progress = {**(job.progress or {}), "phase": "waiting to retry"}
@@ -65,7 +66,7 @@ async def reconcile(services: Services) -> dict[str, int]:
                 to_enqueue.append(job.id)
                 counts["requeued"] += 1
             else:
-                job.status, job.finished_at = "failed", ts
+                job.status, job.finished_at = JobStatus.FAILED, ts
                 job.error = {**WORKER_LOST, "hint": "the last attempt was lost too"}
                 job.progress = {**(job.progress or {}), "phase": "failed"}
                 session.add(

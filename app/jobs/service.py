@@ -18,21 +18,19 @@ from app.db import after_commit
 from app.engine import queue
 from app.errors import NotFound
 from app.jobs.errors import JobAlreadyFinished, PodBusy
+from app.jobs.kinds import (
+    ACTIVE_STATUSES,
+    EXCLUSIVE_ACTIVE_SQL,
+    EXCLUSIVE_KINDS,
+    FINAL_STATUSES,
+    JobKind,
+    JobStatus,
+)
 from app.jobs.schemas import JobErrorRead, JobEventRead, JobRead, Progress
 from app.kit import fastread
 from app.models import Job, JobEvent
-from app.models.job import ACTIVE_STATUSES, EXCLUSIVE_KINDS, FINAL_STATUSES
 
-EXCLUSIVE_ACTIVE = text(
-    "status IN ('queued', 'running') AND kind IN ('backup', 'restore', 'prune', 'check')"
-)
-
-_KIND_NOUN = {
-    "backup": "a backup",
-    "restore": "a restore",
-    "prune": "a prune",
-    "check": "a check",
-}
+EXCLUSIVE_ACTIVE = text(EXCLUSIVE_ACTIVE_SQL)
 
 
 def now() -> datetime:
@@ -44,7 +42,7 @@ async def create(
     redis: ArqRedis,
     settings: Settings,
     *,
-    kind: str,
+    kind: JobKind,
     pod_id: uuid.UUID | None,
     account_id: uuid.UUID | None,
     trigger: str = "manual",
@@ -67,7 +65,7 @@ async def create(
         "account_id": account_id,
         "plan": plan,
         "kind": kind,
-        "status": "queued",
+        "status": JobStatus.QUEUED,
         "trigger": trigger,
         "params": params or {},
         "progress": {"phase": "queued"},
@@ -102,9 +100,9 @@ async def create(
                 assert existing is not None
                 return existing, False
             busy = existing.kind if existing else "another job"
+            noun = f"a {existing.kind}" if existing else busy
             raise PodBusy(
-                f"{_KIND_NOUN.get(busy, busy)} job is {existing.status if existing else 'active'}"
-                " for this pod",
+                f"{noun} job is {existing.status if existing else 'active'} for this pod",
                 hint=f"wait for job {existing.id if existing else ''} to finish, or cancel it",
                 detail={"job_id": str(existing.id) if existing else None, "kind": busy},
             )
@@ -112,7 +110,7 @@ async def create(
         await session.execute(insert(Job).values(**values))
     job = await session.get(Job, job_id)
     assert job is not None
-    await add_event(session, job.id, "state", {"status": "queued", "attempt": 1})
+    await add_event(session, job.id, "state", {"status": JobStatus.QUEUED, "attempt": 1})
 
     async def _enqueue() -> None:
         await queue.enqueue(redis, settings.queue_name, job_id)
@@ -158,8 +156,8 @@ def list_query(
     principal: Principal,
     *,
     pod_id: uuid.UUID | None = None,
-    kind: str | None = None,
-    status: str | None = None,
+    kind: JobKind | None = None,
+    status: JobStatus | None = None,
 ) -> Select[tuple[Job]]:
     stmt = select(Job).order_by(Job.created_at.desc(), Job.id)
     if pod_id is not None:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import any_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.jobs.kinds import EXCLUSIVE_ACTIVE_SQL, JobKind
 from app.models import Job
-from app.models.job import ACTIVE_STATUSES, EXCLUSIVE_KINDS
 from app.scheduler.repository import active_exclusive, uuid_array
 
 # The index predicate is spelled out literally: with bind parameters, PostgreSQL's generic
@@ -24,7 +24,7 @@ SELECT u.id, u.pod_id, u.account_id, :plan, u.kind, 'queued', 'schedule', '{{}}'
 FROM unnest(CAST(:ids AS uuid[]), CAST(:pods AS uuid[]), CAST(:accounts AS uuid[]),
             CAST(:kinds AS text[])) AS u(id, pod_id, account_id, kind)
 ON CONFLICT (pod_id)
-    WHERE status IN {tuple(ACTIVE_STATUSES)} AND kind IN {tuple(EXCLUSIVE_KINDS)}
+    WHERE {EXCLUSIVE_ACTIVE_SQL}
     DO NOTHING
 RETURNING id
 """
@@ -41,7 +41,7 @@ class NewJob:
     id: uuid.UUID
     pod_id: uuid.UUID
     account_id: uuid.UUID
-    kind: str
+    kind: JobKind
 
 
 async def insert_jobs(

@@ -14,8 +14,8 @@ from sqlalchemy import and_, any_, cast, literal, not_, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.jobs.kinds import ACTIVE_STATUSES, EXCLUSIVE_KINDS
 from app.models import BackupSettings, Job, PlanState, Pod
-from app.models.job import ACTIVE_STATUSES, EXCLUSIVE_KINDS
 from app.scheduler.planning import Cursors
 
 FIRST_ID = uuid.UUID(int=0)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import after_commit, commit
+from app.jobs.kinds import JobKind
 from app.scheduler import job_rows, planning, repository
 from app.scheduler.enqueue import enqueue_many
 from app.scheduler.job_rows import NewJob
@@ -33,8 +34,12 @@ from app.scheduler.repository import (
 
 log = logging.getLogger(__name__)
 
-KINDS = ("backup", "prune", "check")
-_FIELD = {"backup": "next_run_at", "prune": "next_prune_at", "check": "next_check_at"}
+KINDS = (JobKind.BACKUP, JobKind.PRUNE, JobKind.CHECK)
+_FIELD = {
+    JobKind.BACKUP: "next_run_at",
+    JobKind.PRUNE: "next_prune_at",
+    JobKind.CHECK: "next_check_at",
+}
 
 
 def _schedule(row: SettingsRow) -> PodSchedule | None:
@@ -171,7 +176,7 @@ async def tick(
     return total
 
 
-def _pick(cursors: Cursors, now: datetime) -> str | None:
+def _pick(cursors: Cursors, now: datetime) -> JobKind | None:
     for kind in KINDS:
         due = getattr(cursors, _FIELD[kind])
         if due is not None and due <= now:
@@ -179,7 +184,7 @@ def _pick(cursors: Cursors, now: datetime) -> str | None:
     return None
 
 
-def _advance(pod: PodSchedule, kind: str, cursors: Cursors, now: datetime) -> Cursors:
+def _advance(pod: PodSchedule, kind: JobKind, cursors: Cursors, now: datetime) -> Cursors:
     return replace(cursors, **{_FIELD[kind]: planning.after_run(pod, kind, now)})
 
 

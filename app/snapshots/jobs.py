@@ -15,8 +15,8 @@ from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.runner import register
 from app.jobs import service as jobs
+from app.jobs.kinds import ACTIVE_STATUSES, JobKind
 from app.models import Job, Pod, Snapshot
-from app.models.job import ACTIVE_STATUSES
 from app.snapshots import index
 from app.snapshots import repository as snapshots
 from app.status import repository as plan_states
@@ -56,7 +56,7 @@ async def request_index(
         .where(
             Job.pod_id == pod.id,
             Job.plan == plan,
-            Job.kind == "index",
+            Job.kind == JobKind.INDEX,
             Job.status.in_(ACTIVE_STATUSES),
             Job.params["snapshot_id"].astext == snapshot_id,
         )
@@ -68,7 +68,7 @@ async def request_index(
         session,
         redis,
         settings,
-        kind="index",
+        kind=JobKind.INDEX,
         pod_id=pod.id,
         account_id=pod.account_id,
         plan=plan,

@@ -21,6 +21,7 @@ from app.engine.context import JobContext, JobOutcome, Services
 from app.engine.runner import HANDLERS, JobRunner, register
 from app.integrations.restic import Restic
 from app.jobs import service
+from app.jobs.kinds import JobKind
 from app.kit.crypto import Keyring
 from app.main import make_redis
 from app.models import Account, Job, Pod
@@ -76,9 +77,11 @@ class DyingHandler:
 @pytest.fixture
 def handler() -> Iterator[DyingHandler]:
     h = DyingHandler()
-    register("dbfault", h)
+    previous = HANDLERS.get(JobKind.REFRESH)
+    register(JobKind.REFRESH, h)
     yield h
-    HANDLERS.pop("dbfault", None)
+    if previous is not None:
+        register(JobKind.REFRESH, previous)
 
 
 async def make_job(services: Services) -> uuid.UUID:
@@ -93,7 +96,7 @@ async def make_job(services: Services) -> uuid.UUID:
             session,
             services.redis,
             services.settings,
-            kind="dbfault",
+            kind=JobKind.REFRESH,
             pod_id=pod.id,
             account_id=account.id,
         )

@@ -17,6 +17,7 @@ from app.engine.errors import JobFailure
 from app.engine.reconcile import reconcile
 from app.engine.runner import HANDLERS, JobRunner, register
 from app.jobs import service
+from app.jobs.kinds import JobKind
 from app.kit import subprocess as sp
 from app.models import Account, Job, JobEvent, Pod
 from app.models.base import utcnow
@@ -47,9 +48,11 @@ class Recorder:
 @pytest.fixture
 def recorder() -> Any:
     handler = Recorder()
-    register("test", handler)
+    previous = HANDLERS.get(JobKind.REFRESH)
+    register(JobKind.REFRESH, handler)
     yield handler
-    HANDLERS.pop("test", None)
+    if previous is not None:
+        register(JobKind.REFRESH, previous)
 
 
 async def make_job(services: Services, **over: Any) -> uuid.UUID:
@@ -64,7 +67,7 @@ async def make_job(services: Services, **over: Any) -> uuid.UUID:
             session,
             services.redis,
             services.settings,
-            kind=over.pop("kind", "test"),
+            kind=over.pop("kind", JobKind.REFRESH),
             pod_id=pod.id,
             account_id=account.id,
             **over,
@@ -257,8 +260,13 @@ async def test_reconciler_enqueues_jobs_redis_lost(services: Services, recorder:
 
 
 async def test_unknown_kind_fails_cleanly(services: Services) -> None:
-    job_id = await make_job(services, kind="no-such-kind")
-    assert (await JobRunner(services).execute(job_id)).status == "failed"
+    job_id = await make_job(services, kind=JobKind.EXPORT)
+    previous = HANDLERS.pop(JobKind.EXPORT, None)
+    try:
+        assert (await JobRunner(services).execute(job_id)).status == "failed"
+    finally:
+        if previous is not None:
+            register(JobKind.EXPORT, previous)
     job = await load(services, job_id)
     assert job.error is not None
     assert job.error["code"] == "unknown_kind"
@@ -267,7 +275,7 @@ async def test_unknown_kind_fails_cleanly(services: Services) -> None:
 async def test_a_second_restore_is_refused_not_merged(services: Services) -> None:
     from app.jobs.errors import PodBusy
 
-    job_id = await make_job(services, kind="restore")
+    job_id = await make_job(services, kind=JobKind.RESTORE)
     async with services.sessionmaker() as session:
         job = await session.get(Job, job_id)
         assert job is not None
@@ -276,7 +284,7 @@ async def test_a_second_restore_is_refused_not_merged(services: Services) -> Non
                 session,
                 services.redis,
                 services.settings,
-                kind="restore",
+                kind=JobKind.RESTORE,
                 pod_id=job.pod_id,
                 account_id=job.account_id,
                 idempotent=False,
@@ -286,7 +294,7 @@ async def test_a_second_restore_is_refused_not_merged(services: Services) -> Non
             session,
             services.redis,
             services.settings,
-            kind="restore",
+            kind=JobKind.RESTORE,
             pod_id=job.pod_id,
             account_id=job.account_id,
         )
