@@ -21,7 +21,6 @@ from app.engine import metrics
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
-from app.engine.runner import register
 from app.integrations import hooks
 from app.integrations.restic.commands import BackupOutcome
 from app.kit.cachedir import private_dirs
@@ -280,6 +279,3 @@ class BackupHandler:
             last_status="canceled" if error.get("code") == "canceled" else "failed",
             last_job_id=job.id,
         )
-
-
-register("backup", BackupHandler())

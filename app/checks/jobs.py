@@ -28,7 +28,6 @@ from app.checks import drills, subsets
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
-from app.engine.runner import register
 from app.integrations.restic import Repository, ResticError
 from app.integrations.restic.commands import CheckOutcome
 from app.models import BackupSettings, Job, PlanState, Pod
@@ -287,6 +286,3 @@ def summarize(report: dict[str, Any] | None, error: dict[str, Any] | None) -> st
     elif files.get("ok") is False:
         parts.append("files: " + "; ".join((files.get("problems") or [])[:2]))
     return "; ".join(parts)
-
-
-register("check", CheckHandler())

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from app.config import Settings
 from app.engine.errors import JobCanceled
 from app.engine.transient import is_transient_db_error
 from app.integrations.restic import Restic
+from app.jobs.kinds import JobKind
 from app.kit.crypto import Keyring
 from app.kit.logging import redact, register_secret
 from app.models import Job, JobEvent
@@ -40,6 +41,7 @@ class Services:
     restic: Restic
     redis: ArqRedis
     worker_id: str
+    handlers: Mapping[JobKind, Handler]  # app.handlers.HANDLERS
 
 
 @dataclass

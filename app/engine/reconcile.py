@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 
 from app.engine import metrics, queue
 from app.engine.context import Services
-from app.engine.runner import emit_job_event, handler_of
+from app.engine.runner import emit_job_event
 from app.jobs.kinds import JobStatus
 from app.models import Job, JobEvent
 from app.models.base import utcnow
@@ -77,7 +77,7 @@ async def reconcile(services: Services) -> dict[str, int]:
                         data={"status": "failed", "final": True, "error": job.error},
                     )
                 )
-                handler = handler_of(job)
+                handler = services.handlers.get(job.kind)
                 if handler is not None:
                     await handler.failed(session, job, job.error)
                 await emit_job_event(session, job, "failed", None, job.error)

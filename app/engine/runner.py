@@ -30,12 +30,6 @@ from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
 
-HANDLERS: dict[str, Handler] = {}
-
-
-def register(kind: str, handler: Handler) -> None:
-    HANDLERS[kind] = handler
-
 
 @dataclass
 class RunResult:
@@ -70,11 +64,11 @@ class JobRunner:
         outcome: JobOutcome | None = None
         failure: JobFailure | None = None
         canceled = False
+        handler = self.services.handlers.get(job.kind)
         try:
-            handler = HANDLERS.get(job.kind)
             if handler is None:
                 raise JobFailure(
-                    "unknown_kind", f"no handler for job kind {job.kind!r}", retryable=False
+                    "unknown_kind", f"no handler for job kind {job.kind.value!r}", retryable=False
                 )
             async with asyncio.timeout(self.settings.job_timeout_seconds):
                 outcome = await self._run_cancellable(handler, ctx)
@@ -120,7 +114,7 @@ class JobRunner:
         if canceled:
             return await self._finish(
                 ctx,
-                handler_of(job),
+                handler,
                 "canceled",
                 None,
                 {"code": "canceled", "message": "canceled on request", "hint": None},
@@ -130,10 +124,15 @@ class JobRunner:
             if failure.retryable and job.attempt < job.max_attempts and not cancel.is_set():
                 return await self._retry(ctx, failure)
             return await self._finish(
-                ctx, handler_of(job), "failed", None, failure.as_dict(), duration
+                ctx,
+                handler,
+                "failed",
+                None,
+                failure.as_dict(),
+                duration,
             )
         assert outcome is not None
-        return await self._finish(ctx, handler_of(job), outcome.status, outcome, None, duration)
+        return await self._finish(ctx, handler, outcome.status, outcome, None, duration)
 
     async def _run_cancellable(self, handler: Handler, ctx: JobContext) -> JobOutcome:
         """Run the handler; on cancel, let it stop on its own (child processes get SIGINT),
@@ -378,10 +377,6 @@ class JobRunner:
         metrics.JOB_SECONDS.labels(job.kind).observe(duration)
         log.info("job %s (%s) %s in %.1fs", job.id, job.kind, status, duration)
         return RunResult(status)
-
-
-def handler_of(job: Job) -> Handler | None:
-    return HANDLERS.get(job.kind)
 
 
 async def emit_job_event(

@@ -18,7 +18,6 @@ from app.backups.pipeline import pod_stopped
 from app.backups.sources import stage_database, stage_files
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
-from app.engine.runner import register
 from app.exports.archive import snapshot_to_targz, tar_folders
 from app.kit.netpolicy import Policy
 from app.models import Export, Job, Pod
@@ -133,6 +132,3 @@ class ExportHandler:
             await session.execute(
                 update(Export).where(Export.id == uuid.UUID(export_id)).values(status="failed")
             )
-
-
-register("export", ExportHandler())

@@ -20,7 +20,6 @@ from app.backups.pipeline import pod_stopped, run_backup
 from app.backups.sources import db_endpoint, sftp_endpoint
 from app.engine.context import JobContext, JobOutcome, ProgressPump
 from app.engine.errors import JobFailure
-from app.engine.runner import register
 from app.integrations import localfs
 from app.integrations.dumps import load
 from app.integrations.sftp import MirrorProgress, upload
@@ -291,6 +290,3 @@ class RestoreHandler:
 
     async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
         return None
-
-
-register("restore", RestoreHandler())

@@ -18,7 +18,6 @@ from app.backups import targets
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
-from app.engine.runner import register
 from app.models import BackupSettings, Job, Pod
 from app.platform import maintenance
 from app.retention import service
@@ -144,6 +143,3 @@ async def _reconcile(ctx: JobContext, pod_id: uuid.UUID, plan: str, removed: lis
         await snapshots.delete_ids(session, pod_id, plan, removed)
         await sync_plan_state(session, pod_id, plan)
         await session.commit()
-
-
-register("prune", PruneHandler())

@@ -13,7 +13,6 @@ from app.backups import targets
 from app.config import Settings
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
-from app.engine.runner import register
 from app.jobs import service as jobs
 from app.jobs.kinds import ACTIVE_STATUSES, JobKind
 from app.models import Job, Pod, Snapshot
@@ -177,7 +176,3 @@ async def sync_plan_state(
             latest = await snapshots.latest(session, pod_id, plan)
             values["last_snapshot_id"] = latest.id if latest else None
     await plan_states.upsert(session, pod_id, plan, **values)
-
-
-register("index", IndexHandler())
-register("refresh", RefreshHandler())
