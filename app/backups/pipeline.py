@@ -23,6 +23,7 @@ from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
 from app.integrations import hooks
 from app.integrations.restic.commands import BackupOutcome
+from app.jobs.kinds import JobStatus
 from app.kit.cachedir import private_dirs
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
@@ -208,7 +209,7 @@ class BackupHandler:
         unreadable = staged.unreadable + [
             u for u in backup.unreadable if u["path"] not in {x["path"] for x in staged.unreadable}
         ]
-        status = "partial" if unreadable else "succeeded"
+        status = JobStatus.PARTIAL if unreadable else JobStatus.SUCCEEDED
         result = {
             "snapshot_id": backup.snapshot_id,
             "short_id": backup.short_id,

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +29,7 @@ from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
 from app.integrations.restic import Repository, ResticError
 from app.integrations.restic.commands import CheckOutcome
+from app.jobs import repository as jobs
 from app.models import BackupSettings, Job, PlanState, Pod
 from app.models.base import utcnow
 from app.platform import maintenance
@@ -220,9 +220,7 @@ class CheckHandler:
             # The runner stores no result for a failed job: the report belongs there, and the
             # error keeps code, message and hint (the webhook still gets the whole error).
             plain = {k: error.get(k) for k in ("code", "message", "hint")}
-            await session.execute(
-                update(Job).where(Job.id == job.id).values(result=report, error=plain)
-            )
+            await jobs.replace_failure(session, job.id, result=report, error=plain)
         await record(session, job, report if isinstance(report, dict) else None, error)
 
 

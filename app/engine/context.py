@@ -12,18 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from arq.connections import ArqRedis
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.engine.errors import JobCanceled
 from app.engine.transient import is_transient_db_error
 from app.integrations.restic import Restic
-from app.jobs.kinds import JobKind
+from app.jobs import repository as jobs
+from app.jobs.kinds import JobKind, JobStatus
 from app.kit.crypto import Keyring
 from app.kit.logging import redact, register_secret
-from app.models import Job, JobEvent
-from app.models.base import utcnow
+from app.models import Job
 
 log = logging.getLogger("app.jobs")
 
@@ -46,7 +45,7 @@ class Services:
 
 @dataclass
 class JobOutcome:
-    status: str = "succeeded"  # succeeded | partial
+    status: JobStatus = JobStatus.SUCCEEDED  # or PARTIAL
     result: dict[str, Any] = field(default_factory=dict)
     # Runs in the transaction that finishes the job (snapshots, pod status…).
     finalize: Finalize | None = None
@@ -108,12 +107,7 @@ class JobContext:
         snapshot = dict(self._progress)
         try:
             async with self.session() as session:
-                await session.execute(
-                    update(Job).where(Job.id == self.job.id).values(progress=snapshot)
-                )
-                session.add(
-                    JobEvent(job_id=self.job.id, type="progress", data=snapshot, at=utcnow())
-                )
+                await jobs.set_progress(session, self.job.id, snapshot)
                 await session.commit()
         except Exception as exc:
             if not is_transient_db_error(exc):
@@ -130,13 +124,8 @@ class JobContext:
         log.log(logging.getLevelName(level.upper()), "job %s: %s", self.job.id, text)
         try:
             async with self.session() as session:
-                session.add(
-                    JobEvent(
-                        job_id=self.job.id,
-                        type="log",
-                        data={"level": level, "message": text, **data},
-                        at=utcnow(),
-                    )
+                await jobs.add_event(
+                    session, self.job.id, "log", {"level": level, "message": text, **data}
                 )
                 await session.commit()
         except Exception as exc:  # the line is in the worker's log; the job goes on

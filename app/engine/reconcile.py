@@ -11,13 +11,11 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import or_, select
-
 from app.engine import metrics, queue
 from app.engine.context import Services
 from app.engine.runner import emit_job_event
+from app.jobs import repository as jobs
 from app.jobs.kinds import JobStatus
-from app.models import Job, JobEvent
 from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -35,52 +33,19 @@ async def reconcile(services: Services) -> dict[str, int]:
     counts = {"requeued": 0, "failed": 0, "enqueued": 0}
     to_enqueue: list[uuid.UUID] = []
     async with services.sessionmaker() as session:
-        stale = (
-            await session.scalars(
-                select(Job)
-                .where(
-                    Job.status == "running",
-                    or_(
-                        Job.heartbeat_at < ts - timedelta(seconds=settings.job_stale_seconds),
-                        Job.heartbeat_at.is_(None),
-                    ),
-                )
-                .with_for_update(skip_locked=True)
-                .limit(500)
-            )
-        ).all()
-        for job in stale:
+        stale_before = ts - timedelta(seconds=settings.job_stale_seconds)
+        for job in await jobs.lock_stale(session, stale_before, limit=500):
             if job.attempt < job.max_attempts:
-                job.status, job.attempt = JobStatus.QUEUED, job.attempt + 1
-                job.worker_id, job.heartbeat_at, job.run_after = None, None, ts
-                job.error = dict(WORKER_LOST)
-                job.progress = {**(job.progress or {}), "phase": "waiting to retry"}
-                session.add(
-                    JobEvent(
-                        job_id=job.id,
-                        type="state",
-                        at=ts,
-                        data={"status": "queued", "attempt": job.attempt, "error": WORKER_LOST},
-                    )
-                )
+                await jobs.requeue_lost(session, job, WORKER_LOST)
                 to_enqueue.append(job.id)
                 counts["requeued"] += 1
             else:
-                job.status, job.finished_at = JobStatus.FAILED, ts
-                job.error = {**WORKER_LOST, "hint": "the last attempt was lost too"}
-                job.progress = {**(job.progress or {}), "phase": "failed"}
-                session.add(
-                    JobEvent(
-                        job_id=job.id,
-                        type="state",
-                        at=ts,
-                        data={"status": "failed", "final": True, "error": job.error},
-                    )
-                )
+                error = {**WORKER_LOST, "hint": "the last attempt was lost too"}
+                await jobs.fail_lost(session, job, error)
                 handler = services.handlers.get(job.kind)
                 if handler is not None:
-                    await handler.failed(session, job, job.error)
-                await emit_job_event(session, job, "failed", None, job.error)
+                    await handler.failed(session, job, error)
+                await emit_job_event(session, job, JobStatus.FAILED, None, error)
                 counts["failed"] += 1
         await session.commit()
 
@@ -89,14 +54,7 @@ async def reconcile(services: Services) -> dict[str, int]:
         await queue.enqueue(services.redis, settings.queue_name, job_id)
 
     async with services.sessionmaker() as session:
-        queued = (
-            await session.execute(
-                select(Job.id, Job.run_after)
-                .where(Job.status == "queued", Job.created_at < ts - timedelta(seconds=2))
-                .order_by(Job.created_at)
-                .limit(2000)
-            )
-        ).all()
+        queued = await jobs.queued_before(session, ts - timedelta(seconds=2), limit=2000)
     for job_id, run_after in queued:
         if not await queue.held(services.redis, job_id):
             if await queue.enqueue(services.redis, settings.queue_name, job_id, run_after):

@@ -13,20 +13,18 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
-
-from sqlalchemy import func, update
 
 from app.db import commit
 from app.engine import metrics
 from app.engine.context import Handler, JobContext, JobOutcome, Services
 from app.engine.errors import JobCanceled, JobFailure
 from app.engine.transient import is_transient_db_error, lost_database, retrying
+from app.jobs import repository as jobs
+from app.jobs.kinds import JobStatus
 from app.kit import subprocess as sp
 from app.kit.logging import redact
-from app.models import Job, JobEvent
-from app.models.base import utcnow
+from app.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +113,7 @@ class JobRunner:
             return await self._finish(
                 ctx,
                 handler,
-                "canceled",
+                JobStatus.CANCELED,
                 None,
                 {"code": "canceled", "message": "canceled on request", "hint": None},
                 duration,
@@ -126,7 +124,7 @@ class JobRunner:
             return await self._finish(
                 ctx,
                 handler,
-                "failed",
+                JobStatus.FAILED,
                 None,
                 failure.as_dict(),
                 duration,
@@ -164,60 +162,18 @@ class JobRunner:
     # -- state transitions ---------------------------------------------------------------
 
     async def _claim(self, job_id: uuid.UUID) -> Job | None:
-        ts = utcnow()
         async with self.services.sessionmaker() as session:
-            job = await session.scalar(
-                update(Job)
-                .where(
-                    Job.id == job_id,
-                    Job.status == "queued",
-                    (Job.run_after.is_(None)) | (Job.run_after <= ts + timedelta(seconds=1)),
-                )
-                .values(
-                    status="running",
-                    worker_id=self.services.worker_id,
-                    heartbeat_at=ts,
-                    started_at=func.coalesce(Job.started_at, ts),
-                    run_after=None,
-                    progress={"phase": "starting"},
-                )
-                .returning(Job)
-            )
+            job = await jobs.claim(session, job_id, self.services.worker_id)
             if job is None:
                 await session.rollback()
                 return None
-            session.add(
-                JobEvent(
-                    job_id=job_id,
-                    type="state",
-                    at=ts,
-                    data={
-                        "status": "running",
-                        "attempt": job.attempt,
-                        "worker": self.services.worker_id,
-                    },
-                )
-            )
             await session.commit()
             return job
 
     async def _release(self, job_id: uuid.UUID) -> None:
         try:
             async with self.services.sessionmaker() as session:
-                await session.execute(
-                    update(Job)
-                    .where(
-                        Job.id == job_id,
-                        Job.worker_id == self.services.worker_id,
-                        Job.status == "running",
-                    )
-                    .values(
-                        status="queued",
-                        worker_id=None,
-                        heartbeat_at=None,
-                        progress={"phase": "queued"},
-                    )
-                )
+                await jobs.release(session, job_id, self.services.worker_id)
                 await session.commit()
         except Exception:
             log.warning("could not hand job %s back; the reconciler will", job_id)
@@ -230,18 +186,9 @@ class JobRunner:
             await asyncio.sleep(self.settings.job_heartbeat_seconds)
             try:
                 async with self.services.sessionmaker() as session:
-                    row = (
-                        await session.execute(
-                            update(Job)
-                            .where(
-                                Job.id == job_id,
-                                Job.status == "running",
-                                Job.worker_id == self.services.worker_id,
-                            )
-                            .values(heartbeat_at=utcnow())
-                            .returning(Job.cancel_requested)
-                        )
-                    ).first()
+                    cancel_requested = await jobs.heartbeat(
+                        session, job_id, self.services.worker_id
+                    )
                     await session.commit()
                 failing_since = None
             except Exception:
@@ -252,11 +199,11 @@ class JobRunner:
                     cancel.set()
                     return
                 continue
-            if row is None:  # deleted with its pod, or taken over by the reconciler
+            if cancel_requested is None:  # deleted with its pod, or taken over by the reconciler
                 lost.set()
                 cancel.set()
                 return
-            if row[0]:
+            if cancel_requested:
                 cancel.set()
 
     async def _retry(self, ctx: JobContext, failure: JobFailure) -> RunResult:
@@ -265,41 +212,18 @@ class JobRunner:
     async def _retry_once(self, ctx: JobContext, failure: JobFailure) -> RunResult:
         job = ctx.job
         delay = self.settings.job_retry_base_seconds * (2 ** (job.attempt - 1))
-        ts = utcnow()
         async with self.services.sessionmaker() as session:
-            result = await session.execute(
-                update(Job)
-                .where(
-                    Job.id == job.id,
-                    Job.status == "running",
-                    Job.worker_id == self.services.worker_id,
-                )
-                .values(
-                    status="queued",
-                    attempt=Job.attempt + 1,
-                    run_after=ts + timedelta(seconds=delay),
-                    worker_id=None,
-                    heartbeat_at=None,
-                    error=failure.as_dict(),
-                    progress={**ctx.current_progress, "phase": "waiting to retry"},
-                )
+            requeued = await jobs.requeue(
+                session,
+                job,
+                self.services.worker_id,
+                error=failure.as_dict(),
+                delay=delay,
+                progress=ctx.current_progress,
             )
-            if not result.rowcount:  # type: ignore[attr-defined]
+            if not requeued:
                 await session.rollback()
                 return RunResult("skipped")
-            session.add(
-                JobEvent(
-                    job_id=job.id,
-                    type="state",
-                    at=ts,
-                    data={
-                        "status": "queued",
-                        "attempt": job.attempt + 1,
-                        "retry_in": delay,
-                        "error": failure.as_dict(),
-                    },
-                )
-            )
             await session.commit()
         metrics.JOB_RETRIES.labels(job.kind, failure.code).inc()
         log.info("job %s: %s; retry %d in %.0fs", job.id, failure.code, job.attempt + 1, delay)
@@ -309,7 +233,7 @@ class JobRunner:
         self,
         ctx: JobContext,
         handler: Handler | None,
-        status: str,
+        status: JobStatus,
         outcome: JobOutcome | None,
         error: dict[str, Any] | None,
         duration: float,
@@ -324,59 +248,40 @@ class JobRunner:
         self,
         ctx: JobContext,
         handler: Handler | None,
-        status: str,
+        status: JobStatus,
         outcome: JobOutcome | None,
         error: dict[str, Any] | None,
         duration: float,
     ) -> RunResult:
         job = ctx.job
-        ts = utcnow()
-        progress = {**ctx.current_progress, "phase": status}
-        if status in ("succeeded", "partial"):
+        progress = {**ctx.current_progress, "phase": status.value}
+        if status in (JobStatus.SUCCEEDED, JobStatus.PARTIAL):
             progress["percent"] = 100.0
+        result = outcome.result if outcome else None
         async with self.services.sessionmaker() as session:
-            result = await session.execute(
-                update(Job)
-                .where(
-                    Job.id == job.id,
-                    Job.status == "running",
-                    Job.worker_id == self.services.worker_id,
-                )
-                .values(
-                    status=status,
-                    result=outcome.result if outcome else None,
-                    error=error,
-                    finished_at=ts,
-                    progress=progress,
-                    heartbeat_at=ts,
-                )
+            at = await jobs.finish(
+                session,
+                job.id,
+                self.services.worker_id,
+                status,
+                result=result,
+                error=error,
+                progress=progress,
             )
-            if not result.rowcount:  # type: ignore[attr-defined]
+            if at is None:
                 await session.rollback()
                 return RunResult("skipped")
             if outcome is not None and outcome.finalize is not None:
                 await outcome.finalize(session)
             elif error is not None and handler is not None:
                 await handler.failed(session, job, error)
-            session.add(
-                JobEvent(
-                    job_id=job.id,
-                    type="state",
-                    at=ts,
-                    data={
-                        "status": status,
-                        "final": True,
-                        "error": error,
-                        "result": outcome.result if outcome else None,
-                    },
-                )
-            )
+            await jobs.finished_event(session, job.id, status, result=result, error=error, at=at)
             await emit_job_event(session, job, status, outcome, error)
             await commit(session)  # runs after-commit callbacks (e.g. follow-up jobs' enqueue)
         metrics.JOBS_FINISHED.labels(job.kind, job.plan, status).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(duration)
         log.info("job %s (%s) %s in %.1fs", job.id, job.kind, status, duration)
-        return RunResult(status)
+        return RunResult(status.value)
 
 
 async def emit_job_event(

@@ -19,6 +19,7 @@ from app.backups.sources import stage_database, stage_files
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.exports.archive import snapshot_to_targz, tar_folders
+from app.jobs.kinds import JobStatus
 from app.kit.netpolicy import Policy
 from app.models import Export, Job, Pod
 from app.pods.service import decrypt_secrets
@@ -94,7 +95,7 @@ class ExportHandler:
                 )
             )
 
-        status = "partial" if source.get("unreadable") else "succeeded"
+        status = JobStatus.PARTIAL if source.get("unreadable") else JobStatus.SUCCEEDED
         return JobOutcome(status=status, result=result, finalize=finalize)
 
     async def _from_pod(

@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import after_commit, commit
+from app.jobs import repository as jobs
 from app.jobs.kinds import JobKind
-from app.scheduler import job_rows, planning, repository
+from app.jobs.repository import NewJob
+from app.scheduler import planning, repository
 from app.scheduler.enqueue import enqueue_many
-from app.scheduler.job_rows import NewJob
 from app.scheduler.planning import NOT_SCHEDULED, Cursors, PodSchedule
 from app.scheduler.repository import (
     FIRST_ID,
@@ -223,11 +224,11 @@ async def _serve(
             if cursors != row.cursors:
                 updates.append((pod_id, cursors))
 
-    inserted = await job_rows.insert_jobs(
+    inserted = await jobs.create_scheduled(
         session, plan, [job for job, *_ in wanted], settings.job_max_attempts
     )
     # A job committed since the claim (e.g. a manual trigger) wins the unique index.
-    late = await job_rows.active_jobs(
+    late = await jobs.active_exclusive_of_pods(
         session, [job.pod_id for job, *_ in wanted if job.id not in inserted]
     )
     for job, pod, row, cursors in wanted:

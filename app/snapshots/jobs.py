@@ -13,8 +13,9 @@ from app.backups import targets
 from app.config import Settings
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
+from app.jobs import repository as job_repository
 from app.jobs import service as jobs
-from app.jobs.kinds import ACTIVE_STATUSES, JobKind
+from app.jobs.kinds import JobKind
 from app.models import Job, Pod, Snapshot
 from app.snapshots import index
 from app.snapshots import repository as snapshots
@@ -50,17 +51,7 @@ async def request_index(
     ``measure``: also record the repository's size (after a backup: kept out of the backup
     job itself, which then finishes a `restic stats` sooner).
     """
-    active: Job | None = await session.scalar(
-        select(Job)
-        .where(
-            Job.pod_id == pod.id,
-            Job.plan == plan,
-            Job.kind == JobKind.INDEX,
-            Job.status.in_(ACTIVE_STATUSES),
-            Job.params["snapshot_id"].astext == snapshot_id,
-        )
-        .limit(1)
-    )
+    active = await job_repository.active_index_job(session, pod.id, plan, snapshot_id)
     if active is not None:
         return active
     job, _ = await jobs.create(
