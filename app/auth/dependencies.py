@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import update
 
 from app.auth import tokens
+from app.db import commit
 from app.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from app.models import ApiToken
 from app.models.base import utcnow
@@ -115,7 +116,7 @@ async def _lookup(request: Request, token: str) -> tokens.ActiveToken | None:
             await session.execute(
                 update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
             )
-            await session.commit()
+            await commit(session)
         return row
 
 

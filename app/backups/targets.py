@@ -89,14 +89,13 @@ async def _owner_target(
     pod_id = pod.id
 
     async def _ensure(ctx: JobContext) -> str | None:
-        async with ctx.session() as s:
+        async with ctx.transaction() as s:
             current = await s.get(BackupSettings, pod_id)
             if current is None:
                 raise JobFailure(
                     "not_configured", "the backup settings were deleted", retryable=False
                 )
             repository_id: str = await ensure_repository(s, ctx.services.restic, current, repo)
-            await s.commit()
             return repository_id
 
     return Target(repo=repo, ensure=_ensure, recorded=row.repository_id is not None)

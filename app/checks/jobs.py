@@ -118,9 +118,8 @@ async def _check(ctx: JobContext, repo: Repository, subset: str | None) -> Check
 
 async def _repository_turn(ctx: JobContext, target: targets.Target) -> bool:
     interval = timedelta(days=ctx.settings.platform_check_interval_days)
-    async with ctx.session() as session:
+    async with ctx.transaction() as session:
         mine = await maintenance.claim(session, target.repo.lock_key, "check", interval)
-        await session.commit()
     return mine
 
 

@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import transaction
 from app.engine.errors import JobCanceled
 from app.engine.transient import is_transient_db_error
 from app.integrations.restic import Restic
@@ -75,7 +77,12 @@ class JobContext:
         return self.job.id
 
     def session(self) -> AsyncSession:
+        """A session for reads (it never commits); writes go through ``transaction``."""
         return self.services.sessionmaker()
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A unit of work: commits when the block ends, then enqueues the jobs it created."""
+        return transaction(self.services.sessionmaker)
 
     def secret(self, *values: str | None) -> None:
         """Mask these values in every log line and job event from now on."""
@@ -106,9 +113,8 @@ class JobContext:
         self._pending = False
         snapshot = dict(self._progress)
         try:
-            async with self.session() as session:
+            async with self.transaction() as session:
                 await jobs.set_progress(session, self.job.id, snapshot)
-                await session.commit()
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
@@ -123,11 +129,10 @@ class JobContext:
         text = redact(message)
         log.log(logging.getLevelName(level.upper()), "job %s: %s", self.job.id, text)
         try:
-            async with self.session() as session:
+            async with self.transaction() as session:
                 await jobs.add_event(
                     session, self.job.id, "log", {"level": level, "message": text, **data}
                 )
-                await session.commit()
         except Exception as exc:  # the line is in the worker's log; the job goes on
             if not is_transient_db_error(exc):
                 raise

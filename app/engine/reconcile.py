@@ -11,6 +11,7 @@ import logging
 import uuid
 from datetime import timedelta
 
+from app.db import transaction
 from app.engine import metrics, queue
 from app.engine.context import Services
 from app.engine.runner import emit_job_event
@@ -32,7 +33,7 @@ async def reconcile(services: Services) -> dict[str, int]:
     ts = utcnow()
     counts = {"requeued": 0, "failed": 0, "enqueued": 0}
     to_enqueue: list[uuid.UUID] = []
-    async with services.sessionmaker() as session:
+    async with transaction(services.sessionmaker) as session:
         stale_before = ts - timedelta(seconds=settings.job_stale_seconds)
         for job in await jobs.lock_stale(session, stale_before, limit=500):
             if job.attempt < job.max_attempts:
@@ -47,7 +48,6 @@ async def reconcile(services: Services) -> dict[str, int]:
                     await handler.failed(session, job, error)
                 await emit_job_event(session, job, JobStatus.FAILED, None, error)
                 counts["failed"] += 1
-        await session.commit()
 
     for job_id in to_enqueue:
         await queue.forget(services.redis, settings.queue_name, job_id)

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from app.db import commit
+from app.db import transaction
 from app.engine import metrics
 from app.engine.context import Handler, JobContext, JobOutcome, Services
 from app.engine.errors import JobCanceled, JobFailure
@@ -162,19 +162,13 @@ class JobRunner:
     # -- state transitions ---------------------------------------------------------------
 
     async def _claim(self, job_id: uuid.UUID) -> Job | None:
-        async with self.services.sessionmaker() as session:
-            job = await jobs.claim(session, job_id, self.services.worker_id)
-            if job is None:
-                await session.rollback()
-                return None
-            await session.commit()
-            return job
+        async with transaction(self.services.sessionmaker) as session:
+            return await jobs.claim(session, job_id, self.services.worker_id)
 
     async def _release(self, job_id: uuid.UUID) -> None:
         try:
-            async with self.services.sessionmaker() as session:
+            async with transaction(self.services.sessionmaker) as session:
                 await jobs.release(session, job_id, self.services.worker_id)
-                await session.commit()
         except Exception:
             log.warning("could not hand job %s back; the reconciler will", job_id)
 
@@ -185,11 +179,10 @@ class JobRunner:
         while True:
             await asyncio.sleep(self.settings.job_heartbeat_seconds)
             try:
-                async with self.services.sessionmaker() as session:
+                async with transaction(self.services.sessionmaker) as session:
                     cancel_requested = await jobs.heartbeat(
                         session, job_id, self.services.worker_id
                     )
-                    await session.commit()
                 failing_since = None
             except Exception:
                 failing_since = failing_since or time.monotonic()
@@ -212,7 +205,7 @@ class JobRunner:
     async def _retry_once(self, ctx: JobContext, failure: JobFailure) -> RunResult:
         job = ctx.job
         delay = self.settings.job_retry_base_seconds * (2 ** (job.attempt - 1))
-        async with self.services.sessionmaker() as session:
+        async with transaction(self.services.sessionmaker) as session:
             requeued = await jobs.requeue(
                 session,
                 job,
@@ -221,10 +214,8 @@ class JobRunner:
                 delay=delay,
                 progress=ctx.current_progress,
             )
-            if not requeued:
-                await session.rollback()
-                return RunResult("skipped")
-            await session.commit()
+        if not requeued:
+            return RunResult("skipped")
         metrics.JOB_RETRIES.labels(job.kind, failure.code).inc()
         log.info("job %s: %s; retry %d in %.0fs", job.id, failure.code, job.attempt + 1, delay)
         return RunResult("retry", retry_in=delay)
@@ -258,7 +249,7 @@ class JobRunner:
         if status in (JobStatus.SUCCEEDED, JobStatus.PARTIAL):
             progress["percent"] = 100.0
         result = outcome.result if outcome else None
-        async with self.services.sessionmaker() as session:
+        async with transaction(self.services.sessionmaker) as session:
             at = await jobs.finish(
                 session,
                 job.id,
@@ -268,8 +259,7 @@ class JobRunner:
                 error=error,
                 progress=progress,
             )
-            if at is None:
-                await session.rollback()
+            if at is None:  # not this worker's job any more: nothing was written
                 return RunResult("skipped")
             if outcome is not None and outcome.finalize is not None:
                 await outcome.finalize(session)
@@ -277,7 +267,7 @@ class JobRunner:
                 await handler.failed(session, job, error)
             await jobs.finished_event(session, job.id, status, result=result, error=error, at=at)
             await emit_job_event(session, job, status, outcome, error)
-            await commit(session)  # runs after-commit callbacks (e.g. follow-up jobs' enqueue)
+        # committed, then the follow-up jobs the handler created are enqueued
         metrics.JOBS_FINISHED.labels(job.kind, job.plan, status).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(duration)
         log.info("job %s (%s) %s in %.1fs", job.id, job.kind, status, duration)

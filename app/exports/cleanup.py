@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy import select
 
+from app.db import commit
 from app.engine.context import Services
 from app.exports.jobs import store_path
 from app.models import Export
@@ -28,7 +29,7 @@ async def expire_exports(services: Services) -> int:
         for export in rows:
             store_path(services.settings.export_path, export.id).unlink(missing_ok=True)
             export.status, export.deleted_at = "expired", now
-        await session.commit()
+        await commit(session)
     if rows:
         log.info("deleted %d expired export(s)", len(rows))
     return len(rows)

@@ -140,7 +140,7 @@ class RestoreHandler:
         snap = run.backup
         # Recorded at once (not with the job's end): the undo point exists even if the
         # restore then fails.
-        async with ctx.session() as session:
+        async with ctx.transaction() as session:
             assert snap.snapshot is not None
             await snapshots.upsert(
                 session,
@@ -162,7 +162,6 @@ class RestoreHandler:
             await sync_plan_state(
                 session, plan.target_pod.id, ctx.job.plan, newest=snap.snapshot_id
             )
-            await session.commit()
         await ctx.log(f"safety snapshot {snap.short_id} taken before restoring")
         return snap.snapshot_id
 
@@ -255,9 +254,8 @@ class RestoreHandler:
         if up.host_key and not plan.target_pod.pinned_host_key:
             # A clone into a pod never backed up (or a restore without a safety backup) was
             # its first connection: trust on first use, as a backup does.
-            async with ctx.session() as session:
+            async with ctx.transaction() as session:
                 await targets.pin_host_key(session, plan.target_pod.id, up.host_key)
-                await session.commit()
         return {
             "files_total": up.files_total,
             "files_compared": up.files_compared,

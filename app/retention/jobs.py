@@ -132,14 +132,12 @@ async def _repository_turn(ctx: JobContext, target: targets.Target) -> bool:
     """A repository many pods share is pruned once per interval, by whichever pod's job
     comes first; the others only forget their own snapshots."""
     interval = timedelta(days=ctx.settings.platform_prune_interval_days)
-    async with ctx.session() as session:
+    async with ctx.transaction() as session:
         mine = await maintenance.claim(session, target.repo.lock_key, "prune", interval)
-        await session.commit()
     return mine
 
 
 async def _reconcile(ctx: JobContext, pod_id: uuid.UUID, plan: str, removed: list[str]) -> None:
-    async with ctx.session() as session:
+    async with ctx.transaction() as session:
         await snapshots.delete_ids(session, pod_id, plan, removed)
         await sync_plan_state(session, pod_id, plan)
-        await session.commit()

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups import targets
 from app.config import Settings
+from app.db import commit
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.jobs import repository as job_repository
@@ -85,18 +86,18 @@ class IndexHandler:
             await session.execute(
                 update(Snapshot).where(Snapshot.pk == snap.pk).values(index_status="indexing")
             )
-            await session.commit()
+            await commit(session)
             try:
                 count = await index.build(
                     session, ctx.services.restic, target.repo, snap, cancel=ctx.cancel
                 )
-                await session.commit()
+                await commit(session)
             except BaseException:
                 await session.rollback()
                 await session.execute(
                     update(Snapshot).where(Snapshot.pk == snap.pk).values(index_status="failed")
                 )
-                await session.commit()
+                await commit(session)
                 raise
         result: dict[str, Any] = {"snapshot_id": snap.id, "files": count}
         if ctx.job.params.get("measure"):
