@@ -23,7 +23,6 @@ from app.engine.transient import is_transient_db_error, lost_database, retrying
 from app.jobs import repository as jobs
 from app.jobs.kinds import JobStatus
 from app.kit import subprocess as sp
-from app.kit.logging import redact
 from app.models import Job
 
 log = logging.getLogger(__name__)
@@ -33,16 +32,6 @@ log = logging.getLogger(__name__)
 class RunResult:
     status: str  # final status, "retry", or "skipped"
     retry_in: float | None = None
-
-
-def _coded(exc: BaseException) -> JobFailure | None:
-    """Integration errors carry code/message/hint; turn them into a JobFailure."""
-    code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None)
-    if isinstance(code, str) and isinstance(message, str):
-        hint = getattr(exc, "hint", None)
-        return JobFailure(code, redact(message), hint=hint if isinstance(hint, str) else None)
-    return None
 
 
 class JobRunner:
@@ -87,8 +76,7 @@ class JobRunner:
             await self._release(job.id)
             raise
         except Exception as exc:
-            coded = _coded(exc)
-            if coded is not None:
+            if (coded := JobFailure.from_error(exc)) is not None:
                 failure = coded
             elif is_transient_db_error(exc):
                 failure = lost_database(job.id)
