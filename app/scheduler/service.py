@@ -125,7 +125,9 @@ async def plan_all(
 @dataclass
 class TickResult:
     claimed: int = 0
-    created: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    created: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((k.value for k in KINDS), 0)
+    )
     already_running: int = 0  # the same kind of job was active: cursor advanced, no new job
     busy: int = 0  # another exclusive job was active: left due, retried next tick
     cleared: int = 0  # settings no longer allow a schedule: cursors cleared
@@ -233,7 +235,7 @@ async def _serve(
     )
     for job, pod, row, cursors in wanted:
         if job.id in inserted:
-            result.created[job.kind] += 1
+            result.created[job.kind.value] += 1
             result.job_ids.append(job.id)
         elif late.get(job.pod_id) == (job.kind, plan):
             result.already_running += 1
