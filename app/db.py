@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -54,8 +55,12 @@ async def commit(session: AsyncSession) -> None:
         await callback()
 
 
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+@asynccontextmanager
+async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One unit of work: a session that commits when the block ends without an error, then
+    runs its after-commit callbacks (the enqueueing of jobs it created). An error rolls
+    back and drops them. Requests, worker tasks and job handlers all commit through this
+    (or through ``commit`` for a commit in the middle of a longer session)."""
     async with maker() as session:
         try:
             yield session
@@ -65,6 +70,11 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await commit(session)
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with transaction(request.app.state.sessionmaker) as session:
+        yield session
 
 
 # scope="function": commit before the response is sent, so a client never sees a 2xx

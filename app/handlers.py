@@ -1,8 +1,27 @@
-"""Importing this module registers the handler of every job kind (workers import it)."""
+"""Every job kind's handler, in one table: the worker runs jobs from it (``Services.handlers``)."""
 
-from app.backups import pipeline  # noqa: F401
-from app.checks import jobs as check_jobs  # noqa: F401
-from app.exports import jobs as export_jobs  # noqa: F401
-from app.restores import jobs as restore_jobs  # noqa: F401
-from app.retention import jobs as prune_jobs  # noqa: F401
-from app.snapshots import jobs  # noqa: F401
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from app.backups.pipeline import BackupHandler
+from app.checks.jobs import CheckHandler
+from app.engine.context import Handler
+from app.exports.jobs import ExportHandler
+from app.jobs.kinds import JobKind
+from app.restores.jobs import RestoreHandler
+from app.retention.jobs import PruneHandler
+from app.snapshots.jobs import IndexHandler, RefreshHandler
+
+HANDLERS: Mapping[JobKind, Handler] = MappingProxyType(
+    {
+        JobKind.BACKUP: BackupHandler(),
+        JobKind.RESTORE: RestoreHandler(),
+        JobKind.EXPORT: ExportHandler(),
+        JobKind.PRUNE: PruneHandler(),
+        JobKind.CHECK: CheckHandler(),
+        JobKind.REFRESH: RefreshHandler(),
+        JobKind.INDEX: IndexHandler(),
+    }
+)

@@ -6,7 +6,7 @@ from typing import TypedDict
 
 from arq.connections import ArqRedis
 
-from app.jobs.context import Services
+from app.engine.context import Services
 
 
 class WorkerContext(TypedDict, total=False):

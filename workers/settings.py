@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 from arq import cron
 from arq.typing import WorkerCoroutine
 
-import app.handlers  # noqa: F401  (registers every job kind's handler)
 from app.config import get_settings
 from app.db import make_engine, make_sessionmaker
+from app.engine.context import Services
+from app.handlers import HANDLERS
 from app.integrations.restic import Restic
-from app.jobs.context import Services
 from app.kit import subprocess as sp
 from app.kit.cachedir import ensure_cache_dir
 from app.kit.crypto import Keyring
@@ -56,6 +56,7 @@ async def startup(ctx: WorkerContext) -> None:
         restic=restic,
         redis=ctx["redis"],
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        handlers=HANDLERS,
     )
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.auth import repository, tokens
+from app.db import commit
 from app.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from app.models.base import utcnow
 
@@ -111,7 +112,7 @@ async def _lookup(request: Request, token: str) -> tokens.ActiveToken | None:
             row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1)
         ):
             await repository.mark_used(session, row.id, now)
-            await session.commit()
+            await commit(session)
         return row
 
 

@@ -10,6 +10,7 @@ from app.auth.dependencies import AnyPrincipal
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
 from app.errors import Forbidden, error_responses
+from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.jobs.starting import NotConfigured, require_settings, start_pod_job
 from app.kit.validators import Body
@@ -62,7 +63,7 @@ async def trigger_backup(
         settings,
         principal,
         pod,
-        kind="backup",
+        kind=JobKind.BACKUP,
         action="backup.trigger",
         request=request,
         response=response,

@@ -14,12 +14,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.engine import metrics
+from app.engine.context import JobContext, JobOutcome
+from app.engine.errors import JobFailure
+from app.engine.locks import repository_lock
 from app.integrations.restic.commands import BackupOutcome
-from app.jobs import metrics
-from app.jobs.context import JobContext, JobOutcome
-from app.jobs.errors import JobFailure
-from app.jobs.locks import repository_lock
-from app.jobs.runner import register
+from app.jobs.kinds import JobStatus
 from app.kit.cachedir import private_dirs
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
@@ -77,7 +77,7 @@ async def run_backup(
     async with ctx.session() as session:
         parent = await plan_states.last_snapshot_id(session, pod.id, ctx.job.plan)
     access = targets.RepoAccess(
-        session=ctx.session,
+        transaction=ctx.transaction,
         restic=ctx.services.restic,
         cancel=ctx.cancel,
         exclusive=lambda key: repository_lock(ctx.services.engine, key, cancel=ctx.cancel),
@@ -189,7 +189,7 @@ class BackupHandler:
         unreadable = staged.unreadable + [
             u for u in backup.unreadable if u["path"] not in {x["path"] for x in staged.unreadable}
         ]
-        status = "partial" if unreadable else "succeeded"
+        status = JobStatus.PARTIAL if unreadable else JobStatus.SUCCEEDED
         result = {
             "snapshot_id": backup.snapshot_id,
             "short_id": backup.short_id,
@@ -260,6 +260,3 @@ class BackupHandler:
             last_status="canceled" if error.get("code") == "canceled" else "failed",
             last_job_id=job.id,
         )
-
-
-register("backup", BackupHandler())

@@ -4,7 +4,7 @@ it, so the restore itself can be undone."""
 from __future__ import annotations
 
 from app.backups.pipeline import run_backup
-from app.jobs.context import JobContext
+from app.engine.context import JobContext
 from app.models import Pod
 from app.plans import targets
 from app.pods.service import PodSecrets
@@ -30,7 +30,7 @@ async def safety_backup(ctx: JobContext, pod: Pod, secrets: PodSecrets) -> str |
     snap = run.backup
     # Recorded at once (not with the job's end): the undo point exists even if the
     # restore then fails.
-    async with ctx.session() as session:
+    async with ctx.transaction() as session:
         assert snap.snapshot is not None
         await snapshots.upsert(
             session,
@@ -50,6 +50,5 @@ async def safety_backup(ctx: JobContext, pod: Pod, secrets: PodSecrets) -> str |
             },
         )
         await sync_plan_state(session, pod.id, ctx.job.plan, newest=snap.snapshot_id)
-        await session.commit()
     await ctx.log(f"safety snapshot {snap.short_id} taken before restoring")
     return snap.snapshot_id

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.checks import samples
 from app.config import Settings
+from app.engine.context import JobContext
 from app.integrations.dumps import DumpError, read_manifest, trial_restore
 from app.integrations.dumps.model import family
 from app.integrations.restic import Repository
-from app.jobs.context import JobContext
 from app.models import Snapshot
 from app.snapshots import repository as snapshots
 from app.snapshots.dumps import recorded_dump

@@ -11,6 +11,7 @@ from app.checks import subsets
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
 from app.errors import error_responses
+from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.jobs.starting import require_settings, start_pod_job
 from app.kit.validators import Body
@@ -78,7 +79,7 @@ async def start_check(
         settings,
         principal,
         pod,
-        kind="check",
+        kind=JobKind.CHECK,
         action="check.trigger",
         request=request,
         response=response,

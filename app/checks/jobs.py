@@ -19,17 +19,16 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.checks import drills, subsets
+from app.engine.context import JobContext, JobOutcome
+from app.engine.errors import JobFailure
+from app.engine.locks import repository_lock
 from app.integrations.restic import Repository, ResticError
 from app.integrations.restic.commands import CheckOutcome
-from app.jobs.context import JobContext, JobOutcome
-from app.jobs.errors import JobFailure
-from app.jobs.locks import repository_lock
-from app.jobs.runner import register
+from app.jobs import repository as jobs
 from app.models import BackupSettings, Job, PlanState, Pod
 from app.models.base import utcnow
 from app.plans import state as plan_states
@@ -119,9 +118,8 @@ async def _check(ctx: JobContext, repo: Repository, subset: str | None) -> Check
 
 async def _repository_turn(ctx: JobContext, target: targets.Target) -> bool:
     interval = timedelta(days=ctx.settings.platform_check_interval_days)
-    async with ctx.session() as session:
+    async with ctx.transaction() as session:
         mine = await maintenance.claim(session, target.repo.lock_key, "check", interval)
-        await session.commit()
     return mine
 
 
@@ -221,9 +219,7 @@ class CheckHandler:
             # The runner stores no result for a failed job: the report belongs there, and the
             # error keeps code, message and hint (the webhook still gets the whole error).
             plain = {k: error.get(k) for k in ("code", "message", "hint")}
-            await session.execute(
-                update(Job).where(Job.id == job.id).values(result=report, error=plain)
-            )
+            await jobs.replace_failure(session, job.id, result=report, error=plain)
         await record(session, job, report if isinstance(report, dict) else None, error)
 
 
@@ -287,6 +283,3 @@ def summarize(report: dict[str, Any] | None, error: dict[str, Any] | None) -> st
     elif files.get("ok") is False:
         parts.append("files: " + "; ".join((files.get("problems") or [])[:2]))
     return "; ".join(parts)
-
-
-register("check", CheckHandler())

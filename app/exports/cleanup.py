@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from app.db import commit
+from app.engine.context import Services
 from app.exports import repository
 from app.exports.jobs import store_path
-from app.jobs.context import Services
 from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ async def expire_exports(services: Services) -> int:
         for export in rows:
             store_path(services.settings.export_path, export.id).unlink(missing_ok=True)
             export.status, export.deleted_at = "expired", now
-        await session.commit()
+        await commit(session)
     if rows:
         log.info("deleted %d expired export(s)", len(rows))
     return len(rows)

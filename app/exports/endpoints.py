@@ -18,6 +18,7 @@ from app.errors import AppError, Gone, NotFound, error_responses
 from app.exports import signing
 from app.exports.jobs import store_path
 from app.jobs import service as jobs
+from app.jobs.kinds import JobKind
 from app.kit.crypto import Keyring
 from app.kit.validators import Body
 from app.models import Export
@@ -111,7 +112,7 @@ async def create_export(
         session,
         redis,
         settings,
-        kind="export",
+        kind=JobKind.EXPORT,
         pod_id=pod.id,
         account_id=pod.account_id,
         params={"export_id": str(export.id), "snapshot_id": snapshot_id},

@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.engine.context import JobContext, JobOutcome
+from app.engine.errors import JobFailure
 from app.exports import repository
 from app.exports.archive import snapshot_to_targz, tar_folders
-from app.jobs.context import JobContext, JobOutcome
-from app.jobs.errors import JobFailure
-from app.jobs.runner import register
+from app.jobs.kinds import JobStatus
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
 from app.plans import targets
@@ -92,7 +92,7 @@ class ExportHandler:
                 snapshot_id=source.get("snapshot_id"),
             )
 
-        status = "partial" if source.get("unreadable") else "succeeded"
+        status = JobStatus.PARTIAL if source.get("unreadable") else JobStatus.SUCCEEDED
         return JobOutcome(status=status, result=result, finalize=finalize)
 
     async def _from_pod(
@@ -128,6 +128,3 @@ class ExportHandler:
         export_id = job.params.get("export_id")
         if export_id:
             await repository.mark_failed(session, uuid.UUID(export_id))
-
-
-register("export", ExportHandler())

@@ -11,13 +11,12 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
+from app.integrations.errors import IntegrationError
 from app.kit import netpolicy
 
 
-class HookError(Exception):
-    def __init__(self, code: str, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.hint = code, message, hint
+class HookError(IntegrationError):
+    """A pod's stop/start hook could not be called or answered with an error."""
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:

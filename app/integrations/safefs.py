@@ -19,6 +19,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.integrations.errors import IntegrationError
+
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a fifo swapped in after the lstat must not block the open
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -28,10 +30,8 @@ TEMP_SUFFIX = ".tmp"
 BLOCK = 1 << 20
 
 
-class LocalFsError(Exception):
-    def __init__(self, code: str, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.hint = code, message, hint
+class LocalFsError(IntegrationError):
+    """A local file operation refused or failed (links, types, space)."""
 
 
 def temp_name() -> str:

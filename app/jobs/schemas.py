@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-JobKind = Literal["backup", "restore", "export", "prune", "check", "refresh", "index"]
-JobStatus = Literal["queued", "running", "succeeded", "partial", "failed", "canceled"]
+from app.jobs.kinds import JobKind, JobStatus
+
 Trigger = Literal["manual", "schedule", "api"]
 
 
@@ -31,8 +31,8 @@ class JobRead(BaseModel):
     id: uuid.UUID
     pod_id: uuid.UUID | None
     plan: str
-    kind: str
-    status: str
+    kind: JobKind
+    status: JobStatus
     trigger: str
     progress: Progress
     result: dict[str, Any] | None

@@ -14,6 +14,7 @@ from app.auth.dependencies import Principal, client_address
 from app.config import Settings
 from app.errors import Conflict
 from app.jobs import service as jobs
+from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.models import BackupSettings, Pod
 
@@ -39,7 +40,7 @@ async def start_pod_job(
     principal: Principal,
     pod: Pod,
     *,
-    kind: str,
+    kind: JobKind,
     action: str,
     request: Request,
     response: Response,

@@ -10,6 +10,8 @@ from prometheus_client import Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.jobs import repository as jobs
+
 JOBS_ACTIVE = Gauge(
     "podbackup_jobs_active", "Queued and running jobs (from PostgreSQL)", ["kind", "status"]
 )
@@ -26,10 +28,6 @@ PODS_STALE = Gauge(
 )
 
 _QUERIES = {
-    "active": """SELECT kind, status, count(*) FROM jobs
-                 WHERE status IN ('queued', 'running') GROUP BY kind, status""",
-    "oldest": """SELECT EXTRACT(EPOCH FROM now() - min(created_at)) FROM jobs
-                 WHERE status = 'queued' AND (run_after IS NULL OR run_after <= now())""",
     "last": """SELECT plan, coalesce(last_status, 'never'), count(*) FROM plan_states
                GROUP BY plan, coalesce(last_status, 'never')""",
     "stale": """SELECT plan, count(*) FROM plan_states
@@ -53,13 +51,14 @@ class DbMetrics:
         self._at = time.monotonic()
         rows: dict[str, list[Any]] = {}
         async with self.engine.connect() as conn:
+            active = await jobs.active_counts(conn)
+            oldest = await jobs.oldest_due_queued_seconds(conn)
             for name, sql in _QUERIES.items():
                 rows[name] = list((await conn.execute(text(sql))).all())
         JOBS_ACTIVE.clear()
-        for kind, status, n in rows["active"]:
+        for (kind, status), n in active.items():
             JOBS_ACTIVE.labels(kind, status).set(n)
-        oldest = rows["oldest"][0][0] if rows["oldest"] else None
-        OLDEST_QUEUED.set(float(oldest or 0))
+        OLDEST_QUEUED.set(oldest or 0.0)
         PODS_BY_STATUS.clear()
         for plan, status, n in rows["last"]:
             PODS_BY_STATUS.labels(plan, status).set(n)

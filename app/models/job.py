@@ -2,18 +2,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.jobs.kinds import ACTIVE_STATUSES, EXCLUSIVE_ACTIVE_SQL, JobKind, JobStatus, sql_list
 from app.models.base import Base, IdMixin, utcnow
 
-# Kinds that change a pod or its repository exclusively: at most one queued/running per pod.
-EXCLUSIVE_KINDS = ("backup", "restore", "prune", "check")
-ACTIVE_STATUSES = ("queued", "running")
-FINAL_STATUSES = ("succeeded", "partial", "failed", "canceled")
+
+def _text_enum(enum: type[StrEnum]) -> Enum:
+    """A StrEnum stored as its plain value in a VARCHAR(16), as before (no CHECK, no type)."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class Job(IdMixin, Base):
@@ -28,8 +36,8 @@ class Job(IdMixin, Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
     plan: Mapped[str] = mapped_column(String(16), default="owner")
-    kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    kind: Mapped[JobKind] = mapped_column(_text_enum(JobKind))
+    status: Mapped[JobStatus] = mapped_column(_text_enum(JobStatus), default=JobStatus.QUEUED)
     trigger: Mapped[str] = mapped_column(String(16), default="manual")
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     progress: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
@@ -50,17 +58,14 @@ class Job(IdMixin, Base):
         Index(
             "ix_jobs_active",
             "status",
-            postgresql_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text(f"status IN {sql_list(ACTIVE_STATUSES)}"),
         ),
         # One exclusive job per pod at a time; enforced by the database, not by luck.
         Index(
             "uq_jobs_one_exclusive_per_pod",
             "pod_id",
             unique=True,
-            postgresql_where=text(
-                "status IN ('queued', 'running') "
-                "AND kind IN ('backup', 'restore', 'prune', 'check')"
-            ),
+            postgresql_where=text(EXCLUSIVE_ACTIVE_SQL),
         ),
     )
 

@@ -29,7 +29,8 @@ class NoBackupTarget(Conflict):
 class RepoAccess:
     """What opening (and on first use creating) a plan's repository needs."""
 
-    session: Callable[[], AsyncSession]  # a new session, used as `async with session() as s`
+    # A unit of work: `async with transaction() as s` commits when the block ends.
+    transaction: Callable[[], AbstractAsyncContextManager[AsyncSession]]
     restic: Restic
     cancel: asyncio.Event
     # An exclusive cross-worker lock by key: two workers must not `init` one repository.

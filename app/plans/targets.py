@@ -69,12 +69,11 @@ async def _owner_target(
     pod_id = pod.id
 
     async def _ensure(access: RepoAccess) -> str | None:
-        async with access.session() as s:
+        async with access.transaction() as s:
             current = await s.get(BackupSettings, pod_id)
             if current is None:
                 raise NoBackupTarget("not_configured", "the backup settings were deleted")
             repository_id: str = await ensure_repository(s, access.restic, current, repo)
-            await s.commit()
             return repository_id
 
     return Target(repo=repo, ensure=_ensure, recorded=row.repository_id is not None)

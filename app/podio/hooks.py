@@ -7,8 +7,8 @@ import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
+from app.engine.context import JobContext
 from app.integrations import hooks
-from app.jobs.context import JobContext
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.engine.context import JobContext, ProgressPump
 from app.integrations import localfs
 from app.integrations.dumps import dump
 from app.integrations.sftp import MirrorProgress, mirror
-from app.jobs.context import JobContext, ProgressPump
 from app.kit.netpolicy import Policy
 from app.models import Pod
 from app.podio.access import db_endpoint, sftp_endpoint

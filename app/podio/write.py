@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from app.engine.context import JobContext, ProgressPump
 from app.integrations import localfs
 from app.integrations.dumps import load
 from app.integrations.sftp import MirrorProgress, upload
-from app.jobs.context import JobContext, ProgressPump
 from app.kit.netpolicy import Policy
 from app.models import Pod
 from app.podio.access import db_endpoint, pin_host_key, sftp_endpoint
@@ -78,9 +78,8 @@ async def put_files(
     if up.host_key and not pod.pinned_host_key:
         # A clone into a pod never backed up (or a restore without a safety backup) was
         # its first connection: trust on first use, as a backup does.
-        async with ctx.session() as session:
+        async with ctx.transaction() as session:
             await pin_host_key(session, pod.id, up.host_key)
-            await session.commit()
     return {
         "files_total": up.files_total,
         "files_compared": up.files_compared,

@@ -8,8 +8,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from app.jobs.context import JobContext
-from app.jobs.errors import JobFailure
+from app.engine.context import JobContext
+from app.engine.errors import JobFailure
 from app.models import Snapshot
 from app.snapshots.dumps import UNRECORDED_HINT, made_by_service, recorded_dump
 

@@ -10,6 +10,7 @@ from app.auth.dependencies import AnyPrincipal
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
 from app.errors import Conflict, NotFound, ValidationFailed, error_responses
+from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.jobs.starting import start_pod_job
 from app.kit.validators import Body
@@ -157,7 +158,7 @@ async def create_restore(
         settings,
         principal,
         target,
-        kind="restore",
+        kind=JobKind.RESTORE,
         action="restore.create",
         request=request,
         response=response,

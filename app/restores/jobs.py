@@ -16,9 +16,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups.safety import safety_backup
-from app.jobs.context import JobContext, JobOutcome, ProgressPump
-from app.jobs.errors import JobFailure
-from app.jobs.runner import register
+from app.engine.context import JobContext, JobOutcome, ProgressPump
+from app.engine.errors import JobFailure
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod, Snapshot
 from app.plans import targets
@@ -165,6 +164,3 @@ class RestoreHandler:
 
     async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
         return None
-
-
-register("restore", RestoreHandler())

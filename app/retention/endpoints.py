@@ -11,6 +11,7 @@ from app.db import DbSession
 from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
 from app.errors import AppError, Conflict, ServiceUnavailable, ValidationFailed, error_responses
 from app.integrations.restic import ResticError
+from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.jobs.starting import require_settings, start_pod_job
 from app.models import BackupSettings, Pod
@@ -174,7 +175,7 @@ async def prune(
         settings,
         principal,
         pod,
-        kind="prune",
+        kind=JobKind.PRUNE,
         action="retention.prune",
         request=request,
         response=response,

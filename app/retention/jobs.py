@@ -14,10 +14,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.jobs.context import JobContext, JobOutcome
-from app.jobs.errors import JobFailure
-from app.jobs.locks import repository_lock
-from app.jobs.runner import register
+from app.engine.context import JobContext, JobOutcome
+from app.engine.errors import JobFailure
+from app.engine.locks import repository_lock
 from app.models import BackupSettings, Job, Pod
 from app.plans import targets
 from app.platform import maintenance
@@ -133,17 +132,12 @@ async def _repository_turn(ctx: JobContext, target: targets.Target) -> bool:
     """A repository many pods share is pruned once per interval, by whichever pod's job
     comes first; the others only forget their own snapshots."""
     interval = timedelta(days=ctx.settings.platform_prune_interval_days)
-    async with ctx.session() as session:
+    async with ctx.transaction() as session:
         mine = await maintenance.claim(session, target.repo.lock_key, "prune", interval)
-        await session.commit()
     return mine
 
 
 async def _reconcile(ctx: JobContext, pod_id: uuid.UUID, plan: str, removed: list[str]) -> None:
-    async with ctx.session() as session:
+    async with ctx.transaction() as session:
         await snapshots.delete_ids(session, pod_id, plan, removed)
         await sync_plan_state(session, pod_id, plan)
-        await session.commit()
-
-
-register("prune", PruneHandler())

@@ -1,6 +1,6 @@
 """SQL of the scheduler's cursors (plan_states) and the settings they are planned from.
 Bulk writes go through ``unnest`` of arrays: one statement per batch, whatever its size.
-The job rows a tick inserts are in ``job_rows``."""
+The job rows a tick inserts are in ``app.jobs.repository``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from sqlalchemy import and_, any_, cast, literal, not_, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.jobs.repository import active_exclusive
 from app.models import BackupSettings, Job, PlanState, Pod
-from app.models.job import ACTIVE_STATUSES, EXCLUSIVE_KINDS
 from app.scheduler.planning import Cursors
 
 FIRST_ID = uuid.UUID(int=0)
@@ -334,7 +334,3 @@ async def claim_due(
         )
         for pod_id, run, prune, check in locked
     ]
-
-
-def active_exclusive() -> list[Any]:
-    return [Job.status.in_(ACTIVE_STATUSES), Job.kind.in_(EXCLUSIVE_KINDS)]

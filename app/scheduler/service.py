@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import after_commit, commit
-from app.scheduler import job_rows, planning, repository
+from app.jobs import repository as jobs
+from app.jobs.kinds import JobKind
+from app.jobs.repository import NewJob
+from app.scheduler import planning, repository
 from app.scheduler.enqueue import enqueue_many
-from app.scheduler.job_rows import NewJob
 from app.scheduler.planning import NOT_SCHEDULED, Cursors, PodSchedule
 from app.scheduler.repository import (
     FIRST_ID,
@@ -33,8 +35,12 @@ from app.scheduler.repository import (
 
 log = logging.getLogger(__name__)
 
-KINDS = ("backup", "prune", "check")
-_FIELD = {"backup": "next_run_at", "prune": "next_prune_at", "check": "next_check_at"}
+KINDS = (JobKind.BACKUP, JobKind.PRUNE, JobKind.CHECK)
+_FIELD = {
+    JobKind.BACKUP: "next_run_at",
+    JobKind.PRUNE: "next_prune_at",
+    JobKind.CHECK: "next_check_at",
+}
 
 
 def _schedule(row: SettingsRow) -> PodSchedule | None:
@@ -119,7 +125,9 @@ async def plan_all(
 @dataclass
 class TickResult:
     claimed: int = 0
-    created: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    created: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((k.value for k in KINDS), 0)
+    )
     already_running: int = 0  # the same kind of job was active: cursor advanced, no new job
     busy: int = 0  # another exclusive job was active: left due, retried next tick
     cleared: int = 0  # settings no longer allow a schedule: cursors cleared
@@ -171,7 +179,7 @@ async def tick(
     return total
 
 
-def _pick(cursors: Cursors, now: datetime) -> str | None:
+def _pick(cursors: Cursors, now: datetime) -> JobKind | None:
     for kind in KINDS:
         due = getattr(cursors, _FIELD[kind])
         if due is not None and due <= now:
@@ -179,7 +187,7 @@ def _pick(cursors: Cursors, now: datetime) -> str | None:
     return None
 
 
-def _advance(pod: PodSchedule, kind: str, cursors: Cursors, now: datetime) -> Cursors:
+def _advance(pod: PodSchedule, kind: JobKind, cursors: Cursors, now: datetime) -> Cursors:
     return replace(cursors, **{_FIELD[kind]: planning.after_run(pod, kind, now)})
 
 
@@ -218,16 +226,16 @@ async def _serve(
             if cursors != row.cursors:
                 updates.append((pod_id, cursors))
 
-    inserted = await job_rows.insert_jobs(
+    inserted = await jobs.create_scheduled(
         session, plan, [job for job, *_ in wanted], settings.job_max_attempts
     )
     # A job committed since the claim (e.g. a manual trigger) wins the unique index.
-    late = await job_rows.active_jobs(
+    late = await jobs.active_exclusive_of_pods(
         session, [job.pod_id for job, *_ in wanted if job.id not in inserted]
     )
     for job, pod, row, cursors in wanted:
         if job.id in inserted:
-            result.created[job.kind] += 1
+            result.created[job.kind.value] += 1
             result.job_ids.append(job.id)
         elif late.get(job.pod_id) == (job.kind, plan):
             result.already_running += 1

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.config import Settings
-from app.db import make_engine, make_sessionmaker
+from app.db import commit, make_engine, make_sessionmaker
 from app.kit.crypto import Keyring
 from app.models import BackupSettings, Pod, Webhook
 from app.pods.service import database_context, files_context
@@ -43,7 +43,7 @@ async def rotate_all(settings: Settings) -> dict[str, int]:
                     if stored and keyring.needs_rotation(stored):
                         setattr(row, column, keyring.rotate(stored, context(row)))
                         counts[name] += 1
-                await session.commit()
+                await commit(session)
     finally:
         await engine.dispose()
     return counts

@@ -17,6 +17,7 @@ from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
 from app.errors import NotFound, error_responses
 from app.integrations.restic import ResticError
 from app.jobs import service as jobs
+from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page
@@ -94,7 +95,7 @@ async def refresh_snapshots(
         session,
         redis,
         settings,
-        kind="refresh",
+        kind=JobKind.REFRESH,
         pod_id=pod.id,
         account_id=pod.account_id,
         plan=plan,

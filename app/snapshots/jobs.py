@@ -6,16 +6,16 @@ import uuid
 from typing import Any
 
 from arq.connections import ArqRedis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.db import commit
+from app.engine.context import JobContext, JobOutcome
+from app.engine.errors import JobFailure
+from app.jobs import repository as job_repository
 from app.jobs import service as jobs
-from app.jobs.context import JobContext, JobOutcome
-from app.jobs.errors import JobFailure
-from app.jobs.runner import register
+from app.jobs.kinds import JobKind
 from app.models import Job, Pod
-from app.models.job import ACTIVE_STATUSES
 from app.plans import state as plan_states
 from app.plans import targets
 from app.snapshots import index
@@ -51,24 +51,14 @@ async def request_index(
     ``measure``: also record the repository's size (after a backup: kept out of the backup
     job itself, which then finishes a `restic stats` sooner).
     """
-    active: Job | None = await session.scalar(
-        select(Job)
-        .where(
-            Job.pod_id == pod.id,
-            Job.plan == plan,
-            Job.kind == "index",
-            Job.status.in_(ACTIVE_STATUSES),
-            Job.params["snapshot_id"].astext == snapshot_id,
-        )
-        .limit(1)
-    )
+    active = await job_repository.active_index_job(session, pod.id, plan, snapshot_id)
     if active is not None:
         return active
     job, _ = await jobs.create(
         session,
         redis,
         settings,
-        kind="index",
+        kind=JobKind.INDEX,
         pod_id=pod.id,
         account_id=pod.account_id,
         plan=plan,
@@ -93,16 +83,16 @@ class IndexHandler:
                     retryable=False,
                 )
             await snapshots.set_index_status(session, snap.pk, "indexing")
-            await session.commit()
+            await commit(session)
             try:
                 count = await index.build(
                     session, ctx.services.restic, target.repo, snap, cancel=ctx.cancel
                 )
-                await session.commit()
+                await commit(session)
             except BaseException:
                 await session.rollback()
                 await snapshots.set_index_status(session, snap.pk, "failed")
-                await session.commit()
+                await commit(session)
                 raise
         result: dict[str, Any] = {"snapshot_id": snap.id, "files": count}
         if ctx.job.params.get("measure"):
@@ -166,7 +156,3 @@ async def sync_plan_state(
             latest = await snapshots.latest(session, pod_id, plan)
             values["last_snapshot_id"] = latest.id if latest else None
     await plan_states.upsert(session, pod_id, plan, **values)
-
-
-register("index", IndexHandler())
-register("refresh", RefreshHandler())

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.engine.context import JobContext, JobOutcome
 from app.integrations.restic import Repository
-from app.jobs.context import JobContext, JobOutcome
 from app.models import RepoSizeSample
 from app.models.base import utcnow
 from app.plans import state as plan_states

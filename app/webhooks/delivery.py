@@ -25,6 +25,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import commit
 from app.integrations import hooks
 from app.kit import netpolicy
 from app.kit.crypto import DecryptError, Keyring
@@ -43,7 +44,7 @@ _ERROR_MAX = 500
 
 
 class DeliveryServices(Protocol):
-    """What delivery needs of a worker (``app.jobs.context.Services`` has it)."""
+    """What delivery needs of a worker (``app.engine.context.Services`` has it)."""
 
     @property
     def settings(self) -> Settings: ...
@@ -126,7 +127,7 @@ async def deliver_due(
             )
         ids = [c.delivery_id for c in claimed]
         await repository.lease(session, ids, now + _lease(settings, len(ids)))
-        await session.commit()
+        await commit(session)
     counts["claimed"] = len(claimed)
     if not claimed:
         return counts
@@ -242,7 +243,7 @@ async def _record(
         else:
             outcome = "retrying"
             delivery.next_attempt_at = now + backoff(settings, delivery.attempts)
-        await session.commit()
+        await commit(session)
     ATTEMPTS.labels(item.event, outcome).inc()
     log.info(
         "webhook delivery %s (%s) attempt %d: %s%s",

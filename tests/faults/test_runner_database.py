@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,17 +17,26 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.engine.context import Handler, JobContext, JobOutcome, Services
+from app.engine.runner import JobRunner
+from app.handlers import HANDLERS
 from app.integrations.restic import Restic
 from app.jobs import service
-from app.jobs.context import JobContext, JobOutcome, Services
-from app.jobs.runner import HANDLERS, JobRunner, register
+from app.jobs.kinds import JobKind
 from app.kit.crypto import Keyring
 from app.main import make_redis
 from app.models import Account, Job, Pod
 
 
 @pytest.fixture
-async def services(app: FastAPI, settings: Settings) -> AsyncIterator[Services]:
+def handlers() -> dict[JobKind, Handler]:
+    return dict(HANDLERS)
+
+
+@pytest.fixture
+async def services(
+    app: FastAPI, settings: Settings, handlers: dict[JobKind, Handler]
+) -> AsyncIterator[Services]:
     redis = make_redis(settings)
     yield Services(
         settings=settings,
@@ -37,6 +46,7 @@ async def services(app: FastAPI, settings: Settings) -> AsyncIterator[Services]:
         restic=await Restic.detect(settings.restic_binary, grace=2),
         redis=redis,
         worker_id=f"{socket.gethostname()}:{os.getpid()}:faults",
+        handlers=handlers,
     )
     await redis.aclose()
 
@@ -74,11 +84,10 @@ class DyingHandler:
 
 
 @pytest.fixture
-def handler() -> Iterator[DyingHandler]:
+def handler(handlers: dict[JobKind, Handler]) -> DyingHandler:
     h = DyingHandler()
-    register("dbfault", h)
-    yield h
-    HANDLERS.pop("dbfault", None)
+    handlers[JobKind.REFRESH] = h
+    return h
 
 
 async def make_job(services: Services) -> uuid.UUID:
@@ -93,7 +102,7 @@ async def make_job(services: Services) -> uuid.UUID:
             session,
             services.redis,
             services.settings,
-            kind="dbfault",
+            kind=JobKind.REFRESH,
             pod_id=pod.id,
             account_id=account.id,
         )

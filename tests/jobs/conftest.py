@@ -8,14 +8,24 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.engine.context import Handler, Services
+from app.handlers import HANDLERS
 from app.integrations.restic import Restic
-from app.jobs.context import Services
+from app.jobs.kinds import JobKind
 from app.kit.crypto import Keyring
 from app.main import make_redis
 
 
 @pytest.fixture
-async def services(app: FastAPI, settings: Settings) -> AsyncIterator[Services]:
+def handlers() -> dict[JobKind, Handler]:
+    """The worker's handler table, for a test to change (a test handler in place of one)."""
+    return dict(HANDLERS)
+
+
+@pytest.fixture
+async def services(
+    app: FastAPI, settings: Settings, handlers: dict[JobKind, Handler]
+) -> AsyncIterator[Services]:
     """A worker's services, in this process (the runner under test runs here)."""
     redis = make_redis(settings)
     yield Services(
@@ -26,5 +36,6 @@ async def services(app: FastAPI, settings: Settings) -> AsyncIterator[Services]:
         restic=await Restic.detect(settings.restic_binary, grace=2),
         redis=redis,
         worker_id=f"{socket.gethostname()}:{os.getpid()}:test",
+        handlers=handlers,
     )
     await redis.aclose()

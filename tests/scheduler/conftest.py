@@ -13,12 +13,12 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app.config import Settings
-from app.jobs import queue
+from app.engine import queue
 from app.models import Account, BackupSettings, Job, PlanState, Pod
 from app.scheduler import service
 from app.scheduler.planning import Cursors
 from app.scheduler.service import TickResult
-from tests.jobs.conftest import services  # noqa: F401  (the worker's Services, in process)
+from tests.jobs.conftest import handlers, services  # noqa: F401  (the worker's Services, in process)
 
 
 def schedule(

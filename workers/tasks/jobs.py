@@ -7,7 +7,7 @@ from typing import Any
 
 from arq import Retry
 
-from app.jobs.runner import JobRunner
+from app.engine.runner import JobRunner
 from workers.context import WorkerContext
 
 

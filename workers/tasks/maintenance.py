@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.jobs.reconcile import reconcile
+from app.engine.reconcile import reconcile
 from workers.context import WorkerContext
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from app.integrations.errors import IntegrationError
+
 CODES = (
     "unreachable",
     "auth_failed",
@@ -44,18 +46,11 @@ _HINTS = {
 }
 
 
-class DumpError(Exception):
+class DumpError(IntegrationError):
     """A dump, load or drill failed. ``code`` is one of CODES; ``hint`` says what to do."""
 
-    def __init__(self, code: str, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.hint = hint or _HINTS.get(code)
-
-    @property
-    def retryable(self) -> bool:
-        return self.code in RETRYABLE
+    RETRYABLE = frozenset(RETRYABLE)
+    HINTS = _HINTS
 
     def scrub(self, secret: str | None) -> DumpError:
         """Mask ``secret`` in the message and hint (children echo odd things back)."""
@@ -64,9 +59,6 @@ class DumpError(Exception):
             self.hint = self.hint.replace(secret, "***") if self.hint else None
             self.args = (self.message,)
         return self
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def _last_error(stderr: str) -> str:

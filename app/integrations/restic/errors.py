@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from app.integrations.errors import IntegrationError
+
 RETRYABLE = {"repository_locked", "storage_unreachable"}
 
 _HINTS = {
@@ -42,20 +44,13 @@ _HINTS = {
 }
 
 
-class ResticError(Exception):
+class ResticError(IntegrationError):
+    RETRYABLE = frozenset(RETRYABLE)
+    HINTS = _HINTS
+
     def __init__(self, code: str, message: str, *, exit_code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
         self.exit_code = exit_code
-
-    @property
-    def retryable(self) -> bool:
-        return self.code in RETRYABLE
-
-    @property
-    def hint(self) -> str | None:
-        return _HINTS.get(self.code)
 
 
 _UNREACHABLE = re.compile(

@@ -6,6 +6,8 @@ import errno
 
 import asyncssh
 
+from app.integrations.errors import IntegrationError
+
 RETRYABLE = {"unreachable", "connection_lost"}
 
 _HINTS = {
@@ -49,22 +51,15 @@ _LOST = (
 )
 
 
-class SftpError(Exception):
+class SftpError(IntegrationError):
     """An SFTP transfer failed. ``code`` is one of the keys of ``_HINTS``.
 
     Messages never contain a password or key: they are built from fixed text, paths
     and the server's own status text.
     """
 
-    def __init__(self, code: str, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.hint = hint or _HINTS.get(code)
-
-    @property
-    def retryable(self) -> bool:
-        return self.code in RETRYABLE
+    RETRYABLE = frozenset(RETRYABLE)
+    HINTS = _HINTS
 
     def __repr__(self) -> str:
         return f"SftpError({self.code!r}, {self.message!r})"

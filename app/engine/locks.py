@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager, suppress
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.jobs.errors import JobCanceled
+from app.engine.errors import JobCanceled
 
 
 def lock_id(key: str) -> int:

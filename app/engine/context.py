@@ -7,22 +7,24 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from arq.connections import ArqRedis
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import transaction
+from app.engine.errors import JobCanceled
+from app.engine.transient import is_transient_db_error
 from app.integrations.restic import Restic
-from app.jobs.errors import JobCanceled
-from app.jobs.transient import is_transient_db_error
+from app.jobs import repository as jobs
+from app.jobs.kinds import JobKind, JobStatus
 from app.kit.crypto import Keyring
 from app.kit.logging import redact, register_secret
-from app.models import Job, JobEvent
-from app.models.base import utcnow
+from app.models import Job
 
 log = logging.getLogger("app.jobs")
 
@@ -40,11 +42,12 @@ class Services:
     restic: Restic
     redis: ArqRedis
     worker_id: str
+    handlers: Mapping[JobKind, Handler]  # app.handlers.HANDLERS
 
 
 @dataclass
 class JobOutcome:
-    status: str = "succeeded"  # succeeded | partial
+    status: JobStatus = JobStatus.SUCCEEDED  # or PARTIAL
     result: dict[str, Any] = field(default_factory=dict)
     # Runs in the transaction that finishes the job (snapshots, pod status…).
     finalize: Finalize | None = None
@@ -74,7 +77,12 @@ class JobContext:
         return self.job.id
 
     def session(self) -> AsyncSession:
+        """A session for reads (it never commits); writes go through ``transaction``."""
         return self.services.sessionmaker()
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A unit of work: commits when the block ends, then enqueues the jobs it created."""
+        return transaction(self.services.sessionmaker)
 
     def secret(self, *values: str | None) -> None:
         """Mask these values in every log line and job event from now on."""
@@ -105,14 +113,8 @@ class JobContext:
         self._pending = False
         snapshot = dict(self._progress)
         try:
-            async with self.session() as session:
-                await session.execute(
-                    update(Job).where(Job.id == self.job.id).values(progress=snapshot)
-                )
-                session.add(
-                    JobEvent(job_id=self.job.id, type="progress", data=snapshot, at=utcnow())
-                )
-                await session.commit()
+            async with self.transaction() as session:
+                await jobs.set_progress(session, self.job.id, snapshot)
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
@@ -127,16 +129,10 @@ class JobContext:
         text = redact(message)
         log.log(logging.getLevelName(level.upper()), "job %s: %s", self.job.id, text)
         try:
-            async with self.session() as session:
-                session.add(
-                    JobEvent(
-                        job_id=self.job.id,
-                        type="log",
-                        data={"level": level, "message": text, **data},
-                        at=utcnow(),
-                    )
+            async with self.transaction() as session:
+                await jobs.add_event(
+                    session, self.job.id, "log", {"level": level, "message": text, **data}
                 )
-                await session.commit()
         except Exception as exc:  # the line is in the worker's log; the job goes on
             if not is_transient_db_error(exc):
                 raise

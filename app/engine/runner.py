@@ -13,44 +13,25 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, update
-
-from app.db import commit
-from app.jobs import metrics
-from app.jobs.context import Handler, JobContext, JobOutcome, Services
-from app.jobs.errors import JobCanceled, JobFailure
-from app.jobs.service import now
-from app.jobs.transient import is_transient_db_error, lost_database, retrying
+from app.db import transaction
+from app.engine import metrics
+from app.engine.context import Handler, JobContext, JobOutcome, Services
+from app.engine.errors import JobCanceled, JobFailure
+from app.engine.transient import is_transient_db_error, lost_database, retrying
+from app.jobs import repository as jobs
+from app.jobs.kinds import JobStatus
 from app.kit import subprocess as sp
-from app.kit.logging import redact
-from app.models import Job, JobEvent
+from app.models import Job
 
 log = logging.getLogger(__name__)
-
-HANDLERS: dict[str, Handler] = {}
-
-
-def register(kind: str, handler: Handler) -> None:
-    HANDLERS[kind] = handler
 
 
 @dataclass
 class RunResult:
     status: str  # final status, "retry", or "skipped"
     retry_in: float | None = None
-
-
-def _coded(exc: BaseException) -> JobFailure | None:
-    """Integration errors carry code/message/hint; turn them into a JobFailure."""
-    code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None)
-    if isinstance(code, str) and isinstance(message, str):
-        hint = getattr(exc, "hint", None)
-        return JobFailure(code, redact(message), hint=hint if isinstance(hint, str) else None)
-    return None
 
 
 class JobRunner:
@@ -70,11 +51,11 @@ class JobRunner:
         outcome: JobOutcome | None = None
         failure: JobFailure | None = None
         canceled = False
+        handler = self.services.handlers.get(job.kind)
         try:
-            handler = HANDLERS.get(job.kind)
             if handler is None:
                 raise JobFailure(
-                    "unknown_kind", f"no handler for job kind {job.kind!r}", retryable=False
+                    "unknown_kind", f"no handler for job kind {job.kind.value!r}", retryable=False
                 )
             async with asyncio.timeout(self.settings.job_timeout_seconds):
                 outcome = await self._run_cancellable(handler, ctx)
@@ -95,8 +76,7 @@ class JobRunner:
             await self._release(job.id)
             raise
         except Exception as exc:
-            coded = _coded(exc)
-            if coded is not None:
+            if (coded := JobFailure.from_error(exc)) is not None:
                 failure = coded
             elif is_transient_db_error(exc):
                 failure = lost_database(job.id)
@@ -120,8 +100,8 @@ class JobRunner:
         if canceled:
             return await self._finish(
                 ctx,
-                handler_of(job),
-                "canceled",
+                handler,
+                JobStatus.CANCELED,
                 None,
                 {"code": "canceled", "message": "canceled on request", "hint": None},
                 duration,
@@ -130,10 +110,15 @@ class JobRunner:
             if failure.retryable and job.attempt < job.max_attempts and not cancel.is_set():
                 return await self._retry(ctx, failure)
             return await self._finish(
-                ctx, handler_of(job), "failed", None, failure.as_dict(), duration
+                ctx,
+                handler,
+                JobStatus.FAILED,
+                None,
+                failure.as_dict(),
+                duration,
             )
         assert outcome is not None
-        return await self._finish(ctx, handler_of(job), outcome.status, outcome, None, duration)
+        return await self._finish(ctx, handler, outcome.status, outcome, None, duration)
 
     async def _run_cancellable(self, handler: Handler, ctx: JobContext) -> JobOutcome:
         """Run the handler; on cancel, let it stop on its own (child processes get SIGINT),
@@ -165,61 +150,13 @@ class JobRunner:
     # -- state transitions ---------------------------------------------------------------
 
     async def _claim(self, job_id: uuid.UUID) -> Job | None:
-        ts = now()
-        async with self.services.sessionmaker() as session:
-            job = await session.scalar(
-                update(Job)
-                .where(
-                    Job.id == job_id,
-                    Job.status == "queued",
-                    (Job.run_after.is_(None)) | (Job.run_after <= ts + timedelta(seconds=1)),
-                )
-                .values(
-                    status="running",
-                    worker_id=self.services.worker_id,
-                    heartbeat_at=ts,
-                    started_at=func.coalesce(Job.started_at, ts),
-                    run_after=None,
-                    progress={"phase": "starting"},
-                )
-                .returning(Job)
-            )
-            if job is None:
-                await session.rollback()
-                return None
-            session.add(
-                JobEvent(
-                    job_id=job_id,
-                    type="state",
-                    at=ts,
-                    data={
-                        "status": "running",
-                        "attempt": job.attempt,
-                        "worker": self.services.worker_id,
-                    },
-                )
-            )
-            await session.commit()
-            return job
+        async with transaction(self.services.sessionmaker) as session:
+            return await jobs.claim(session, job_id, self.services.worker_id)
 
     async def _release(self, job_id: uuid.UUID) -> None:
         try:
-            async with self.services.sessionmaker() as session:
-                await session.execute(
-                    update(Job)
-                    .where(
-                        Job.id == job_id,
-                        Job.worker_id == self.services.worker_id,
-                        Job.status == "running",
-                    )
-                    .values(
-                        status="queued",
-                        worker_id=None,
-                        heartbeat_at=None,
-                        progress={"phase": "queued"},
-                    )
-                )
-                await session.commit()
+            async with transaction(self.services.sessionmaker) as session:
+                await jobs.release(session, job_id, self.services.worker_id)
         except Exception:
             log.warning("could not hand job %s back; the reconciler will", job_id)
 
@@ -230,20 +167,10 @@ class JobRunner:
         while True:
             await asyncio.sleep(self.settings.job_heartbeat_seconds)
             try:
-                async with self.services.sessionmaker() as session:
-                    row = (
-                        await session.execute(
-                            update(Job)
-                            .where(
-                                Job.id == job_id,
-                                Job.status == "running",
-                                Job.worker_id == self.services.worker_id,
-                            )
-                            .values(heartbeat_at=now())
-                            .returning(Job.cancel_requested)
-                        )
-                    ).first()
-                    await session.commit()
+                async with transaction(self.services.sessionmaker) as session:
+                    cancel_requested = await jobs.heartbeat(
+                        session, job_id, self.services.worker_id
+                    )
                 failing_since = None
             except Exception:
                 failing_since = failing_since or time.monotonic()
@@ -253,11 +180,11 @@ class JobRunner:
                     cancel.set()
                     return
                 continue
-            if row is None:  # deleted with its pod, or taken over by the reconciler
+            if cancel_requested is None:  # deleted with its pod, or taken over by the reconciler
                 lost.set()
                 cancel.set()
                 return
-            if row[0]:
+            if cancel_requested:
                 cancel.set()
 
     async def _retry(self, ctx: JobContext, failure: JobFailure) -> RunResult:
@@ -266,42 +193,17 @@ class JobRunner:
     async def _retry_once(self, ctx: JobContext, failure: JobFailure) -> RunResult:
         job = ctx.job
         delay = self.settings.job_retry_base_seconds * (2 ** (job.attempt - 1))
-        ts = now()
-        async with self.services.sessionmaker() as session:
-            result = await session.execute(
-                update(Job)
-                .where(
-                    Job.id == job.id,
-                    Job.status == "running",
-                    Job.worker_id == self.services.worker_id,
-                )
-                .values(
-                    status="queued",
-                    attempt=Job.attempt + 1,
-                    run_after=ts + timedelta(seconds=delay),
-                    worker_id=None,
-                    heartbeat_at=None,
-                    error=failure.as_dict(),
-                    progress={**ctx.current_progress, "phase": "waiting to retry"},
-                )
+        async with transaction(self.services.sessionmaker) as session:
+            requeued = await jobs.requeue(
+                session,
+                job,
+                self.services.worker_id,
+                error=failure.as_dict(),
+                delay=delay,
+                progress=ctx.current_progress,
             )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                await session.rollback()
-                return RunResult("skipped")
-            session.add(
-                JobEvent(
-                    job_id=job.id,
-                    type="state",
-                    at=ts,
-                    data={
-                        "status": "queued",
-                        "attempt": job.attempt + 1,
-                        "retry_in": delay,
-                        "error": failure.as_dict(),
-                    },
-                )
-            )
-            await session.commit()
+        if not requeued:
+            return RunResult("skipped")
         metrics.JOB_RETRIES.labels(job.kind, failure.code).inc()
         log.info("job %s: %s; retry %d in %.0fs", job.id, failure.code, job.attempt + 1, delay)
         return RunResult("retry", retry_in=delay)
@@ -310,7 +212,7 @@ class JobRunner:
         self,
         ctx: JobContext,
         handler: Handler | None,
-        status: str,
+        status: JobStatus,
         outcome: JobOutcome | None,
         error: dict[str, Any] | None,
         duration: float,
@@ -325,63 +227,39 @@ class JobRunner:
         self,
         ctx: JobContext,
         handler: Handler | None,
-        status: str,
+        status: JobStatus,
         outcome: JobOutcome | None,
         error: dict[str, Any] | None,
         duration: float,
     ) -> RunResult:
         job = ctx.job
-        ts = now()
-        progress = {**ctx.current_progress, "phase": status}
-        if status in ("succeeded", "partial"):
+        progress = {**ctx.current_progress, "phase": status.value}
+        if status in (JobStatus.SUCCEEDED, JobStatus.PARTIAL):
             progress["percent"] = 100.0
-        async with self.services.sessionmaker() as session:
-            result = await session.execute(
-                update(Job)
-                .where(
-                    Job.id == job.id,
-                    Job.status == "running",
-                    Job.worker_id == self.services.worker_id,
-                )
-                .values(
-                    status=status,
-                    result=outcome.result if outcome else None,
-                    error=error,
-                    finished_at=ts,
-                    progress=progress,
-                    heartbeat_at=ts,
-                )
+        result = outcome.result if outcome else None
+        async with transaction(self.services.sessionmaker) as session:
+            at = await jobs.finish(
+                session,
+                job.id,
+                self.services.worker_id,
+                status,
+                result=result,
+                error=error,
+                progress=progress,
             )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                await session.rollback()
+            if at is None:  # not this worker's job any more: nothing was written
                 return RunResult("skipped")
             if outcome is not None and outcome.finalize is not None:
                 await outcome.finalize(session)
             elif error is not None and handler is not None:
                 await handler.failed(session, job, error)
-            session.add(
-                JobEvent(
-                    job_id=job.id,
-                    type="state",
-                    at=ts,
-                    data={
-                        "status": status,
-                        "final": True,
-                        "error": error,
-                        "result": outcome.result if outcome else None,
-                    },
-                )
-            )
+            await jobs.finished_event(session, job.id, status, result=result, error=error, at=at)
             await emit_job_event(session, job, status, outcome, error)
-            await commit(session)  # runs after-commit callbacks (e.g. follow-up jobs' enqueue)
+        # committed, then the follow-up jobs the handler created are enqueued
         metrics.JOBS_FINISHED.labels(job.kind, job.plan, status).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(duration)
         log.info("job %s (%s) %s in %.1fs", job.id, job.kind, status, duration)
-        return RunResult(status)
-
-
-def handler_of(job: Job) -> Handler | None:
-    return HANDLERS.get(job.kind)
+        return RunResult(status.value)
 
 
 async def emit_job_event(

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
-from app.jobs.errors import JobFailure
+from app.engine.errors import JobFailure
 
 log = logging.getLogger(__name__)
 

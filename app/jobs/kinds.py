@@ -1,0 +1,44 @@
+"""What a job is and where it stands: the kinds, the statuses, and which kinds a pod runs
+one at a time. Stored and sent as these plain strings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class JobKind(StrEnum):
+    BACKUP = "backup"
+    RESTORE = "restore"
+    EXPORT = "export"
+    PRUNE = "prune"
+    CHECK = "check"
+    REFRESH = "refresh"
+    INDEX = "index"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+# Kinds that change a pod or its repository: at most one queued or running per pod.
+EXCLUSIVE_KINDS = (JobKind.BACKUP, JobKind.RESTORE, JobKind.PRUNE, JobKind.CHECK)
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELED)
+
+
+def sql_list(values: Iterable[StrEnum]) -> str:
+    """``('a', 'b')``: for predicates spelled as literal SQL (a partial index, and inserts
+    that must match it even under a generic plan, which bind parameters would defeat)."""
+    return "(" + ", ".join(f"'{v.value}'" for v in values) + ")"
+
+
+# The predicate of the one-exclusive-job-per-pod unique index.
+EXCLUSIVE_ACTIVE_SQL = (
+    f"status IN {sql_list(ACTIVE_STATUSES)} AND kind IN {sql_list(EXCLUSIVE_KINDS)}"
+)
