@@ -9,7 +9,7 @@ from app.backups.pipeline import BackupHandler
 from app.checks.jobs import CheckHandler
 from app.engine.context import Handler
 from app.exports.jobs import ExportHandler
-from app.jobs.kinds import JobKind
+from app.models.kinds import JobKind
 from app.restores.jobs import RestoreHandler
 from app.retention.jobs import PruneHandler
 from app.snapshots.jobs import IndexHandler, RefreshHandler

@@ -14,8 +14,8 @@ from app.auth.tokens import TokenCache
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
+from app.health.dbmetrics import DbMetrics
 from app.kit.crypto import Keyring
-from app.kit.dbmetrics import DbMetrics
 from app.kit.metrics import MetricsMiddleware
 from app.kit.querycheck import RejectNul
 from app.readcache.cache import ChangeListener, ReadCache, WritesMiddleware

@@ -19,18 +19,18 @@ from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
 from app.integrations.restic.commands import BackupOutcome
-from app.jobs.kinds import JobStatus
 from app.kit.cachedir import private_dirs
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
-from app.plans import state as plan_states
+from app.models.kinds import JobStatus
+from app.plans import repository as plan_states
 from app.plans import targets
-from app.podio.access import pin_host_key
 from app.podio.hooks import pod_stopped
 from app.podio.stage import Staged, stage_database, stage_dir, stage_files
+from app.pods.repository import pin_host_key
 from app.pods.service import PodSecrets, decrypt_secrets
 from app.snapshots import repository as snapshots
-from app.snapshots.jobs import request_index
+from app.snapshots.service import request_index
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from app.checks import subsets
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
 from app.errors import error_responses
-from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.jobs.starting import require_settings, start_pod_job
 from app.kit.validators import Body
+from app.models.kinds import JobKind
 from app.pods import service as pods
 
 router = APIRouter(tags=["checks"])

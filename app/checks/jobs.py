@@ -14,12 +14,10 @@ restic retry the missing object for a long while, and the structure check alread
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.checks import drills, subsets
@@ -29,9 +27,9 @@ from app.engine.locks import repository_lock
 from app.integrations.restic import Repository, ResticError
 from app.integrations.restic.commands import CheckOutcome
 from app.jobs import repository as jobs
-from app.models import BackupSettings, Job, PlanState, Pod
+from app.models import BackupSettings, Job, Pod
 from app.models.base import utcnow
-from app.plans import state as plan_states
+from app.plans import repository as plan_states
 from app.plans import targets
 from app.platform import maintenance
 
@@ -245,17 +243,7 @@ async def record(
     }
     await plan_states.upsert(session, job.pod_id, job.plan, last_verification=verification)
     if report and report.get("rotating") and report.get("subset"):
-        await advance(session, job.pod_id, job.plan)
-
-
-async def advance(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> None:
-    stmt = insert(PlanState).values(pod_id=pod_id, plan=plan, check_counter=1, snapshot_count=0)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["pod_id", "plan"],
-            set_={"check_counter": PlanState.check_counter + 1},
-        )
-    )
+        await plan_states.advance_check_counter(session, job.pod_id, job.plan)
 
 
 def summarize(report: dict[str, Any] | None, error: dict[str, Any] | None) -> str:

@@ -21,10 +21,10 @@ from app.engine.errors import JobCanceled
 from app.engine.transient import is_transient_db_error
 from app.integrations.restic import Restic
 from app.jobs import repository as jobs
-from app.jobs.kinds import JobKind, JobStatus
 from app.kit.crypto import Keyring
 from app.kit.logging import redact, register_secret
 from app.models import Job
+from app.models.kinds import JobKind, JobStatus
 
 log = logging.getLogger("app.jobs")
 

@@ -12,12 +12,13 @@ import uuid
 from datetime import timedelta
 
 from app.db import transaction
-from app.engine import metrics, queue
+from app.engine import metrics
 from app.engine.context import Services
 from app.engine.runner import emit_job_event
+from app.jobs import queue
 from app.jobs import repository as jobs
-from app.jobs.kinds import JobStatus
 from app.models.base import utcnow
+from app.models.kinds import JobStatus
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,10 @@ from app.engine.context import Handler, JobContext, JobOutcome, Services
 from app.engine.errors import JobCanceled, JobFailure
 from app.engine.transient import is_transient_db_error, lost_database, retrying
 from app.jobs import repository as jobs
-from app.jobs.kinds import JobStatus
 from app.kit import subprocess as sp
 from app.models import Job
+from app.models.kinds import JobStatus
+from app.webhooks.events import emit_for_job
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,4 @@ async def emit_job_event(
     error: dict[str, Any] | None,
 ) -> None:
     """Queue webhook deliveries for the job's final state (no-op without webhooks)."""
-    from app.webhooks.events import emit_for_job
-
     await emit_for_job(session, job, status, outcome.result if outcome else None, error)

@@ -7,7 +7,7 @@ import logging
 from app.db import commit
 from app.engine.context import Services
 from app.exports import repository
-from app.exports.jobs import store_path
+from app.exports.store import store_path
 from app.models.base import utcnow
 
 log = logging.getLogger(__name__)

@@ -16,13 +16,13 @@ from app.db import DbSession
 from app.deps import KeyringDep, RedisDep, SettingsDep
 from app.errors import AppError, Gone, NotFound, error_responses
 from app.exports import signing
-from app.exports.jobs import store_path
+from app.exports.store import store_path
 from app.jobs import service as jobs
-from app.jobs.kinds import JobKind
 from app.kit.crypto import Keyring
 from app.kit.validators import Body
 from app.models import Export
 from app.models.base import utcnow
+from app.models.kinds import JobKind
 from app.pods import service as pods
 from app.snapshots import service as snapshots
 

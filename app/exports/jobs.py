@@ -16,24 +16,15 @@ from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.exports import repository
 from app.exports.archive import snapshot_to_targz, tar_folders
-from app.jobs.kinds import JobStatus
+from app.exports.store import private_dir, store_path
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
+from app.models.kinds import JobStatus
 from app.plans import targets
 from app.podio.hooks import pod_stopped
 from app.podio.stage import stage_database, stage_files
 from app.pods.service import decrypt_secrets
 from app.snapshots import repository as snapshots
-
-
-def store_path(export_dir: Path, export_id: uuid.UUID) -> Path:
-    return export_dir / f"{export_id}.tar.gz"
-
-
-def private_dir(path: Path) -> None:
-    """The export store: 0700, so no other local user lists or reads the archives."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
 
 
 class ExportHandler:

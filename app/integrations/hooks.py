@@ -141,3 +141,15 @@ def hook_secret(configured: str | None, key_material: bytes) -> bytes:
     if configured:
         return configured.encode()
     return hmac.new(key_material, b"podbackup-hooks", hashlib.sha256).digest()
+
+
+def describe_send_failure(exc: BaseException, timeout_seconds: float) -> str | None:
+    """A person's words for a request that failed in transport (no answer, no connection,
+    a broken exchange); None when ``exc`` is not such a failure."""
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+        return f"no answer within {timeout_seconds:g} s"
+    if isinstance(exc, httpx.ConnectError):
+        return f"could not connect ({str(exc) or type(exc).__name__})"
+    if isinstance(exc, httpx.HTTPError):
+        return f"the request failed ({type(exc).__name__}: {exc})"
+    return None

@@ -17,10 +17,10 @@ from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
 from app.errors import AppError, NotFound, Unauthorized, error_responses
 from app.jobs import service
-from app.jobs.kinds import FINAL_STATUSES, JobKind, JobStatus
 from app.jobs.schemas import JobRead
 from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page, paginate
+from app.models.kinds import FINAL_STATUSES, JobKind, JobStatus
 from app.pods import service as pods
 from app.readcache.cache import Fresh, ReadCache
 

@@ -19,16 +19,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from app.jobs.kinds import (
+from app.kit import fastread
+from app.models import Job, JobEvent
+from app.models.base import utcnow
+from app.models.kinds import (
     ACTIVE_STATUSES,
     EXCLUSIVE_ACTIVE_SQL,
     EXCLUSIVE_KINDS,
     JobKind,
     JobStatus,
 )
-from app.kit import fastread
-from app.models import Job, JobEvent
-from app.models.base import utcnow
 
 JsonDict = dict[str, Any]
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.jobs.kinds import JobKind, JobStatus
+from app.models.kinds import JobKind, JobStatus
 
 Trigger = Literal["manual", "schedule", "api"]
 

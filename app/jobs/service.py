@@ -13,14 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.dependencies import Principal
 from app.config import Settings
 from app.db import after_commit
-from app.engine import queue
 from app.errors import NotFound
-from app.jobs import repository
+from app.jobs import queue, repository
 from app.jobs.errors import JobAlreadyFinished, PodBusy
-from app.jobs.kinds import FINAL_STATUSES, JobKind, JobStatus
 from app.jobs.schemas import JobErrorRead, JobEventRead, JobRead, Progress
 from app.kit import fastread
 from app.models import Job
+from app.models.kinds import FINAL_STATUSES, JobKind, JobStatus
 
 
 async def create(

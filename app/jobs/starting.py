@@ -14,9 +14,9 @@ from app.auth.dependencies import Principal, client_address
 from app.config import Settings
 from app.errors import Conflict
 from app.jobs import service as jobs
-from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.models import BackupSettings, Pod
+from app.models.kinds import JobKind
 
 
 class NotConfigured(Conflict):

@@ -9,8 +9,8 @@ from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, St
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.jobs.kinds import ACTIVE_STATUSES, EXCLUSIVE_ACTIVE_SQL, JobKind, JobStatus, sql_list
 from app.models.base import Base, IdMixin, utcnow
+from app.models.kinds import ACTIVE_STATUSES, EXCLUSIVE_ACTIVE_SQL, JobKind, JobStatus, sql_list
 
 
 def _text_enum(enum: type[StrEnum]) -> Enum:

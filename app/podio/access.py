@@ -3,15 +3,9 @@ the SFTP host key trusted on first use."""
 
 from __future__ import annotations
 
-import uuid
-
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.integrations.dumps import DbEndpoint
 from app.integrations.sftp import SftpEndpoint
 from app.models import Pod
-from app.models.base import utcnow
 from app.pods.service import PodSecrets
 
 
@@ -37,13 +31,4 @@ def db_endpoint(pod: Pod, secrets: PodSecrets) -> DbEndpoint:
         name=db["name"],
         username=db["username"],
         password=secrets.db_password,
-    )
-
-
-async def pin_host_key(session: AsyncSession, pod_id: uuid.UUID, key_line: str) -> None:
-    """Trust on first use: remember the SFTP host key after the first good connection."""
-    await session.execute(
-        update(Pod)
-        .where(Pod.id == pod_id, Pod.pinned_host_key.is_(None))
-        .values(pinned_host_key=key_line.strip(), pinned_host_key_at=utcnow())
     )

@@ -12,7 +12,8 @@ from app.integrations.dumps import load
 from app.integrations.sftp import MirrorProgress, upload
 from app.kit.netpolicy import Policy
 from app.models import Pod
-from app.podio.access import db_endpoint, pin_host_key, sftp_endpoint
+from app.podio.access import db_endpoint, sftp_endpoint
+from app.pods.repository import pin_host_key
 from app.pods.service import PodSecrets
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import BackupSettings, Pod
+from app.models.base import utcnow
 
 
 async def lock(session: AsyncSession, pod_id: uuid.UUID) -> None:
@@ -44,4 +45,13 @@ async def mark_settings_verified(
         )
         .values(verified_at=at, verified_ok=ok)
         .execution_options(synchronize_session=False)
+    )
+
+
+async def pin_host_key(session: AsyncSession, pod_id: uuid.UUID, key_line: str) -> None:
+    """Trust on first use: remember the SFTP host key after the first good connection."""
+    await session.execute(
+        update(Pod)
+        .where(Pod.id == pod_id, Pod.pinned_host_key.is_(None))
+        .values(pinned_host_key=key_line.strip(), pinned_host_key_at=utcnow())
     )

@@ -10,10 +10,10 @@ from app.auth.dependencies import AnyPrincipal
 from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
 from app.errors import Conflict, NotFound, ValidationFailed, error_responses
-from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.jobs.starting import start_pod_job
 from app.kit.validators import Body
+from app.models.kinds import JobKind
 from app.pods import service as pods
 from app.restores.paths import files_subpaths
 from app.snapshots import service as snapshots

@@ -11,10 +11,10 @@ from app.db import DbSession
 from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
 from app.errors import AppError, Conflict, ServiceUnavailable, ValidationFailed, error_responses
 from app.integrations.restic import ResticError
-from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.jobs.starting import require_settings, start_pod_job
 from app.models import BackupSettings, Pod
+from app.models.kinds import JobKind
 from app.plans import targets
 from app.pods import service as pods
 from app.retention import service

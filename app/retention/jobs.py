@@ -23,6 +23,7 @@ from app.platform import maintenance
 from app.retention import service
 from app.snapshots import repository as snapshots
 from app.snapshots.jobs import sync_plan_state
+from app.storage import jobs as storage_jobs
 from app.storage import service as storage
 
 
@@ -104,7 +105,7 @@ class PruneHandler:
             else:
                 await ctx.log("nothing to forget: prune skipped (it would free nothing)")
             await ctx.phase("measuring repository size")
-            size = await storage.measure(ctx, target.repo)
+            size = await storage_jobs.measure(ctx, target.repo)
 
         result: dict[str, Any] = {
             "policy": policy,

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.integrations.restic import Repository, Restic, ResticError
 from app.models import BackupSettings
-from app.plans import state as plan_states
+from app.plans import repository as plan_states
 from app.snapshots import repository as snapshots
 from app.snapshots.kinds import kind_of
 from app.targets.schemas import RETENTION_KEYS

@@ -1,6 +1,6 @@
 """Hand thousands of new jobs to arq in two Redis round trips instead of four per job.
 
-``app.engine.queue.enqueue`` (arq's ``enqueue_job``) costs about 0.3 ms of client time per job
+``app.jobs.queue.enqueue`` (arq's ``enqueue_job``) costs about 0.3 ms of client time per job
 (WATCH, EXISTS, MULTI/EXEC): 3 s for a tick of 10,000 pods. This writes the same thing arq
 writes — the pickled job under ``arq:job:<id>`` with arq's expiry, and the id in the queue's
 sorted set scored by its enqueue time — pipelined: first ``SET NX`` every job key, then
@@ -20,7 +20,7 @@ from arq.constants import job_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
-from app.engine.queue import TASK_NAME
+from app.jobs.queue import TASK_NAME
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import after_commit, commit
 from app.jobs import repository as jobs
-from app.jobs.kinds import JobKind
 from app.jobs.repository import NewJob
+from app.models.kinds import JobKind
 from app.scheduler import planning, repository
 from app.scheduler.enqueue import enqueue_many
 from app.scheduler.planning import NOT_SCHEDULED, Cursors, PodSchedule

@@ -17,18 +17,18 @@ from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
 from app.errors import NotFound, error_responses
 from app.integrations.restic import ResticError
 from app.jobs import service as jobs
-from app.jobs.kinds import JobKind
 from app.jobs.schemas import JobRead
 from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page
 from app.models import Pod, Snapshot
+from app.models.kinds import JobKind
 from app.plans import targets
 from app.pods import service as pods
 from app.readcache.cache import Fresh, ReadCache
 from app.snapshots import service
 from app.snapshots.download import DownloadSlots, Dump, DumpResponse, download_error
-from app.snapshots.jobs import request_index
 from app.snapshots.schemas import FileEntry, SnapshotKind, SnapshotRead
+from app.snapshots.service import request_index
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["snapshots"])

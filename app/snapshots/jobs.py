@@ -5,22 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
 from app.db import commit
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
-from app.jobs import repository as job_repository
-from app.jobs import service as jobs
-from app.jobs.kinds import JobKind
 from app.models import Job, Pod
-from app.plans import state as plan_states
+from app.plans import repository as plan_states
 from app.plans import targets
 from app.snapshots import index
 from app.snapshots import repository as snapshots
-from app.storage import service as storage
+from app.snapshots.service import request_index
+from app.storage import jobs as storage_jobs
 
 
 async def _pod_and_target(ctx: JobContext) -> tuple[Pod, targets.Target]:
@@ -33,39 +29,6 @@ async def _pod_and_target(ctx: JobContext) -> tuple[Pod, targets.Target]:
         )
     ctx.secret(*target.repo.secret_values())
     return pod, target
-
-
-async def request_index(
-    session: AsyncSession,
-    redis: ArqRedis,
-    settings: Settings,
-    pod: Pod,
-    plan: str,
-    snapshot_id: str,
-    *,
-    measure: bool = False,
-) -> Job:
-    """Queue an index job for one snapshot (enqueued after commit), unless one is queued
-    or running for it already: a panel polling a folder must not queue one per request.
-
-    ``measure``: also record the repository's size (after a backup: kept out of the backup
-    job itself, which then finishes a `restic stats` sooner).
-    """
-    active = await job_repository.active_index_job(session, pod.id, plan, snapshot_id)
-    if active is not None:
-        return active
-    job, _ = await jobs.create(
-        session,
-        redis,
-        settings,
-        kind=JobKind.INDEX,
-        pod_id=pod.id,
-        account_id=pod.account_id,
-        plan=plan,
-        trigger="api",
-        params={"snapshot_id": snapshot_id, "measure": measure},
-    )
-    return job
 
 
 class IndexHandler:
@@ -98,7 +61,7 @@ class IndexHandler:
         if ctx.job.params.get("measure"):
             # Growth and cost: measured right after each backup; a failure here is logged
             # by `measure` and never fails the index.
-            return await storage.with_size(ctx, target.repo, JobOutcome(result=result))
+            return await storage_jobs.with_size(ctx, target.repo, JobOutcome(result=result))
         return JobOutcome(result=result)
 
     async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:

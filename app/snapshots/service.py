@@ -6,13 +6,18 @@ import posixpath
 import uuid
 from typing import Any
 
+from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import plans
 from app.auth.dependencies import Principal
+from app.config import Settings
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.jobs import repository as job_repository
+from app.jobs import service as jobs
 from app.kit import fastread
-from app.models import Pod, Snapshot, SnapshotFile
+from app.models import Job, Pod, Snapshot, SnapshotFile
+from app.models.kinds import JobKind
 from app.snapshots import repository
 from app.snapshots.dumps import dump_record
 from app.snapshots.kinds import kind_of, trigger_of
@@ -180,3 +185,36 @@ def entry_of(row: SnapshotFile) -> FileEntry:
 
 def summary_of(snap: Snapshot) -> dict[str, Any]:
     return dict(snap.summary or {})
+
+
+async def request_index(
+    session: AsyncSession,
+    redis: ArqRedis,
+    settings: Settings,
+    pod: Pod,
+    plan: str,
+    snapshot_id: str,
+    *,
+    measure: bool = False,
+) -> Job:
+    """Queue an index job for one snapshot (enqueued after commit), unless one is queued
+    or running for it already: a panel polling a folder must not queue one per request.
+
+    ``measure``: also record the repository's size (after a backup: kept out of the backup
+    job itself, which then finishes a `restic stats` sooner).
+    """
+    active = await job_repository.active_index_job(session, pod.id, plan, snapshot_id)
+    if active is not None:
+        return active
+    job, _ = await jobs.create(
+        session,
+        redis,
+        settings,
+        kind=JobKind.INDEX,
+        pod_id=pod.id,
+        account_id=pod.account_id,
+        plan=plan,
+        trigger="api",
+        params={"snapshot_id": snapshot_id, "measure": measure},
+    )
+    return job

@@ -12,7 +12,7 @@ from app.db import DbSession
 from app.errors import NotFound, error_responses
 from app.models import BackupSettings
 from app.models.base import utcnow
-from app.plans import state as plan_states
+from app.plans import repository as plan_states
 from app.pods import service as pods
 from app.storage import service
 from app.storage.overview import provider_of, size_overview

@@ -15,11 +15,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.engine.context import JobContext, JobOutcome
-from app.integrations.restic import Repository
 from app.models import RepoSizeSample
 from app.models.base import utcnow
-from app.plans import state as plan_states
+from app.plans import repository as plan_states
 from app.storage import repository
 
 GROWTH_DAYS = 30
@@ -35,45 +33,6 @@ class Growth:
     @property
     def bytes_per_day(self) -> float:
         return self.bytes / self.days if self.days > 0 else 0.0
-
-
-async def measure(ctx: JobContext, repo: Repository) -> int | None:
-    """The repository's stored data size in bytes, or None (logged) when restic fails."""
-    try:
-        stats = await ctx.services.restic.stats(
-            repo, mode="raw-data", cancel=ctx.cancel, timeout=ctx.settings.stats_timeout_seconds
-        )
-        return int(stats["total_size"])
-    except Exception as exc:
-        message = getattr(exc, "message", None) or type(exc).__name__
-        try:
-            await ctx.log(f"repository size not measured: {message}", level="warning")
-        except Exception:  # the log line is a courtesy; the job's outcome matters more
-            pass
-        return None
-
-
-async def with_size(ctx: JobContext, repo: Repository, outcome: JobOutcome) -> JobOutcome:
-    """Measure the repository (after a backup's index, after a prune) and record the size
-    in the transaction that finishes the job."""
-    pod_id = ctx.job.pod_id
-    if pod_id is None:
-        return outcome
-    await ctx.phase("measuring repository size")
-    size = await measure(ctx, repo)
-    if size is None:
-        return outcome
-    outcome.result["repository_size_bytes"] = size
-    inner = outcome.finalize
-    plan, settings = ctx.job.plan, ctx.settings
-
-    async def finalize(session: AsyncSession) -> None:
-        if inner is not None:
-            await inner(session)
-        await record_size(session, pod_id, plan, size, settings)
-
-    outcome.finalize = finalize
-    return outcome
 
 
 async def record_size(

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import httpx
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -177,15 +176,11 @@ async def _attempt(
         error = f"refused by the outbound-address policy: {exc.message}"
     except hooks.HookError as exc:
         error = exc.message
-    except (TimeoutError, httpx.TimeoutException):
-        error = f"no answer within {settings.http_timeout_seconds:g} s"
-    except httpx.ConnectError as exc:
-        error = f"could not connect ({str(exc) or type(exc).__name__})"
-    except httpx.HTTPError as exc:
-        error = f"the request failed ({type(exc).__name__}: {exc})"
     except Exception as exc:  # one odd delivery must not stop the batch
-        log.exception("webhook delivery %s: unexpected error", item.delivery_id)
-        error = f"internal error ({type(exc).__name__})"
+        error = hooks.describe_send_failure(exc, settings.http_timeout_seconds)
+        if error is None:
+            log.exception("webhook delivery %s: unexpected error", item.delivery_id)
+            error = f"internal error ({type(exc).__name__})"
     duration_ms = int((time.monotonic() - started) * 1000)
     return AttemptResult(at, status_code, _clean(error, secret), duration_ms)
 

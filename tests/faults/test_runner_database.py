@@ -22,10 +22,10 @@ from app.engine.runner import JobRunner
 from app.handlers import HANDLERS
 from app.integrations.restic import Restic
 from app.jobs import service
-from app.jobs.kinds import JobKind
 from app.kit.crypto import Keyring
 from app.main import make_redis
 from app.models import Account, Job, Pod
+from app.models.kinds import JobKind
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from app.config import Settings
 from app.engine.context import Handler, Services
 from app.handlers import HANDLERS
 from app.integrations.restic import Restic
-from app.jobs.kinds import JobKind
 from app.kit.crypto import Keyring
 from app.main import make_redis
+from app.models.kinds import JobKind
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.handlers import HANDLERS
-from app.jobs.kinds import JobKind
+from app.models.kinds import JobKind
 
 
 def test_every_kind_has_a_handler() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app.engine import queue
+from app.jobs import queue
 from app.models import BackupSettings
 from tests.conftest import Tenant, auth
 from tests.pods.test_pods import create_pod

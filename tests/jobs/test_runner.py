@@ -11,16 +11,15 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.engine import queue
 from app.engine.context import Handler, JobContext, JobOutcome, Services
 from app.engine.errors import JobFailure
 from app.engine.reconcile import reconcile
 from app.engine.runner import JobRunner
-from app.jobs import service
-from app.jobs.kinds import JobKind
+from app.jobs import queue, service
 from app.kit import subprocess as sp
 from app.models import Account, Job, JobEvent, Pod
 from app.models.base import utcnow
+from app.models.kinds import JobKind
 
 
 class Recorder:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app.config import Settings
-from app.engine import queue
+from app.jobs import queue
 from app.models import Account, BackupSettings, Job, PlanState, Pod
 from app.scheduler import service
 from app.scheduler.planning import Cursors

@@ -12,8 +12,8 @@ from arq.jobs import JobStatus
 from sqlalchemy import func, select
 
 from app.db import make_engine, make_sessionmaker
-from app.engine import queue
 from app.engine.context import Services
+from app.jobs import queue
 from app.models import BackupSettings, Job, Pod
 from app.scheduler import planning, repository, service
 from tests.conftest import Tenant

@@ -4,13 +4,12 @@ process's counters): active jobs, the oldest queued job, pods by last backup sta
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prometheus_client import Gauge
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.jobs import repository as jobs
+from app.plans import repository as plan_states
 
 JOBS_ACTIVE = Gauge(
     "podbackup_jobs_active", "Queued and running jobs (from PostgreSQL)", ["kind", "status"]
@@ -27,15 +26,6 @@ PODS_STALE = Gauge(
     ["plan"],
 )
 
-_QUERIES = {
-    "last": """SELECT plan, coalesce(last_status, 'never'), count(*) FROM plan_states
-               GROUP BY plan, coalesce(last_status, 'never')""",
-    "stale": """SELECT plan, count(*) FROM plan_states
-                WHERE next_run_at IS NOT NULL
-                  AND (last_success_at IS NULL OR last_success_at < now() - interval '26 hours')
-                GROUP BY plan""",
-}
-
 
 class DbMetrics:
     """Refreshed at most every ``min_interval`` seconds, however often it is scraped."""
@@ -49,19 +39,18 @@ class DbMetrics:
         if time.monotonic() - self._at < self.min_interval:
             return
         self._at = time.monotonic()
-        rows: dict[str, list[Any]] = {}
         async with self.engine.connect() as conn:
             active = await jobs.active_counts(conn)
             oldest = await jobs.oldest_due_queued_seconds(conn)
-            for name, sql in _QUERIES.items():
-                rows[name] = list((await conn.execute(text(sql))).all())
+            last = await plan_states.last_status_counts(conn)
+            stale = await plan_states.stale_counts(conn)
         JOBS_ACTIVE.clear()
         for (kind, status), n in active.items():
             JOBS_ACTIVE.labels(kind, status).set(n)
         OLDEST_QUEUED.set(oldest or 0.0)
         PODS_BY_STATUS.clear()
-        for plan, status, n in rows["last"]:
+        for plan, status, n in last:
             PODS_BY_STATUS.labels(plan, status).set(n)
         PODS_STALE.clear()
-        for plan, n in rows["stale"]:
+        for plan, n in stale:
             PODS_STALE.labels(plan).set(n)

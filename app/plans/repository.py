@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.models import PlanState, Snapshot
 
@@ -46,3 +46,38 @@ async def snapshot_count(session: AsyncSession, pod_id: uuid.UUID, plan: str) ->
         .where(Snapshot.pod_id == pod_id, Snapshot.plan == plan)
     )
     return int(n or 0)
+
+
+async def last_status_counts(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+    """(plan, status of the last backup or 'never', pods) for the fleet gauges."""
+    rows = await conn.execute(
+        text(
+            """SELECT plan, coalesce(last_status, 'never'), count(*) FROM plan_states
+               GROUP BY plan, coalesce(last_status, 'never')"""
+        )
+    )
+    return [(plan, status, n) for plan, status, n in rows.all()]
+
+
+async def stale_counts(conn: AsyncConnection) -> list[tuple[str, int]]:
+    """(plan, scheduled pods without a success in 26 hours) for the fleet gauges."""
+    rows = await conn.execute(
+        text(
+            """SELECT plan, count(*) FROM plan_states
+               WHERE next_run_at IS NOT NULL
+                 AND (last_success_at IS NULL OR last_success_at < now() - interval '26 hours')
+               GROUP BY plan"""
+        )
+    )
+    return [(plan, n) for plan, n in rows.all()]
+
+
+async def advance_check_counter(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> None:
+    """The rotating read-data check moves on to its next subset."""
+    stmt = insert(PlanState).values(pod_id=pod_id, plan=plan, check_counter=1, snapshot_count=0)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["pod_id", "plan"],
+            set_={"check_counter": PlanState.check_counter + 1},
+        )
+    )
