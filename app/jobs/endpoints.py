@@ -17,10 +17,10 @@ from app.db import DbSession
 from app.deps import RedisDep, SettingsDep
 from app.errors import AppError, NotFound, Unauthorized, error_responses
 from app.jobs import service
-from app.jobs.schemas import JobRead
+from app.jobs.schemas import JobRead, KnownKind
 from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page, paginate
-from app.models.kinds import FINAL_STATUSES, JobKind, JobStatus
+from app.models.kinds import FINAL_STATUSES, JobStatus
 from app.pods import service as pods
 from app.readcache.cache import Fresh, ReadCache
 
@@ -37,7 +37,7 @@ async def list_pod_jobs(
     principal: AnyPrincipal,
     session: DbSession,
     params: PageQuery,
-    kind: Annotated[JobKind | None, Query()] = None,
+    kind: Annotated[KnownKind | None, Query()] = None,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
 ) -> Page[JobRead]:
     await pods.require_visible(session, principal, pod_id)
@@ -55,7 +55,7 @@ async def list_jobs(
     principal: AnyPrincipal,
     session: DbSession,
     params: PageQuery,
-    kind: Annotated[JobKind | None, Query()] = None,
+    kind: Annotated[KnownKind | None, Query()] = None,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
 ) -> Page[JobRead]:
     stmt = service.list_query(principal, kind=kind, status=status_)

@@ -2,13 +2,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from app.models.kinds import JobKind, JobStatus
 
 Trigger = Literal["manual", "schedule", "api"]
+
+
+def _listed(kind: JobKind) -> JobKind:
+    if kind not in tuple(JobKind):  # a stored row may hold a newer kind; a request may not
+        raise ValueError(f"unknown job kind {kind.value!r}: use one of {', '.join(JobKind)}")
+    return kind
+
+
+# What a request may name: only the kinds this version lists.
+KnownKind = Annotated[JobKind, AfterValidator(_listed)]
 
 
 class Progress(BaseModel):

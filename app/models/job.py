@@ -5,23 +5,36 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from app.models.base import Base, IdMixin, utcnow
 from app.models.kinds import ACTIVE_STATUSES, EXCLUSIVE_ACTIVE_SQL, JobKind, JobStatus, sql_list
 
 
-def _text_enum(enum: type[StrEnum]) -> Enum:
-    """A StrEnum stored as its plain value in a VARCHAR(16), as before (no CHECK, no type)."""
-    return Enum(
-        enum,
-        native_enum=False,
-        create_constraint=False,
-        length=16,
-        values_callable=lambda members: [m.value for m in members],
-    )
+class _TextEnum(TypeDecorator[StrEnum]):
+    """A StrEnum stored as its plain value in a VARCHAR(16), as before (no CHECK, no type).
+    Loading goes through the enum itself, so an enum that admits values it does not list
+    (``JobKind._missing_``) reads rows a newer version wrote."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else str(self.enum(value).value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> StrEnum | None:
+        return None if value is None else self.enum(value)
+
+
+def _text_enum(enum: type[StrEnum]) -> _TextEnum:
+    return _TextEnum(enum)
 
 
 class Job(IdMixin, Base):

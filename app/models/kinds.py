@@ -7,6 +7,9 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 
+# A stored kind this version does not know (a newer version queued it during a rolling
+# deploy) loads as a kind of its own, not an error (`_missing_`): the API lists it, and a
+# worker without its handler fails the job as `unknown_kind`. Requests name listed kinds only.
 class JobKind(StrEnum):
     BACKUP = "backup"
     RESTORE = "restore"
@@ -15,6 +18,15 @@ class JobKind(StrEnum):
     CHECK = "check"
     REFRESH = "refresh"
     INDEX = "index"
+
+    @classmethod
+    def _missing_(cls, value: object) -> JobKind | None:
+        if not isinstance(value, str) or not value:
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = value.upper()
+        member._value_ = value
+        return member
 
 
 class JobStatus(StrEnum):

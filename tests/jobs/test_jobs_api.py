@@ -157,3 +157,16 @@ async def test_metrics_show_active_jobs_from_postgres(
     app.state.db_metrics.min_interval = 0
     text = (await client.get("/metrics")).text
     assert 'podbackup_jobs_active{kind="backup",status="queued"} 1.0' in text
+
+
+async def test_job_lists_refuse_a_kind_this_version_does_not_list(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Stored rows may hold a newer kind (they load); a request may only name listed kinds."""
+    pod = await create_pod(client, tenant)
+    for path in ("/v1/jobs", f"/v1/pods/{pod['id']}/jobs"):
+        r = await client.get(path, params={"kind": "bogus"}, headers=tenant.headers)
+        assert r.status_code == 422, r.text
+        assert "unknown job kind 'bogus'" in r.text
+        r = await client.get(path, params={"kind": "backup"}, headers=tenant.headers)
+        assert r.status_code == 200, r.text

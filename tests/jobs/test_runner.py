@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.engine.context import Handler, JobContext, JobOutcome, Services
@@ -261,6 +261,25 @@ async def test_unknown_kind_fails_cleanly(
     """A kind without a handler in the worker's table (e.g. one a newer version added)."""
     del handlers[JobKind.EXPORT]
     job_id = await make_job(services, kind=JobKind.EXPORT)
+    assert (await JobRunner(services).execute(job_id)).status == "failed"
+    job = await load(services, job_id)
+    assert job.error is not None
+    assert job.error["code"] == "unknown_kind"
+
+
+async def test_a_kind_this_version_does_not_know_is_listed_and_fails_cleanly(
+    services: Services,
+) -> None:
+    """A row a newer version wrote (rolling deploy): it loads, and the runner fails it as
+    `unknown_kind` instead of leaving it queued for ever."""
+    job_id = await make_job(services)
+    async with services.sessionmaker() as session:
+        await session.execute(
+            text("UPDATE jobs SET kind = 'future' WHERE id = :id"), {"id": job_id}
+        )
+        await session.commit()
+    job = await load(services, job_id)
+    assert job.kind == "future"
     assert (await JobRunner(services).execute(job_id)).status == "failed"
     job = await load(services, job_id)
     assert job.error is not None
