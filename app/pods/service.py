@@ -19,6 +19,7 @@ from app.kit import netpolicy
 from app.kit.crypto import Keyring
 from app.kit.validators import under_roots
 from app.models import Account, Pod
+from app.models.encrypted import POD_DATABASE, POD_FILES
 from app.models.shapes import LocalFiles, PodDatabase, PodHooks, SftpFiles
 from app.pods import repository
 from app.pods.schemas import (
@@ -49,21 +50,13 @@ class PodSecrets:
         return [v for v in (self.sftp_password, self.sftp_private_key, self.db_password) if v]
 
 
-def files_context(pod_id: uuid.UUID) -> str:
-    return f"pod:{pod_id}:files"
-
-
-def database_context(pod_id: uuid.UUID) -> str:
-    return f"pod:{pod_id}:database"
-
-
 def decrypt_secrets(keyring: Keyring, pod: Pod) -> PodSecrets:
     files: dict[str, Any] = {}
     db: dict[str, Any] = {}
     if pod.files_secret:
-        files = json.loads(keyring.decrypt(pod.files_secret, files_context(pod.id)))
+        files = json.loads(keyring.decrypt(pod.files_secret, POD_FILES.context(pod.id)))
     if pod.database_secret:
-        db = json.loads(keyring.decrypt(pod.database_secret, database_context(pod.id)))
+        db = json.loads(keyring.decrypt(pod.database_secret, POD_DATABASE.context(pod.id)))
     return PodSecrets(
         sftp_password=files.get("password"),
         sftp_private_key=files.get("private_key"),
@@ -141,7 +134,7 @@ def _apply_files(
 ) -> None:
     old: dict[str, Any] = {}
     if keep_old and pod.files_secret:
-        old = json.loads(keyring.decrypt(pod.files_secret, files_context(pod.id)))
+        old = json.loads(keyring.decrypt(pod.files_secret, POD_FILES.context(pod.id)))
     if files is None:
         pod.files, pod.files_secret = None, None
         return
@@ -164,7 +157,7 @@ def _apply_files(
             "password": _secret_update(files.password, old.get("password")),
             "private_key": _secret_update(files.private_key, old.get("private_key")),
         },
-        files_context(pod.id),
+        POD_FILES.context(pod.id),
     )
     pod.files = SftpFiles(
         kind="sftp",
@@ -182,14 +175,14 @@ def _apply_database(
 ) -> None:
     old: dict[str, Any] = {}
     if keep_old and pod.database_secret:
-        old = json.loads(keyring.decrypt(pod.database_secret, database_context(pod.id)))
+        old = json.loads(keyring.decrypt(pod.database_secret, POD_DATABASE.context(pod.id)))
     if database is None:
         pod.database, pod.database_secret = None, None
         return
     pod.database_secret, names = _seal(
         keyring,
         {"password": _secret_update(database.password, old.get("password"))},
-        database_context(pod.id),
+        POD_DATABASE.context(pod.id),
     )
     pod.database = PodDatabase(
         kind=database.kind,

@@ -8,7 +8,6 @@ new bucket; verification tells).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 
 from app.auth.dependencies import Principal
@@ -18,22 +17,13 @@ from app.kit import netpolicy
 from app.kit.crypto import Keyring
 from app.kit.validators import under_roots
 from app.models import BackupSettings
+from app.models.encrypted import REPO_PASSWORD, TARGET_SECRET
 from app.models.shapes import LocalPlace, S3Place, TargetPlace
 from app.targets import endpoint as ep
 from app.targets import naming
 from app.targets.schemas import LocalTarget, S3Target
 
 DEFAULT_SIGNING_REGION = "us-east-1"
-
-
-def target_context(pod_id: uuid.UUID) -> str:
-    """Encryption context of the S3 secret access key (app/kit/rotation.py relies on it)."""
-    return f"pod:{pod_id}:target"
-
-
-def password_context(pod_id: uuid.UUID) -> str:
-    """Encryption context of the restic repository password."""
-    return f"pod:{pod_id}:repo_password"
 
 
 @dataclass(frozen=True)
@@ -176,7 +166,7 @@ def _secret(
             "a new access_key_id needs its secret_access_key",
             hint="enter the secret of the new key (the stored one belongs to the old key)",
         )
-    return keyring.decrypt(stored.target_secret, target_context(stored.pod_id))
+    return keyring.decrypt(stored.target_secret, TARGET_SECRET.context_of(stored))
 
 
 def _resolve_local(settings: Settings, principal: Principal, body: LocalTarget) -> ResolvedTarget:
@@ -216,9 +206,9 @@ async def resolve_target(
 def stored_target(keyring: Keyring, row: BackupSettings) -> ResolvedTarget:
     secret = None
     if row.target_kind == "s3" and row.target_secret:
-        secret = keyring.decrypt(row.target_secret, target_context(row.pod_id))
+        secret = keyring.decrypt(row.target_secret, TARGET_SECRET.context_of(row))
     return ResolvedTarget(row.target_kind, row.target, secret)
 
 
 def decrypt_password(keyring: Keyring, row: BackupSettings) -> str:
-    return keyring.decrypt(row.repo_password, password_context(row.pod_id))
+    return keyring.decrypt(row.repo_password, REPO_PASSWORD.context_of(row))

@@ -24,6 +24,7 @@ from app.config import Settings
 from app.errors import NotFound, ValidationFailed
 from app.kit.crypto import Keyring, generate_password
 from app.models import BackupSettings
+from app.models.encrypted import REPO_PASSWORD, TARGET_SECRET
 from app.models.shapes import LocalPlace, StoredRetention, StoredSchedule, StoredVerification
 from app.pods import repository as pods
 from app.targets import endpoint as ep
@@ -31,11 +32,9 @@ from app.targets.resolve import (
     DEFAULT_SIGNING_REGION,
     ResolvedTarget,
     decrypt_password,
-    password_context,
     repository_url,
     resolve_target,
     stored_target,
-    target_context,
     target_identity,
 )
 from app.targets.schemas import (
@@ -58,13 +57,11 @@ __all__ = [
     "delete",
     "get_row",
     "mark_verified",
-    "password_context",
     "repository_url",
     "require_row",
     "resolve_target",
     "save",
     "stored_target",
-    "target_context",
     "target_identity",
     "to_read",
 ]
@@ -118,7 +115,7 @@ async def save(
         assert resolved is not None
         row = BackupSettings(
             pod_id=pod_id,
-            repo_password=keyring.encrypt(generate_password(), password_context(pod_id)),
+            repo_password=keyring.encrypt(generate_password(), REPO_PASSWORD.context(pod_id)),
             schedule=StoredSchedule(**Schedule().model_dump()),
             retention=StoredRetention(
                 **DEFAULT_RETENTION, prune_interval_days=Prune().interval_days
@@ -137,7 +134,7 @@ async def save(
         if resolved.secret is None:
             row.target_secret = None
         elif old is None or old.secret != resolved.secret or not row.target_secret:
-            row.target_secret = keyring.encrypt(resolved.secret, target_context(pod_id))
+            row.target_secret = keyring.encrypt(resolved.secret, TARGET_SECRET.context(pod_id))
         if moved:
             row.repository_id, row.repository_initialized_at = None, None
         if changed:
