@@ -23,6 +23,7 @@ from app.kit.cachedir import private_dirs
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
 from app.models.kinds import JobStatus
+from app.models.shapes import LocalFiles
 from app.plans import repository as plan_states
 from app.plans import targets
 from app.podio.hooks import pod_stopped
@@ -105,7 +106,7 @@ async def run_backup(
             repository_id = await target.ensure(access)  # may `init`: needed before the backup
         # A local source is staged as hard links to the live files: keep the pod stopped
         # until restic has read them. An SFTP mirror is a copy: the pod may start again.
-        hold_through_upload = bool(pod.files and pod.files.get("kind") == "local")
+        hold_through_upload = isinstance(pod.files, LocalFiles)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 await stack.enter_async_context(pod_stopped(ctx, pod, policy))

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from app.models.shapes import StoredVerification
+
 DEFAULT_SUBSETS = 12
 _PART = re.compile(r"^(\d{1,6})/(\d{1,6})$")
 _PERCENT = re.compile(r"^(\d{1,3}(?:\.\d{1,3})?)%$")
@@ -31,9 +33,9 @@ def validate(value: str) -> str:
     raise ValueError(f"'{text}' is not a subset: use n/N (e.g. 3/12) or a percentage (e.g. 10%)")
 
 
-def subsets_of(verification: dict[str, Any] | None) -> int:
-    value = (verification or {}).get("read_data_subsets")
-    return int(value) if isinstance(value, int) and value >= 1 else DEFAULT_SUBSETS
+def subsets_of(verification: StoredVerification | None) -> int:
+    value = verification.read_data_subsets if verification is not None else 0
+    return value if value >= 1 else DEFAULT_SUBSETS
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, TimestampMixin
+from app.models.shapes import PodDatabase, PodFiles, PodHooks
+from app.models.types import Stored
 
 
 class Pod(IdMixin, TimestampMixin, Base):
@@ -21,11 +21,11 @@ class Pod(IdMixin, TimestampMixin, Base):
     )
     name: Mapped[str] = mapped_column(String(200))
     app: Mapped[str] = mapped_column(String(100))
-    files: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    files: Mapped[PodFiles | None] = mapped_column(Stored(PodFiles))
     files_secret: Mapped[str | None] = mapped_column(Text)  # {"password", "private_key"}
-    database: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    database: Mapped[PodDatabase | None] = mapped_column(Stored(PodDatabase))
     database_secret: Mapped[str | None] = mapped_column(Text)  # {"password"}
-    hooks: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    hooks: Mapped[PodHooks | None] = mapped_column(Stored(PodHooks))
     # SFTP host key pinned on first successful connect (OpenSSH public key line).
     pinned_host_key: Mapped[str | None] = mapped_column(Text)
     pinned_host_key_at: Mapped[datetime | None] = mapped_column()

@@ -2,13 +2,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, TimestampMixin
+from app.models.shapes import (
+    StoredRetention,
+    StoredSchedule,
+    StoredVerification,
+    TargetPlace,
+)
+from app.models.types import Stored
 
 
 class BackupSettings(TimestampMixin, Base):
@@ -20,14 +25,15 @@ class BackupSettings(TimestampMixin, Base):
         ForeignKey("pods.id", ondelete="CASCADE"), primary_key=True
     )
     target_kind: Mapped[str] = mapped_column(String(16))  # s3 | local
-    # s3: endpoint, bucket, region, provider, scheme, access_key_id; local: path
-    target: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    target: Mapped[TargetPlace] = mapped_column(Stored(TargetPlace))
     target_secret: Mapped[str | None] = mapped_column(Text)  # secret_access_key, encrypted
     repo_password: Mapped[str] = mapped_column(Text)  # encrypted; generated once
     repository_id: Mapped[str | None] = mapped_column(String(64))  # restic config id
     repository_initialized_at: Mapped[datetime | None] = mapped_column()
-    schedule: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    retention: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    verification: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    schedule: Mapped[StoredSchedule] = mapped_column(Stored(StoredSchedule))
+    retention: Mapped[StoredRetention] = mapped_column(Stored(StoredRetention))
+    verification: Mapped[StoredVerification] = mapped_column(
+        Stored(StoredVerification), default=lambda: StoredVerification()
+    )
     verified_at: Mapped[datetime | None] = mapped_column()
     verified_ok: Mapped[bool | None] = mapped_column()

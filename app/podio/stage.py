@@ -20,6 +20,7 @@ from app.integrations.dumps import dump
 from app.integrations.sftp import MirrorProgress, mirror
 from app.kit.netpolicy import Policy
 from app.models import Pod
+from app.models.shapes import SftpFiles
 from app.podio.access import db_endpoint, sftp_endpoint
 from app.pods.service import PodSecrets
 
@@ -63,7 +64,7 @@ async def stage_files(
         return staged
     await ctx.phase("files")
 
-    if files["kind"] == "sftp":
+    if isinstance(files, SftpFiles):
         async with ProgressPump(ctx, _mirror_progress) as pump:
             stats = await mirror(
                 sftp_endpoint(pod, secrets), policy, target, on_progress=pump, cancel=ctx.cancel
@@ -84,7 +85,7 @@ async def stage_files(
     else:
         async with ProgressPump(ctx, _local_progress) as pump:
             local = await localfs.stage(
-                Path(files["path"]),
+                Path(files.path),
                 target,
                 roots=ctx.settings.local_roots,
                 on_progress=pump,

@@ -12,6 +12,7 @@ from app.integrations.dumps import load
 from app.integrations.sftp import MirrorProgress, upload
 from app.kit.netpolicy import Policy
 from app.models import Pod
+from app.models.shapes import LocalFiles
 from app.podio.access import db_endpoint, sftp_endpoint
 from app.pods.repository import pin_host_key
 from app.pods.service import PodSecrets
@@ -41,13 +42,13 @@ async def put_files(
     ``delete_extra`` also removes what the tree does not hold."""
     await ctx.phase("files")
     src.mkdir(parents=True, exist_ok=True)
-    files = pod.files or {}
-    if files.get("kind") == "local":
+    files = pod.files
+    if isinstance(files, LocalFiles):
         # The scratch restore is deleted afterwards: hard-link its files into the pod
         # (same filesystem) rather than write every byte a second time.
         stats = await localfs.push(
             src,
-            Path(files["path"]),
+            Path(files.path),
             roots=ctx.settings.local_roots,
             subpaths=subpaths,
             delete_extra=delete_extra,

@@ -19,6 +19,8 @@ from app.kit import netpolicy
 from app.kit.crypto import Keyring
 from app.kit.validators import under_roots
 from app.models import Account, Pod
+from app.models.encrypted import POD_DATABASE, POD_FILES
+from app.models.shapes import LocalFiles, PodDatabase, PodHooks, SftpFiles
 from app.pods import repository
 from app.pods.schemas import (
     DEFAULT_DB_PORTS,
@@ -48,21 +50,13 @@ class PodSecrets:
         return [v for v in (self.sftp_password, self.sftp_private_key, self.db_password) if v]
 
 
-def files_context(pod_id: uuid.UUID) -> str:
-    return f"pod:{pod_id}:files"
-
-
-def database_context(pod_id: uuid.UUID) -> str:
-    return f"pod:{pod_id}:database"
-
-
 def decrypt_secrets(keyring: Keyring, pod: Pod) -> PodSecrets:
     files: dict[str, Any] = {}
     db: dict[str, Any] = {}
     if pod.files_secret:
-        files = json.loads(keyring.decrypt(pod.files_secret, files_context(pod.id)))
+        files = json.loads(keyring.decrypt(pod.files_secret, POD_FILES.context(pod.id)))
     if pod.database_secret:
-        db = json.loads(keyring.decrypt(pod.database_secret, database_context(pod.id)))
+        db = json.loads(keyring.decrypt(pod.database_secret, POD_DATABASE.context(pod.id)))
     return PodSecrets(
         sftp_password=files.get("password"),
         sftp_private_key=files.get("private_key"),
@@ -140,34 +134,39 @@ def _apply_files(
 ) -> None:
     old: dict[str, Any] = {}
     if keep_old and pod.files_secret:
-        old = json.loads(keyring.decrypt(pod.files_secret, files_context(pod.id)))
+        old = json.loads(keyring.decrypt(pod.files_secret, POD_FILES.context(pod.id)))
     if files is None:
         pod.files, pod.files_secret = None, None
         return
     if isinstance(files, LocalSource):
-        pod.files, pod.files_secret = {"kind": "local", "path": files.path}, None
+        pod.files, pod.files_secret = LocalFiles(kind="local", path=files.path), None
         return
-    previous = pod.files or {}
-    same_server = previous.get("host") == files.host and previous.get("port") == files.port
-    pod.files = {
-        "kind": "sftp",
-        "host": files.host,
-        "port": files.port,
-        "username": files.username,
-        "path": files.path,
-        "host_key": files.host_key.strip() if files.host_key else None,
-    }
+    previous = pod.files
+    same_server = (
+        isinstance(previous, SftpFiles)
+        and previous.host == files.host
+        and previous.port == files.port
+    )
     if files.host_key:
         pod.pinned_host_key, pod.pinned_host_key_at = files.host_key.strip(), None
     elif not same_server:
         pod.pinned_host_key, pod.pinned_host_key_at = None, None
-    pod.files_secret, pod.files["secrets_set"] = _seal(
+    pod.files_secret, names = _seal(
         keyring,
         {
             "password": _secret_update(files.password, old.get("password")),
             "private_key": _secret_update(files.private_key, old.get("private_key")),
         },
-        files_context(pod.id),
+        POD_FILES.context(pod.id),
+    )
+    pod.files = SftpFiles(
+        kind="sftp",
+        host=files.host,
+        port=files.port,
+        username=files.username,
+        path=files.path,
+        host_key=files.host_key.strip() if files.host_key else None,
+        secrets_set=names,
     )
 
 
@@ -176,29 +175,30 @@ def _apply_database(
 ) -> None:
     old: dict[str, Any] = {}
     if keep_old and pod.database_secret:
-        old = json.loads(keyring.decrypt(pod.database_secret, database_context(pod.id)))
+        old = json.loads(keyring.decrypt(pod.database_secret, POD_DATABASE.context(pod.id)))
     if database is None:
         pod.database, pod.database_secret = None, None
         return
-    pod.database = {
-        "kind": database.kind,
-        "host": database.host,
-        "port": database.port or DEFAULT_DB_PORTS[database.kind],
-        "name": database.name,
-        "username": database.username,
-    }
-    pod.database_secret, pod.database["secrets_set"] = _seal(
+    pod.database_secret, names = _seal(
         keyring,
         {"password": _secret_update(database.password, old.get("password"))},
-        database_context(pod.id),
+        POD_DATABASE.context(pod.id),
+    )
+    pod.database = PodDatabase(
+        kind=database.kind,
+        host=database.host,
+        port=database.port or DEFAULT_DB_PORTS[database.kind],
+        name=database.name,
+        username=database.username,
+        secrets_set=names,
     )
 
 
-def _stored_names(section: dict[str, Any] | None, sealed: str | None) -> set[str]:
+def _stored_names(section: SftpFiles | PodDatabase | None, sealed: str | None) -> set[str]:
     """The names of the secrets stored for a section (kept in clear beside the ciphertext)."""
-    if not section or not sealed:
+    if section is None or not sealed:
         return set()
-    return set(section.get("secrets_set") or ("password", "private_key"))
+    return set(section.secrets_set or ("password", "private_key"))
 
 
 def _require_secrets_again(pod: Pod, body: PodUpdate, given: set[str]) -> None:
@@ -207,10 +207,10 @@ def _require_secrets_again(pod: Pod, body: PodUpdate, given: set[str]) -> None:
     would send the stored one to the new place on the next job: that needs the secret
     again (or '' to drop it), as a new S3 key needs its secret."""
     files = body.files if "files" in given else None
-    old_files = pod.files or {}
-    if isinstance(files, SftpSource) and old_files.get("kind") == "sftp":
+    old_files = pod.files
+    if isinstance(files, SftpSource) and isinstance(old_files, SftpFiles):
         where = (files.host, files.port, files.username)
-        if where != (old_files.get("host"), old_files.get("port"), old_files.get("username")):
+        if where != (old_files.host, old_files.port, old_files.username):
             for name in sorted(_stored_names(old_files, pod.files_secret)):
                 if getattr(files, name, None) is None:
                     raise ValidationFailed(
@@ -221,16 +221,11 @@ def _require_secrets_again(pod: Pod, body: PodUpdate, given: set[str]) -> None:
                         f"again, or send {name}: '' to drop it",
                     )
     database = body.database if "database" in given else None
-    old_db = pod.database or {}
-    if database is not None and old_db:
+    old_db = pod.database
+    if database is not None and old_db is not None:
         port = database.port or DEFAULT_DB_PORTS[database.kind]
         where_db = (database.kind, database.host, port, database.username)
-        before = (
-            old_db.get("kind"),
-            old_db.get("host"),
-            old_db.get("port"),
-            old_db.get("username"),
-        )
+        before = (old_db.kind, old_db.host, old_db.port, old_db.username)
         if (
             where_db != before
             and "password" in _stored_names(old_db, pod.database_secret)
@@ -245,10 +240,10 @@ def _require_secrets_again(pod: Pod, body: PodUpdate, given: set[str]) -> None:
             )
 
 
-def _hooks_dict(hooks: Hooks | None) -> dict[str, Any] | None:
+def _hooks(hooks: Hooks | None) -> PodHooks | None:
     if hooks is None or not (hooks.stop_url or hooks.start_url):
         return None
-    return {"stop_url": hooks.stop_url, "start_url": hooks.start_url}
+    return PodHooks(stop_url=hooks.stop_url, start_url=hooks.start_url)
 
 
 async def create(
@@ -279,7 +274,7 @@ async def create(
     pod = Pod(id=uuid.uuid4(), account_id=account_id, name=body.name, app=body.app)
     _apply_files(keyring, pod, body.files, keep_old=False)
     _apply_database(keyring, pod, body.database, keep_old=False)
-    pod.hooks = _hooks_dict(body.hooks)
+    pod.hooks = _hooks(body.hooks)
     session.add(pod)
     await session.flush()
     return pod
@@ -313,7 +308,7 @@ async def update(
     if "database" in given:
         _apply_database(keyring, pod, body.database, keep_old=True)
     if "hooks" in given:
-        pod.hooks = _hooks_dict(body.hooks)
+        pod.hooks = _hooks(body.hooks)
     await session.flush()
     return pod
 
@@ -344,32 +339,32 @@ def list_query(principal: Principal, account_id: uuid.UUID | None = None) -> Sel
 
 def to_read(pod: Pod) -> PodRead:
     files_read: SftpSourceRead | LocalSourceRead | None = None
-    if pod.files and pod.files.get("kind") == "sftp":
-        f = pod.files
+    f = pod.files
+    if isinstance(f, SftpFiles):
         files_read = SftpSourceRead(
             kind="sftp",
-            host=f["host"],
-            port=f["port"],
-            username=f["username"],
-            path=f["path"],
-            password_set="password" in f.get("secrets_set", []),
-            private_key_set="private_key" in f.get("secrets_set", []),
-            host_key=pod.pinned_host_key or f.get("host_key"),
+            host=f.host,
+            port=f.port,
+            username=f.username,
+            path=f.path,
+            password_set="password" in (f.secrets_set or []),
+            private_key_set="private_key" in (f.secrets_set or []),
+            host_key=pod.pinned_host_key or f.host_key,
         )
-    elif pod.files:
-        files_read = LocalSourceRead(kind="local", path=pod.files["path"])
+    elif f is not None:
+        files_read = LocalSourceRead(kind="local", path=f.path)
     db_read = None
-    if pod.database:
-        d = pod.database
+    if (d := pod.database) is not None:
         db_read = DatabaseRead(
-            kind=d["kind"],
-            host=d["host"],
-            port=d["port"],
-            name=d["name"],
-            username=d["username"],
-            password_set="password" in d.get("secrets_set", []),
+            kind=d.kind,
+            host=d.host,
+            port=d.port,
+            name=d.name,
+            username=d.username,
+            password_set="password" in (d.secrets_set or []),
         )
-    hooks = HooksRead(**pod.hooks) if pod.hooks else None
+    h = pod.hooks
+    hooks = HooksRead(stop_url=h.stop_url, start_url=h.start_url) if h is not None else None
     return PodRead(
         id=pod.id,
         account_id=pod.account_id,

@@ -122,7 +122,7 @@ async def preview(
     pod = await pods.get_visible(session, principal, pod_id)
     row = await _settings(session, pod)
     try:
-        policy = service.clean_policy(body.model_dump() if body else row.retention or {})
+        policy = service.clean_policy((body or row.retention).model_dump())
     except ValueError as exc:
         raise ValidationFailed(
             "retention", str(exc), hint="set at least one keep_* rule above 0"

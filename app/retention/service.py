@@ -126,7 +126,7 @@ async def stored_policy(
     row = await session.get(BackupSettings, pod_id)
     if row is None:
         raise PolicyMissing("the pod has no backup settings")
-    return clean_policy(row.retention or {})
+    return clean_policy(row.retention.model_dump())
 
 
 def _status(summary: Mapping[str, Any] | None) -> str | None:

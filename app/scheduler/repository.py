@@ -202,7 +202,13 @@ async def settings_of(
     row = await session.get(BackupSettings, pod_id)
     if row is None:
         return None
-    return SettingsRow(row.pod_id, row.schedule, row.retention, row.verification, row.verified_ok)
+    return SettingsRow(
+        row.pod_id,
+        row.schedule.model_dump(exclude_unset=True),
+        row.retention.model_dump(exclude_unset=True),
+        row.verification.model_dump(exclude_unset=True),
+        row.verified_ok,
+    )
 
 
 async def lock_cursors(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> Cursors | None:

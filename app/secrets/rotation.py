@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from sqlalchemy import select
 
 from app.config import Settings
 from app.db import commit, make_engine, make_sessionmaker
 from app.kit.crypto import Keyring
-from app.models import BackupSettings, Pod, Webhook
-from app.pods.service import database_context, files_context
-
-# (model, primary-key attribute, column, context for a row)
-_Target = tuple[Any, str, str, Callable[[Any], str]]
-
-
-def _targets() -> list[_Target]:
-    return [
-        (Pod, "id", "files_secret", lambda r: files_context(r.id)),
-        (Pod, "id", "database_secret", lambda r: database_context(r.id)),
-        (BackupSettings, "pod_id", "target_secret", lambda r: f"pod:{r.pod_id}:target"),
-        (BackupSettings, "pod_id", "repo_password", lambda r: f"pod:{r.pod_id}:repo_password"),
-        (Webhook, "id", "secret", lambda r: f"webhook:{r.id}"),
-    ]
+from app.models.encrypted import ENCRYPTED
 
 
 async def rotate_all(settings: Settings) -> dict[str, int]:
@@ -33,16 +16,15 @@ async def rotate_all(settings: Settings) -> dict[str, int]:
     counts: dict[str, int] = {}
     try:
         maker = make_sessionmaker(engine)
-        for model, _pk, column, context in _targets():
-            name = f"{model.__tablename__}.{column}"
-            counts[name] = 0
+        for sealed in ENCRYPTED:
+            counts[sealed.name] = 0
             async with maker() as session:
-                rows = (await session.scalars(select(model).with_for_update())).all()
+                rows = (await session.scalars(select(sealed.model).with_for_update())).all()
                 for row in rows:
-                    stored = getattr(row, column)
+                    stored = getattr(row, sealed.column)
                     if stored and keyring.needs_rotation(stored):
-                        setattr(row, column, keyring.rotate(stored, context(row)))
-                        counts[name] += 1
+                        setattr(row, sealed.column, keyring.rotate(stored, sealed.context_of(row)))
+                        counts[sealed.name] += 1
                 await commit(session)
     finally:
         await engine.dispose()

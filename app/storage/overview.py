@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import BackupSettings, PlanState
+from app.models.shapes import S3Place
 from app.storage import prices, service
 from app.storage.schemas import CostEstimateRead, GrowthRead
 
@@ -17,7 +18,7 @@ def provider_of(row: BackupSettings | None, plan: str) -> str | None:
         return None
     if row.target_kind == "local":
         return "local"
-    return str((row.target or {}).get("provider") or "generic")
+    return row.target.provider if isinstance(row.target, S3Place) else "generic"
 
 
 async def size_overview(

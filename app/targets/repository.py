@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +23,7 @@ from app.integrations.s3 import S3Access
 from app.kit.crypto import Keyring
 from app.models import BackupSettings, Snapshot
 from app.models.base import utcnow
+from app.models.shapes import S3Place
 from app.targets.resolve import (
     DEFAULT_SIGNING_REGION,
     ResolvedTarget,
@@ -57,24 +57,24 @@ class RepositoryMismatch(Conflict):
 
 def make_repository(resolved: ResolvedTarget, password: str, cache_dir: Path | None) -> Repository:
     """A restic Repository for a target as resolved (stored or typed, not yet saved)."""
-    target: dict[str, Any] = resolved.target
+    target = resolved.target
     url = repository_url(resolved.kind, target)
     env: dict[str, str] = {}
     s3 = None
-    if resolved.kind == "s3":
-        region = str(target.get("signing_region") or DEFAULT_SIGNING_REGION)
+    if resolved.kind == "s3" and isinstance(target, S3Place):
+        region = target.signing_region or DEFAULT_SIGNING_REGION
         env = {
-            "AWS_ACCESS_KEY_ID": str(target["access_key_id"]),
+            "AWS_ACCESS_KEY_ID": target.access_key_id,
             "AWS_SECRET_ACCESS_KEY": resolved.secret or "",
             "AWS_DEFAULT_REGION": region,
         }
         s3 = S3Access(
-            endpoint_url=f"{target.get('scheme') or 'https'}://{target['endpoint']}",
-            bucket=str(target["bucket"]),
+            endpoint_url=f"{target.scheme or 'https'}://{target.endpoint}",
+            bucket=target.bucket,
             region=region,
-            access_key_id=str(target["access_key_id"]),
+            access_key_id=target.access_key_id,
             secret_access_key=resolved.secret or "",
-            path_style=bool(target.get("path_style", True)),
+            path_style=target.path_style,
         )
     return Repository(url=url, password=password, env=env, cache_dir=cache_dir, s3=s3)
 

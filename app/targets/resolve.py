@@ -8,9 +8,7 @@ new bucket; verification tells).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.auth.dependencies import Principal
 from app.config import Settings
@@ -19,6 +17,8 @@ from app.kit import netpolicy
 from app.kit.crypto import Keyring
 from app.kit.validators import under_roots
 from app.models import BackupSettings
+from app.models.encrypted import REPO_PASSWORD, TARGET_SECRET
+from app.models.shapes import LocalPlace, S3Place, TargetPlace
 from app.targets import endpoint as ep
 from app.targets import naming
 from app.targets.schemas import LocalTarget, S3Target
@@ -26,22 +26,12 @@ from app.targets.schemas import LocalTarget, S3Target
 DEFAULT_SIGNING_REGION = "us-east-1"
 
 
-def target_context(pod_id: uuid.UUID) -> str:
-    """Encryption context of the S3 secret access key (app/kit/rotation.py relies on it)."""
-    return f"pod:{pod_id}:target"
-
-
-def password_context(pod_id: uuid.UUID) -> str:
-    """Encryption context of the restic repository password."""
-    return f"pod:{pod_id}:repo_password"
-
-
 @dataclass(frozen=True)
 class ResolvedTarget:
     """A validated target: what ``BackupSettings.target`` stores, and its secret."""
 
     kind: str  # s3 | local
-    target: dict[str, Any]
+    target: TargetPlace
     secret: str | None = field(default=None, repr=False)
 
     @property
@@ -49,18 +39,18 @@ class ResolvedTarget:
         return target_identity(self.kind, self.target)
 
 
-def target_identity(kind: str, target: dict[str, Any]) -> tuple[str, ...]:
+def target_identity(kind: str, target: TargetPlace) -> tuple[str, ...]:
     """What names the repository's place: changing it means another repository."""
-    if kind == "local":
-        return ("local", str(target.get("path")))
-    return ("s3", str(target.get("scheme")), str(target.get("endpoint")), str(target.get("bucket")))
+    if isinstance(target, LocalPlace):
+        return ("local", target.path)
+    return ("s3", target.scheme, target.endpoint, target.bucket)
 
 
-def repository_url(kind: str, target: dict[str, Any]) -> str:
+def repository_url(kind: str, target: TargetPlace) -> str:
     """restic's repository string: ``s3:https://<endpoint>/<bucket>`` or the local path."""
-    if kind == "local":
-        return str(target["path"])
-    return f"s3:{target.get('scheme', 'https')}://{target['endpoint']}/{target['bucket']}"
+    if isinstance(target, LocalPlace):
+        return target.path
+    return f"s3:{target.scheme}://{target.endpoint}/{target.bucket}"
 
 
 async def _check_plain_http(settings: Settings, endpoint: ep.Endpoint) -> None:
@@ -82,7 +72,7 @@ async def _check_plain_http(settings: Settings, endpoint: ep.Endpoint) -> None:
         raise refusal
 
 
-async def check_endpoint_now(settings: Settings, kind: str, target: dict[str, Any]) -> None:
+async def check_endpoint_now(settings: Settings, kind: str, target: TargetPlace) -> None:
     """The outbound-address policy for a stored S3 endpoint, right before restic talks to
     it (saving checked it once; a name may have been re-pointed since, or the operator's
     allow-list narrowed). A name that does not resolve is left to restic to report.
@@ -90,9 +80,9 @@ async def check_endpoint_now(settings: Settings, kind: str, target: dict[str, An
     restic resolves the name again itself: its connections go through the worker's egress
     proxy (app/integrations/egress.py), which checks the address it actually dials; this
     early check gives the job a clear failure before restic starts."""
-    if kind != "s3":
+    if kind != "s3" or not isinstance(target, S3Place):
         return
-    endpoint = ep.parse_endpoint(f"{target.get('scheme', 'https')}://{target['endpoint']}")
+    endpoint = ep.parse_endpoint(f"{target.scheme}://{target.endpoint}")
     policy = netpolicy.Policy.from_settings(settings)
     try:
         await netpolicy.check_before_connect(
@@ -138,17 +128,17 @@ async def _resolve_s3(
     # Virtual-hosted style for AWS, as restic does; a dotted bucket breaks the wildcard
     # certificate there, so it goes path-style too.
     path_style = endpoint.path_style or "." in bucket
-    target = {
-        "endpoint": endpoint.netloc,
-        "scheme": endpoint.scheme,
-        "bucket": bucket,
-        "region": given or endpoint.region or DEFAULT_SIGNING_REGION,
-        "signing_region": _signing_region(endpoint.provider, endpoint.region, given),
-        "region_given": given is not None,
-        "provider": endpoint.provider,
-        "path_style": path_style,
-        "access_key_id": access_key_id,
-    }
+    target = S3Place(
+        endpoint=endpoint.netloc,
+        scheme=endpoint.scheme,
+        bucket=bucket,
+        region=given or endpoint.region or DEFAULT_SIGNING_REGION,
+        signing_region=_signing_region(endpoint.provider, endpoint.region, given),
+        region_given=given is not None,
+        provider=endpoint.provider,
+        path_style=path_style,
+        access_key_id=access_key_id,
+    )
     return ResolvedTarget("s3", target, secret)
 
 
@@ -170,13 +160,13 @@ def _secret(
             "secret_access_key is required",
             hint="enter the secret that belongs to the access key",
         )
-    if stored.target.get("access_key_id") != access_key_id:
+    if not isinstance(stored.target, S3Place) or stored.target.access_key_id != access_key_id:
         raise ValidationFailed(
             "target.secret_access_key",
             "a new access_key_id needs its secret_access_key",
             hint="enter the secret of the new key (the stored one belongs to the old key)",
         )
-    return keyring.decrypt(stored.target_secret, target_context(stored.pod_id))
+    return keyring.decrypt(stored.target_secret, TARGET_SECRET.context_of(stored))
 
 
 def _resolve_local(settings: Settings, principal: Principal, body: LocalTarget) -> ResolvedTarget:
@@ -197,7 +187,7 @@ def _resolve_local(settings: Settings, principal: Principal, body: LocalTarget) 
             f"'{body.path}' is not under an allowed local root",
             hint="allowed roots: " + ", ".join(str(r) for r in settings.local_roots),
         )
-    return ResolvedTarget("local", {"path": body.path})
+    return ResolvedTarget("local", LocalPlace(path=body.path))
 
 
 async def resolve_target(
@@ -216,9 +206,9 @@ async def resolve_target(
 def stored_target(keyring: Keyring, row: BackupSettings) -> ResolvedTarget:
     secret = None
     if row.target_kind == "s3" and row.target_secret:
-        secret = keyring.decrypt(row.target_secret, target_context(row.pod_id))
-    return ResolvedTarget(row.target_kind, dict(row.target), secret)
+        secret = keyring.decrypt(row.target_secret, TARGET_SECRET.context_of(row))
+    return ResolvedTarget(row.target_kind, row.target, secret)
 
 
 def decrypt_password(keyring: Keyring, row: BackupSettings) -> str:
-    return keyring.decrypt(row.repo_password, password_context(row.pod_id))
+    return keyring.decrypt(row.repo_password, REPO_PASSWORD.context_of(row))

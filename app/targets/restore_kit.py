@@ -11,6 +11,7 @@ import shlex
 from app.integrations.dumps.mysql import STRIP_DEFINER
 from app.kit.crypto import Keyring
 from app.models import BackupSettings
+from app.models.shapes import S3Place
 from app.targets.resolve import DEFAULT_SIGNING_REGION, decrypt_password, repository_url
 from app.targets.schemas import RestoreCommand, RestoreKit
 
@@ -29,9 +30,9 @@ def build_kit(row: BackupSettings, keyring: Keyring) -> RestoreKit:
     password = decrypt_password(keyring, row)
     env: dict[str, str] = {"RESTIC_REPOSITORY": repository, "RESTIC_PASSWORD": password}
     lines = [_export("RESTIC_REPOSITORY", repository), _export("RESTIC_PASSWORD", password)]
-    if row.target_kind == "s3":
-        region = str(row.target.get("signing_region") or DEFAULT_SIGNING_REGION)
-        env["AWS_ACCESS_KEY_ID"] = str(row.target["access_key_id"])
+    if row.target_kind == "s3" and isinstance(row.target, S3Place):
+        region = row.target.signing_region or DEFAULT_SIGNING_REGION
+        env["AWS_ACCESS_KEY_ID"] = row.target.access_key_id
         env["AWS_SECRET_ACCESS_KEY"] = SECRET_PLACEHOLDER
         env["AWS_DEFAULT_REGION"] = region
         lines += [

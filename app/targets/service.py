@@ -24,17 +24,17 @@ from app.config import Settings
 from app.errors import NotFound, ValidationFailed
 from app.kit.crypto import Keyring, generate_password
 from app.models import BackupSettings
+from app.models.encrypted import REPO_PASSWORD, TARGET_SECRET
+from app.models.shapes import LocalPlace, StoredRetention, StoredSchedule, StoredVerification
 from app.pods import repository as pods
 from app.targets import endpoint as ep
 from app.targets.resolve import (
     DEFAULT_SIGNING_REGION,
     ResolvedTarget,
     decrypt_password,
-    password_context,
     repository_url,
     resolve_target,
     stored_target,
-    target_context,
     target_identity,
 )
 from app.targets.schemas import (
@@ -57,13 +57,11 @@ __all__ = [
     "delete",
     "get_row",
     "mark_verified",
-    "password_context",
     "repository_url",
     "require_row",
     "resolve_target",
     "save",
     "stored_target",
-    "target_context",
     "target_identity",
     "to_read",
 ]
@@ -86,10 +84,10 @@ async def require_row(session: AsyncSession, pod_id: uuid.UUID) -> BackupSetting
 def _audit_target(resolved: ResolvedTarget) -> dict[str, Any]:
     """What the audit log keeps of a target: never a secret."""
     t = resolved.target
-    if resolved.kind == "local":
-        return {"kind": "local", "path": t["path"]}
-    keys = ("endpoint", "scheme", "bucket", "region", "provider", "access_key_id")
-    return {"kind": "s3", **{k: t[k] for k in keys}}
+    if isinstance(t, LocalPlace):
+        return {"kind": "local", "path": t.path}
+    keys = {"endpoint", "scheme", "bucket", "region", "provider", "access_key_id"}
+    return {"kind": "s3", **t.model_dump(include=keys)}
 
 
 async def save(
@@ -117,10 +115,12 @@ async def save(
         assert resolved is not None
         row = BackupSettings(
             pod_id=pod_id,
-            repo_password=keyring.encrypt(generate_password(), password_context(pod_id)),
-            schedule=Schedule().model_dump(),
-            retention={**DEFAULT_RETENTION, "prune_interval_days": Prune().interval_days},
-            verification=Verification().model_dump(),
+            repo_password=keyring.encrypt(generate_password(), REPO_PASSWORD.context(pod_id)),
+            schedule=StoredSchedule(**Schedule().model_dump()),
+            retention=StoredRetention(
+                **DEFAULT_RETENTION, prune_interval_days=Prune().interval_days
+            ),
+            verification=StoredVerification(**Verification().model_dump()),
         )
         session.add(row)
     if resolved is not None:
@@ -134,7 +134,7 @@ async def save(
         if resolved.secret is None:
             row.target_secret = None
         elif old is None or old.secret != resolved.secret or not row.target_secret:
-            row.target_secret = keyring.encrypt(resolved.secret, target_context(pod_id))
+            row.target_secret = keyring.encrypt(resolved.secret, TARGET_SECRET.context(pod_id))
         if moved:
             row.repository_id, row.repository_initialized_at = None, None
         if changed:
@@ -143,16 +143,16 @@ async def save(
         detail["secret_changed"] = old is None or old.secret != resolved.secret
         detail["repository_reset"] = moved and old is not None
     if body.schedule is not None:
-        row.schedule = body.schedule.model_dump()
+        row.schedule = StoredSchedule(**body.schedule.model_dump())
     if body.retention is not None or body.prune is not None:
-        retention = dict(row.retention or {})
+        update: dict[str, Any] = {}
         if body.retention is not None:
-            retention.update(body.retention.model_dump())
+            update.update(body.retention.model_dump())
         if body.prune is not None:
-            retention["prune_interval_days"] = body.prune.interval_days
-        row.retention = retention
+            update["prune_interval_days"] = body.prune.interval_days
+        row.retention = row.retention.model_copy(update=update)
     if body.verification is not None:
-        row.verification = {**(row.verification or {}), **body.verification.model_dump()}
+        row.verification = row.verification.model_copy(update=body.verification.model_dump())
     await session.flush()
     return row, detail
 
@@ -165,7 +165,7 @@ async def mark_verified(session: AsyncSession, row: BackupSettings, ok: bool, at
 async def delete(session: AsyncSession, row: BackupSettings) -> dict[str, Any]:
     """Destroy the stored secret and password with the row. The bucket is not touched."""
     detail = {
-        "target": _audit_target(ResolvedTarget(row.target_kind, dict(row.target))),
+        "target": _audit_target(ResolvedTarget(row.target_kind, row.target)),
         "repository_id": row.repository_id,
     }
     await session.delete(row)
@@ -173,40 +173,46 @@ async def delete(session: AsyncSession, row: BackupSettings) -> dict[str, Any]:
     return detail
 
 
-def _known(model: type[Any], data: dict[str, Any] | None) -> dict[str, Any]:
-    """Only the fields a read model knows (workers may keep state beside them)."""
-    return {k: v for k, v in (data or {}).items() if k in model.model_fields}
-
-
 def to_read(row: BackupSettings) -> BackupSettingsRead:
     t = row.target
     target: S3TargetRead | LocalTargetRead
-    if row.target_kind == "local":
-        target = LocalTargetRead(kind="local", path=t["path"])
+    if isinstance(t, LocalPlace):
+        target = LocalTargetRead(kind="local", path=t.path)
     else:
-        shown = t["endpoint"] if t.get("scheme", "https") == "https" else f"http://{t['endpoint']}"
+        shown = t.endpoint if t.scheme == "https" else f"http://{t.endpoint}"
         target = S3TargetRead(
             kind="s3",
             endpoint=shown,
-            bucket=t["bucket"],
-            region=t.get("region") or DEFAULT_SIGNING_REGION,
-            provider=t.get("provider", ep.GENERIC),
-            provider_name=ep.PROVIDER_NAMES.get(t.get("provider", ep.GENERIC), "S3"),
-            path_style=bool(t.get("path_style", True)),
-            access_key_id=t["access_key_id"],
+            bucket=t.bucket,
+            region=t.region or DEFAULT_SIGNING_REGION,
+            provider=t.provider,
+            provider_name=ep.PROVIDER_NAMES.get(t.provider, "S3"),
+            path_style=t.path_style,
+            access_key_id=t.access_key_id,
             secret_access_key_set=bool(row.target_secret),
         )
-    retention = {k: (row.retention or {}).get(k, 0) for k in RETENTION_KEYS}
+    kept = row.retention
+    retention = {k: getattr(kept, k) for k in RETENTION_KEYS}
+    schedule, verification = row.schedule, row.verification
     return BackupSettingsRead(
         pod_id=row.pod_id,
         target=target,
         repository=repository_url(row.target_kind, t),
         repository_id=row.repository_id,
         initialized_at=row.repository_initialized_at,
-        schedule=Schedule.model_validate(_known(Schedule, row.schedule)),
+        schedule=Schedule(
+            enabled=schedule.enabled,
+            window_start=schedule.window_start,
+            window_end=schedule.window_end,
+            timezone=schedule.timezone,
+        ),
         retention=Retention.model_construct(**retention),
-        verification=Verification.model_validate(_known(Verification, row.verification)),
-        prune=Prune(interval_days=(row.retention or {}).get("prune_interval_days", 7)),
+        verification=Verification(
+            enabled=verification.enabled,
+            interval_days=verification.interval_days,
+            read_data_subsets=verification.read_data_subsets,
+        ),
+        prune=Prune(interval_days=kept.prune_interval_days),
         verified_at=row.verified_at,
         verified_ok=row.verified_ok,
         created_at=row.created_at,

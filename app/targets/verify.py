@@ -14,6 +14,7 @@ from app.integrations import s3
 from app.integrations.restic import Restic
 from app.integrations.s3 import errors as e
 from app.kit import netpolicy
+from app.models.shapes import S3Place
 from app.targets import endpoint as ep
 from app.targets import verify_steps as steps
 from app.targets.checks import Checks, OutOfTime, VerifyInput
@@ -114,17 +115,18 @@ async def _reach(c: Checks, policy: netpolicy.Policy, endpoint: ep.Endpoint) -> 
 
 async def _run(c: Checks, settings: Settings, inp: VerifyInput, restic: Restic | None) -> None:
     t = inp.resolved.target
-    endpoint = ep.parse_endpoint(f"{t['scheme']}://{t['endpoint']}")
+    assert isinstance(t, S3Place), "local targets are verified by verify_local"
+    endpoint = ep.parse_endpoint(f"{t.scheme}://{t.endpoint}")
     policy = netpolicy.Policy.from_settings(settings)
     if not await _reach(c, policy, endpoint):
         return
     access = s3.S3Access(
         endpoint_url=endpoint.url,
-        bucket=t["bucket"],
-        region=t.get("signing_region") or "us-east-1",
-        access_key_id=t["access_key_id"],
+        bucket=t.bucket,
+        region=t.signing_region or "us-east-1",
+        access_key_id=t.access_key_id,
         secret_access_key=inp.resolved.secret or "",
-        path_style=bool(t.get("path_style", True)),
+        path_style=t.path_style,
     )
     async with s3.open_bucket(
         access, policy, connect_timeout=c.timeout(5), read_timeout=c.timeout(10)
@@ -134,10 +136,10 @@ async def _run(c: Checks, settings: Settings, inp: VerifyInput, restic: Restic |
         await steps.probe(c, bucket)
         await steps.key_scope(c, bucket)
         await steps.bucket_contents(c, bucket, inp, restic)
-        await steps.versioning(c, bucket, t.get("provider", ep.GENERIC))
+        await steps.versioning(c, bucket, t.provider)
 
 
-async def _bucket(c: Checks, bucket: s3.Bucket, t: dict[str, str]) -> bool:
+async def _bucket(c: Checks, bucket: s3.Bucket, t: S3Place) -> bool:
     """credentials and bucket; False when nothing more can be checked."""
     c.current = "credentials"
     name = bucket.name
@@ -147,7 +149,7 @@ async def _bucket(c: Checks, bucket: s3.Bucket, t: dict[str, str]) -> bool:
         if f.kind == e.INVALID_ACCESS_KEY:
             c.fail(
                 "credentials",
-                f"the provider does not know access key id '{t['access_key_id']}'",
+                f"the provider does not know access key id '{t.access_key_id}'",
                 "copy the access key id again from your provider; a deleted key must be "
                 "replaced by a new one",
             )
@@ -175,8 +177,8 @@ async def _bucket(c: Checks, bucket: s3.Bucket, t: dict[str, str]) -> bool:
             c.stop("not run: the bucket is in another region")
             return False
         region = None  # HeadBucket denied or unsupported: listing already proved the bucket
-    signing = t.get("signing_region") or "us-east-1"
-    if region and region != signing and t.get("provider") == ep.AWS:
+    signing = t.signing_region or "us-east-1"
+    if region and region != signing and t.provider == ep.AWS:
         _bucket_failure(c, e.S3Failure(e.WRONG_REGION, "", region=region), name, t)
         c.stop("not run: the bucket is in another region")
         return False
@@ -184,17 +186,17 @@ async def _bucket(c: Checks, bucket: s3.Bucket, t: dict[str, str]) -> bool:
     return True
 
 
-def _bucket_failure(c: Checks, f: e.S3Failure, name: str, t: dict[str, str]) -> None:
+def _bucket_failure(c: Checks, f: e.S3Failure, name: str, t: S3Place) -> None:
     if f.kind == e.NO_SUCH_BUCKET:
         c.fail(
             "bucket",
-            f"bucket '{name}' does not exist at {t['endpoint']}",
+            f"bucket '{name}' does not exist at {t.endpoint}",
             "create the bucket in your provider's console first (names are exact), and "
             "check that the endpoint is the bucket's region",
         )
     elif f.kind == e.WRONG_REGION:
         right = f.region
-        if right and t.get("provider") == ep.AWS:
+        if right and t.provider == ep.AWS:
             hint = f"use the endpoint 's3.{right}.amazonaws.com' (or set region '{right}')"
         elif right:
             hint = f"set region '{right}'"
@@ -203,7 +205,7 @@ def _bucket_failure(c: Checks, f: e.S3Failure, name: str, t: dict[str, str]) -> 
         c.fail(
             "bucket",
             f"bucket '{name}' is in another region"
-            + (f": '{right}', not '{t.get('signing_region')}'" if right else ""),
+            + (f": '{right}', not '{t.signing_region}'" if right else ""),
             hint,
         )
     elif f.kind == e.ACCESS_DENIED:

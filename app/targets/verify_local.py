@@ -11,6 +11,7 @@ from pathlib import Path
 from app.config import Settings
 from app.integrations.restic import Restic
 from app.kit.validators import under_roots
+from app.models.shapes import LocalPlace
 from app.targets import contents
 from app.targets.checks import Checks, OutOfTime, VerifyInput
 from app.targets.repository import make_repository
@@ -51,7 +52,9 @@ async def verify_local(
     settings: Settings, inp: VerifyInput, restic: Restic | None
 ) -> tuple[bool, list[VerifyCheck]]:
     checks = Checks(LOCAL_CHECKS, settings.verify_budget_seconds)
-    path = Path(inp.resolved.target["path"])
+    target = inp.resolved.target
+    assert isinstance(target, LocalPlace), "S3 targets are verified by verify"
+    path = Path(target.path)
     try:
         checks.current = "path"
         if not under_roots(str(path), settings.local_roots):

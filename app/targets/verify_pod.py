@@ -22,6 +22,7 @@ from app.integrations.sftp import probe as sftp_check
 from app.kit import netpolicy
 from app.kit.validators import under_roots
 from app.models import Pod
+from app.models.shapes import SftpFiles
 from app.podio.access import db_endpoint, sftp_endpoint
 from app.pods.service import PodSecrets
 from app.targets.checks import Checks, OutOfTime
@@ -68,13 +69,13 @@ async def _guarded(name: str, settings: Settings, step: _Step) -> list[VerifyChe
 
 
 def _files(settings: Settings, pod: Pod, secrets: PodSecrets, policy: netpolicy.Policy) -> _Step:
-    files = pod.files or {}
+    files = pod.files
 
     async def run(c: Checks) -> None:
-        if files.get("kind") == "sftp":
+        if isinstance(files, SftpFiles):
             await _sftp(c, pod, secrets, policy)
         else:
-            await _local(c, settings, Path(str(files.get("path") or "")))
+            await _local(c, settings, Path(files.path if files is not None else ""))
 
     return run
 

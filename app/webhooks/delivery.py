@@ -31,8 +31,8 @@ from app.kit.crypto import DecryptError, Keyring
 from app.kit.logging import redact
 from app.models import WebhookAttempt
 from app.models.base import utcnow
+from app.models.encrypted import WEBHOOK_SECRET
 from app.webhooks import repository
-from app.webhooks.service import secret_context
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,9 @@ async def _attempt(
     status_code: int | None = None
     error: str | None = None
     try:
-        secret = services.keyring.decrypt(item.sealed_secret, secret_context(item.webhook_id))
+        secret = services.keyring.decrypt(
+            item.sealed_secret, WEBHOOK_SECRET.context(item.webhook_id)
+        )
         async with asyncio.timeout(settings.http_timeout_seconds):
             response = await hooks.post_signed(
                 item.url,

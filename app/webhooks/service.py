@@ -16,17 +16,13 @@ from app.kit import netpolicy
 from app.kit.crypto import Keyring
 from app.models import Account, Webhook, WebhookDelivery
 from app.models.base import utcnow
+from app.models.encrypted import WEBHOOK_SECRET
 from app.webhooks import events, repository
 from app.webhooks.schemas import AttemptRead, DeliveryRead, WebhookCreate, WebhookRead
 
 
-def secret_context(webhook_id: uuid.UUID) -> str:
-    """Encryption context of a webhook's secret (app/kit/rotation.py uses the same)."""
-    return f"webhook:{webhook_id}"
-
-
 def decrypt_secret(keyring: Keyring, hook: Webhook) -> str:
-    return keyring.decrypt(hook.secret, secret_context(hook.id))
+    return keyring.decrypt(hook.secret, WEBHOOK_SECRET.context(hook.id))
 
 
 def generate_secret() -> str:
@@ -84,7 +80,7 @@ async def create(
         description=body.description,
         created_at=utcnow(),
     )
-    hook.secret = keyring.encrypt(plain, secret_context(hook.id))
+    hook.secret = keyring.encrypt(plain, WEBHOOK_SECRET.context(hook.id))
     session.add(hook)
     await session.flush()
     return hook, generated

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.checks.subsets import Choice, choose, subsets_of, validate
+from app.models.shapes import StoredVerification
 
 
 def test_rotation_covers_every_part_once_per_cycle() -> None:
@@ -27,6 +28,6 @@ def test_bad_subsets_are_refused(bad: str) -> None:
 
 
 def test_subsets_setting() -> None:
-    assert subsets_of({"read_data_subsets": 4}) == 4
-    assert subsets_of({}) == 12
+    assert subsets_of(StoredVerification(read_data_subsets=4)) == 4
+    assert subsets_of(StoredVerification()) == 12
     assert subsets_of(None) == 12

@@ -103,7 +103,7 @@ async def test_growth_and_cost_from_samples(
     async with app.state.sessionmaker() as session:
         row = await session.get(BackupSettings, pod_id)
         assert row is not None
-        row.target = {**row.target, "provider": "aws"}  # as if its endpoint were AWS's
+        row.target = row.target.model_copy(update={"provider": "aws"})  # as if at AWS
         for days, size in ((500, TB // 2), (40, 1 * TB), (10, TB + TB // 2), (0, 3 * TB)):
             await record_size(
                 session, pod_id, "owner", size, settings, at=now - timedelta(days=days)

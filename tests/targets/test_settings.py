@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.kit.crypto import Keyring
-from app.targets.service import password_context, target_context
+from app.models.encrypted import REPO_PASSWORD, TARGET_SECRET
 from tests.conftest import Tenant, auth
 from tests.targets.conftest import SECRET, b2_target, make_pod, put_settings
 
@@ -88,12 +88,12 @@ async def test_secret_and_password_are_ciphertext_at_rest(
     assert row["repo_password"].startswith("v1:test1:")
     keyring: Keyring = app.state.keyring
     pid = uuid.UUID(pod_id)
-    assert keyring.decrypt(row["target_secret"], target_context(pid)) == SECRET
-    password = keyring.decrypt(row["repo_password"], password_context(pid))
+    assert keyring.decrypt(row["target_secret"], TARGET_SECRET.context(pid)) == SECRET
+    password = keyring.decrypt(row["repo_password"], REPO_PASSWORD.context(pid))
     assert len(password) >= 40
     assert password not in raw
-    assert target_context(pid) == f"pod:{pid}:target"
-    assert password_context(pid) == f"pod:{pid}:repo_password"
+    assert TARGET_SECRET.context(pid) == f"pod:{pid}:target"
+    assert REPO_PASSWORD.context(pid) == f"pod:{pid}:repo_password"
 
 
 async def test_omitted_secret_is_kept_and_password_never_changes(
@@ -133,9 +133,9 @@ async def test_omitted_secret_is_kept_and_password_never_changes(
     assert after is not None
     keyring: Keyring = app.state.keyring
     pid = uuid.UUID(pod_id)
-    assert keyring.decrypt(after["target_secret"], target_context(pid)) == SECRET
-    assert keyring.decrypt(after["repo_password"], password_context(pid)) == keyring.decrypt(
-        before["repo_password"], password_context(pid)
+    assert keyring.decrypt(after["target_secret"], TARGET_SECRET.context(pid)) == SECRET
+    assert keyring.decrypt(after["repo_password"], REPO_PASSWORD.context(pid)) == keyring.decrypt(
+        before["repo_password"], REPO_PASSWORD.context(pid)
     )
 
     # A new key id needs its own secret; an empty secret is refused.

@@ -9,14 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Account, Job, Pod, Webhook, WebhookDelivery
+from app.models.encrypted import WEBHOOK_SECRET
 from app.webhooks.events import emit_for_job
-from app.webhooks.service import secret_context
 from tests.webhooks.conftest import Svc
 
 
 async def _hook(session: AsyncSession, services: Svc, account: Account, **over: object) -> Webhook:
     hook = Webhook(id=uuid.uuid4(), account_id=account.id, url="https://h.example.com/x")
-    hook.secret = services.keyring.encrypt("s" * 20, secret_context(hook.id))
+    hook.secret = services.keyring.encrypt("s" * 20, WEBHOOK_SECRET.context(hook.id))
     for key, value in {"events": [], "active": True, **over}.items():
         setattr(hook, key, value)
     session.add(hook)

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.kit.crypto import Keyring
-from app.webhooks.service import secret_context
+from app.models.encrypted import WEBHOOK_SECRET
 from tests.conftest import Tenant, auth
 from tests.webhooks.conftest import create_webhook
 
@@ -55,7 +55,9 @@ async def test_generated_secret_is_shown_once_and_stored_encrypted(
     assert secret not in " ".join(str(v) for v in row.values())
     assert row["secret"].startswith("v1:test1:")
     keyring: Keyring = app.state.keyring
-    assert keyring.decrypt(row["secret"], secret_context(uuid.UUID(created["id"]))) == secret
+    assert (
+        keyring.decrypt(row["secret"], WEBHOOK_SECRET.context(uuid.UUID(created["id"]))) == secret
+    )
 
 
 async def test_given_secret_is_never_echoed(
