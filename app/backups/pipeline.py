@@ -23,7 +23,7 @@ from app.kit.cachedir import private_dirs
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
 from app.models.kinds import JobStatus
-from app.models.shapes import LocalFiles
+from app.models.shapes import JobError, LocalFiles
 from app.plans import repository as plan_states
 from app.plans import targets
 from app.podio.hooks import pod_stopped
@@ -250,7 +250,7 @@ class BackupHandler:
 
         return JobOutcome(status=status, result=result, finalize=finalize)
 
-    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+    async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None:
         if job.pod_id is None:
             return
         await plan_states.upsert(
@@ -258,6 +258,6 @@ class BackupHandler:
             job.pod_id,
             job.plan,
             last_attempt_at=datetime.now(UTC),
-            last_status="canceled" if error.get("code") == "canceled" else "failed",
+            last_status="canceled" if error.code == "canceled" else "failed",
             last_job_id=job.id,
         )

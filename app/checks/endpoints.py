@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import Field, field_validator
@@ -15,6 +14,7 @@ from app.jobs.schemas import JobRead
 from app.jobs.starting import require_settings, start_pod_job
 from app.kit.validators import Body
 from app.models.kinds import JobKind
+from app.models.shapes import JobParams
 from app.pods import service as pods
 
 router = APIRouter(tags=["checks"])
@@ -68,11 +68,11 @@ async def start_check(
     pod = await pods.get_visible(session, principal, pod_id)
     await require_settings(session, pod, "back up first")
     body = body or CheckRequest()
-    params: dict[str, Any] = {"trial_restore": body.trial_restore}
+    # Absent and null mean different things (``subsets.choose``): set only what was given.
     if "read_data_subset" in body.model_fields_set:
-        params["read_data_subset"] = body.read_data_subset
+        params = JobParams(trial_restore=body.trial_restore, read_data_subset=body.read_data_subset)
     else:
-        params["rotate"] = True
+        params = JobParams(trial_restore=body.trial_restore, rotate=True)
     return await start_pod_job(
         session,
         redis,
@@ -84,5 +84,5 @@ async def start_check(
         request=request,
         response=response,
         params=params,
-        detail=params,
+        detail=params.stored(),
     )

@@ -29,6 +29,7 @@ from app.integrations.restic.commands import CheckOutcome
 from app.jobs import repository as jobs
 from app.models import BackupSettings, Job, Pod
 from app.models.base import utcnow
+from app.models.shapes import JobError
 from app.plans import repository as plan_states
 from app.plans import targets
 from app.platform import maintenance
@@ -57,8 +58,8 @@ class CheckFailed(JobFailure):
         super().__init__(code, message, hint=hint, retryable=False)
         self.report = report
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**super().as_dict(), "report": self.report}
+    def as_error(self) -> JobError:
+        return super().as_error().model_copy(update={"report": self.report})
 
 
 @dataclass
@@ -131,9 +132,9 @@ def _first_error(errors: list[str]) -> str:
 class CheckHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
         setup = await _load(ctx)
-        params = dict(ctx.job.params or {})
+        params = ctx.job.params
         choice = subsets.choose(params, setup.subsets, setup.counter)
-        trial_on = bool(params.get("trial_restore", True))
+        trial_on = params.trial_restore
         if not setup.has_repository:
             raise JobFailure(
                 "nothing_to_verify",
@@ -209,14 +210,14 @@ class CheckHandler:
 
         return JobOutcome(result=report, finalize=finalize)
 
-    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
-        if job.pod_id is None or error.get("code") == "canceled":
+    async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None:
+        if job.pod_id is None or error.code == "canceled":
             return
-        report = error.get("report")
+        report = (error.model_extra or {}).get("report")
         if isinstance(report, dict):
             # The runner stores no result for a failed job: the report belongs there, and the
             # error keeps code, message and hint (the webhook still gets the whole error).
-            plain = {k: error.get(k) for k in ("code", "message", "hint")}
+            plain = JobError(code=error.code, message=error.message, hint=error.hint)
             await jobs.replace_failure(session, job.id, result=report, error=plain)
         await record(session, job, report if isinstance(report, dict) else None, error)
 
@@ -225,7 +226,7 @@ async def record(
     session: AsyncSession,
     job: Job,
     report: dict[str, Any] | None,
-    error: dict[str, Any] | None,
+    error: JobError | None,
 ) -> None:
     """``last_verification`` for status; the rotation moves on once its subset was read."""
     assert job.pod_id is not None
@@ -236,7 +237,7 @@ async def record(
         "subset": report.get("subset") if report else None,
         "summary": summarize(report, error),
         "job_id": str(job.id),
-        "code": error.get("code") if error else None,
+        "code": error.code if error else None,
         "check_ok": (report or {}).get("check", {}).get("ok"),
         "trial_restore_ok": ((report or {}).get("trial_restore") or {}).get("ok"),
         "files_ok": ((report or {}).get("files") or {}).get("ok"),
@@ -246,10 +247,10 @@ async def record(
         await plan_states.advance_check_counter(session, job.pod_id, job.plan)
 
 
-def summarize(report: dict[str, Any] | None, error: dict[str, Any] | None) -> str:
+def summarize(report: dict[str, Any] | None, error: JobError | None) -> str:
     """One line for people: what was checked and what was found."""
     if report is None:
-        message = (error or {}).get("message") or "unknown error"
+        message = (error.message if error else None) or "unknown error"
         return f"could not verify: {message}"
     check = report.get("check") or {}
     parts = []

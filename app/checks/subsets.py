@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from app.models.shapes import StoredVerification
+from app.models.shapes import JobParams, StoredVerification
 
 DEFAULT_SUBSETS = 12
 _PART = re.compile(r"^(\d{1,6})/(\d{1,6})$")
@@ -44,10 +43,10 @@ class Choice:
     rotating: bool  # advance the counter once this subset was read
 
 
-def choose(params: dict[str, Any], total: int, counter: int) -> Choice:
+def choose(params: JobParams, total: int, counter: int) -> Choice:
     """From the job's params: absent → the rotation's next subset; null → none; a string
     → that subset."""
-    if "read_data_subset" not in params or params.get("rotate"):
+    if "read_data_subset" not in params.model_fields_set or params.rotate:
         return Choice(f"{counter % total + 1}/{total}", True)
-    given = params.get("read_data_subset")
+    given = params.read_data_subset
     return Choice(validate(str(given)) if given else None, False)

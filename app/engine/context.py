@@ -25,6 +25,7 @@ from app.kit.crypto import Keyring
 from app.kit.logging import redact, register_secret
 from app.models import Job
 from app.models.kinds import JobKind, JobStatus
+from app.models.shapes import JobError, JobProgress
 
 log = logging.getLogger("app.jobs")
 
@@ -56,7 +57,7 @@ class JobOutcome:
 class Handler(Protocol):
     async def run(self, ctx: JobContext) -> JobOutcome: ...
 
-    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None: ...
+    async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None: ...
 
 
 class JobContext:
@@ -64,7 +65,7 @@ class JobContext:
         self.services = services
         self.job = job
         self.cancel = cancel
-        self._progress: dict[str, Any] = dict(job.progress or {})
+        self._progress: JobProgress = job.progress
         self._last_write = 0.0
         self._pending = False
 
@@ -98,7 +99,11 @@ class JobContext:
 
     async def progress(self, *, force: bool = False, **fields: Any) -> None:
         """Merge ``fields`` into the job's progress; written at most about once a second."""
-        self._progress.update({k: v for k, v in fields.items() if v is not None})
+        given = {k: v for k, v in fields.items() if v is not None}
+        if given:
+            self._progress = JobProgress.model_validate(
+                {**self._progress.model_dump(exclude_unset=True), **given}
+            )
         now = time.monotonic()
         if not force and now - self._last_write < 1.0:
             self._pending = True
@@ -111,7 +116,7 @@ class JobContext:
         that stays away is noticed by the heartbeat."""
         self._last_write = time.monotonic()
         self._pending = False
-        snapshot = dict(self._progress)
+        snapshot = self._progress
         try:
             async with self.transaction() as session:
                 await jobs.set_progress(session, self.job.id, snapshot)
@@ -122,8 +127,8 @@ class JobContext:
             log.warning("job %s: progress not written (%s)", self.job.id, type(exc).__name__)
 
     @property
-    def current_progress(self) -> dict[str, Any]:
-        return dict(self._progress)
+    def current_progress(self) -> JobProgress:
+        return self._progress
 
     async def log(self, message: str, level: str = "info", **data: Any) -> None:
         text = redact(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.integrations.errors import IntegrationError
 from app.kit.logging import redact
+from app.models.shapes import JobError
 
 # Failures worth another attempt (with backoff): the world may heal.
 RETRYABLE_CODES = frozenset(
@@ -35,8 +36,9 @@ class JobFailure(Exception):
             return cls(code, redact(message), hint=hint if isinstance(hint, str) else None)
         return None
 
-    def as_dict(self) -> dict[str, str | None]:
-        return {"code": self.code, "message": self.message, "hint": self.hint}
+    def as_error(self) -> JobError:
+        """The job's stored error: code, message and hint (null too), as ever."""
+        return JobError(code=self.code, message=self.message, hint=self.hint)
 
 
 class JobCanceled(Exception):

@@ -19,14 +19,15 @@ from app.jobs import queue
 from app.jobs import repository as jobs
 from app.models.base import utcnow
 from app.models.kinds import JobStatus
+from app.models.shapes import JobError
 
 log = logging.getLogger(__name__)
 
-WORKER_LOST = {
-    "code": "worker_lost",
-    "message": "the worker running this job stopped (crashed or was killed)",
-    "hint": "the job is retried on another worker",
-}
+WORKER_LOST = JobError(
+    code="worker_lost",
+    message="the worker running this job stopped (crashed or was killed)",
+    hint="the job is retried on another worker",
+)
 
 
 async def reconcile(services: Services) -> dict[str, int]:
@@ -42,7 +43,7 @@ async def reconcile(services: Services) -> dict[str, int]:
                 to_enqueue.append(job.id)
                 counts["requeued"] += 1
             else:
-                error = {**WORKER_LOST, "hint": "the last attempt was lost too"}
+                error = WORKER_LOST.model_copy(update={"hint": "the last attempt was lost too"})
                 await jobs.fail_lost(session, job, error)
                 handler = services.handlers.get(job.kind)
                 if handler is not None:

@@ -24,6 +24,7 @@ from app.jobs import repository as jobs
 from app.kit import subprocess as sp
 from app.models import Job
 from app.models.kinds import JobStatus
+from app.models.shapes import JobError
 from app.webhooks.events import emit_for_job
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class JobRunner:
                 handler,
                 JobStatus.CANCELED,
                 None,
-                {"code": "canceled", "message": "canceled on request", "hint": None},
+                JobError(code="canceled", message="canceled on request", hint=None),
                 duration,
             )
         if failure is not None:
@@ -115,7 +116,7 @@ class JobRunner:
                 handler,
                 JobStatus.FAILED,
                 None,
-                failure.as_dict(),
+                failure.as_error(),
                 duration,
             )
         assert outcome is not None
@@ -199,7 +200,7 @@ class JobRunner:
                 session,
                 job,
                 self.services.worker_id,
-                error=failure.as_dict(),
+                error=failure.as_error(),
                 delay=delay,
                 progress=ctx.current_progress,
             )
@@ -215,7 +216,7 @@ class JobRunner:
         handler: Handler | None,
         status: JobStatus,
         outcome: JobOutcome | None,
-        error: dict[str, Any] | None,
+        error: JobError | None,
         duration: float,
     ) -> RunResult:
         """Record the end, again after a dropped connection (guarded: never twice)."""
@@ -230,13 +231,14 @@ class JobRunner:
         handler: Handler | None,
         status: JobStatus,
         outcome: JobOutcome | None,
-        error: dict[str, Any] | None,
+        error: JobError | None,
         duration: float,
     ) -> RunResult:
         job = ctx.job
-        progress = {**ctx.current_progress, "phase": status.value}
+        end: dict[str, Any] = {"phase": status.value}
         if status in (JobStatus.SUCCEEDED, JobStatus.PARTIAL):
-            progress["percent"] = 100.0
+            end["percent"] = 100.0
+        progress = ctx.current_progress.model_copy(update=end)
         result = outcome.result if outcome else None
         async with transaction(self.services.sessionmaker) as session:
             at = await jobs.finish(
@@ -268,7 +270,7 @@ async def emit_job_event(
     job: Job,
     status: str,
     outcome: JobOutcome | None,
-    error: dict[str, Any] | None,
+    error: JobError | None,
 ) -> None:
     """Queue webhook deliveries for the job's final state (no-op without webhooks)."""
     await emit_for_job(session, job, status, outcome.result if outcome else None, error)

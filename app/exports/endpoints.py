@@ -23,6 +23,7 @@ from app.kit.validators import Body
 from app.models import Export
 from app.models.base import utcnow
 from app.models.kinds import JobKind
+from app.models.shapes import JobParams
 from app.pods import service as pods
 from app.snapshots import service as snapshots
 
@@ -115,7 +116,7 @@ async def create_export(
         kind=JobKind.EXPORT,
         pod_id=pod.id,
         account_id=pod.account_id,
-        params={"export_id": str(export.id), "snapshot_id": snapshot_id},
+        params=JobParams(export_id=str(export.id), snapshot_id=snapshot_id),
     )
     export.job_id = job.id
     await audit.record(

@@ -20,6 +20,7 @@ from app.exports.store import private_dir, store_path
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
 from app.models.kinds import JobStatus
+from app.models.shapes import JobError
 from app.plans import targets
 from app.podio.hooks import pod_stopped
 from app.podio.stage import stage_database, stage_files
@@ -29,8 +30,8 @@ from app.snapshots import repository as snapshots
 
 class ExportHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
-        export_id = uuid.UUID(ctx.job.params["export_id"])
-        snapshot_id = ctx.job.params.get("snapshot_id")
+        export_id = uuid.UUID(ctx.job.params.export_id)
+        snapshot_id = ctx.job.params.snapshot_id
         export_dir = ctx.settings.export_path
         private_dir(export_dir)
         final = store_path(export_dir, export_id)
@@ -115,7 +116,7 @@ class ExportHandler:
             },
         )
 
-    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
-        export_id = job.params.get("export_id")
+    async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None:
+        export_id = job.params.export_id
         if export_id:
             await repository.mark_failed(session, uuid.UUID(export_id))

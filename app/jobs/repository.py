@@ -29,6 +29,7 @@ from app.models.kinds import (
     JobKind,
     JobStatus,
 )
+from app.models.shapes import JobError, JobParams, JobProgress
 
 JsonDict = dict[str, Any]
 
@@ -176,7 +177,7 @@ async def create(
     account_id: uuid.UUID | None,
     trigger: str,
     plan: str,
-    params: JsonDict,
+    params: JobParams,
     max_attempts: int,
 ) -> Job | None:
     """Insert a queued job with its ``queued`` state event. None: the pod already has an
@@ -191,7 +192,7 @@ async def create(
         "status": JobStatus.QUEUED,
         "trigger": trigger,
         "params": params,
-        "progress": {"phase": "queued"},
+        "progress": JobProgress(phase="queued"),
         "attempt": 1,
         "max_attempts": max_attempts,
         "cancel_requested": False,
@@ -266,7 +267,7 @@ async def create_scheduled(
 # -- cancel (API side) --------------------------------------------------------------------
 
 
-async def cancel_queued(session: AsyncSession, job: Job, error: JsonDict) -> bool:
+async def cancel_queued(session: AsyncSession, job: Job, error: JobError) -> bool:
     """A queued job ends canceled at once. False: it is no longer queued."""
     result = await session.execute(
         update(Job)
@@ -276,7 +277,7 @@ async def cancel_queued(session: AsyncSession, job: Job, error: JsonDict) -> boo
             cancel_requested=True,
             finished_at=utcnow(),
             error=error,
-            progress={**(job.progress or {}), "phase": "canceled"},
+            progress=job.progress.model_copy(update={"phase": "canceled"}),
         )
     )
     if not result.rowcount:  # type: ignore[attr-defined]
@@ -315,7 +316,7 @@ async def claim(session: AsyncSession, job_id: uuid.UUID, worker_id: str) -> Job
             heartbeat_at=ts,
             started_at=func.coalesce(Job.started_at, ts),
             run_after=None,
-            progress={"phase": "starting"},
+            progress=JobProgress(phase="starting"),
         )
         .returning(Job)
     )
@@ -340,7 +341,7 @@ async def release(session: AsyncSession, job_id: uuid.UUID, worker_id: str) -> N
             status=JobStatus.QUEUED,
             worker_id=None,
             heartbeat_at=None,
-            progress={"phase": "queued"},
+            progress=JobProgress(phase="queued"),
         )
     )
 
@@ -359,9 +360,9 @@ async def heartbeat(session: AsyncSession, job_id: uuid.UUID, worker_id: str) ->
     return None if row is None else bool(row[0])
 
 
-async def set_progress(session: AsyncSession, job_id: uuid.UUID, progress: JsonDict) -> None:
+async def set_progress(session: AsyncSession, job_id: uuid.UUID, progress: JobProgress) -> None:
     await session.execute(update(Job).where(Job.id == job_id).values(progress=progress))
-    await add_event(session, job_id, "progress", progress)
+    await add_event(session, job_id, "progress", progress.stored())
 
 
 async def requeue(
@@ -369,9 +370,9 @@ async def requeue(
     job: Job,
     worker_id: str,
     *,
-    error: JsonDict,
+    error: JobError,
     delay: float,
-    progress: JsonDict,
+    progress: JobProgress,
 ) -> bool:
     """running → queued for attempt + 1 after ``delay`` seconds. False: not ours any more."""
     ts = utcnow()
@@ -385,12 +386,17 @@ async def requeue(
             worker_id=None,
             heartbeat_at=None,
             error=error,
-            progress={**progress, "phase": "waiting to retry"},
+            progress=progress.model_copy(update={"phase": "waiting to retry"}),
         )
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
-    data = {"status": "queued", "attempt": job.attempt + 1, "retry_in": delay, "error": error}
+    data = {
+        "status": "queued",
+        "attempt": job.attempt + 1,
+        "retry_in": delay,
+        "error": error.stored(),
+    }
     await add_event(session, job.id, "state", data, at=ts)
     return True
 
@@ -402,8 +408,8 @@ async def finish(
     status: JobStatus,
     *,
     result: JsonDict | None,
-    error: JsonDict | None,
-    progress: JsonDict,
+    error: JobError | None,
+    progress: JobProgress,
 ) -> datetime | None:
     """running → succeeded | partial | failed | canceled. Returns the time recorded, or
     None when the job is not this worker's any more (nothing written)."""
@@ -429,15 +435,16 @@ async def finished_event(
     status: JobStatus,
     *,
     result: JsonDict | None,
-    error: JsonDict | None,
+    error: JobError | None,
     at: datetime,
 ) -> None:
-    data = {"status": status.value, "final": True, "error": error, "result": result}
+    stored_error = error.stored() if error is not None else None
+    data = {"status": status.value, "final": True, "error": stored_error, "result": result}
     await add_event(session, job_id, "state", data, at=at)
 
 
 async def replace_failure(
-    session: AsyncSession, job_id: uuid.UUID, *, result: JsonDict, error: JsonDict
+    session: AsyncSession, job_id: uuid.UUID, *, result: JsonDict, error: JobError
 ) -> None:
     """A failed job's result and error, rewritten by its handler (a check's report)."""
     await session.execute(update(Job).where(Job.id == job_id).values(result=result, error=error))
@@ -461,24 +468,24 @@ async def lock_stale(session: AsyncSession, stale_before: datetime, limit: int) 
     ).all()
 
 
-async def requeue_lost(session: AsyncSession, job: Job, error: JsonDict) -> None:
+async def requeue_lost(session: AsyncSession, job: Job, error: JobError) -> None:
     """A locked stale job (``lock_stale``) → queued for its next attempt, due now."""
     ts = utcnow()
     job.status, job.attempt = JobStatus.QUEUED, job.attempt + 1
     job.worker_id, job.heartbeat_at, job.run_after = None, None, ts
-    job.error = dict(error)
-    job.progress = {**(job.progress or {}), "phase": "waiting to retry"}
-    data = {"status": "queued", "attempt": job.attempt, "error": error}
+    job.error = error
+    job.progress = job.progress.model_copy(update={"phase": "waiting to retry"})
+    data = {"status": "queued", "attempt": job.attempt, "error": error.stored()}
     await add_event(session, job.id, "state", data, at=ts)
 
 
-async def fail_lost(session: AsyncSession, job: Job, error: JsonDict) -> None:
+async def fail_lost(session: AsyncSession, job: Job, error: JobError) -> None:
     """A locked stale job (``lock_stale``) on its last attempt → failed."""
     ts = utcnow()
     job.status, job.finished_at = JobStatus.FAILED, ts
     job.error = error
-    job.progress = {**(job.progress or {}), "phase": "failed"}
-    data = {"status": "failed", "final": True, "error": job.error}
+    job.progress = job.progress.model_copy(update={"phase": "failed"})
+    data = {"status": "failed", "final": True, "error": error.stored()}
     await add_event(session, job.id, "state", data, at=ts)
 
 

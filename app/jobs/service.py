@@ -20,6 +20,7 @@ from app.jobs.schemas import JobErrorRead, JobEventRead, JobRead, Progress
 from app.kit import fastread
 from app.models import Job
 from app.models.kinds import FINAL_STATUSES, JobKind, JobStatus
+from app.models.shapes import JobError, JobParams
 
 
 async def create(
@@ -32,7 +33,7 @@ async def create(
     account_id: uuid.UUID | None,
     trigger: str = "manual",
     plan: str = "owner",
-    params: dict[str, Any] | None = None,
+    params: JobParams | None = None,
     max_attempts: int | None = None,
     idempotent: bool = True,
 ) -> tuple[Job, bool]:
@@ -50,7 +51,7 @@ async def create(
         account_id=account_id,
         trigger=trigger,
         plan=plan,
-        params=params or {},
+        params=params or JobParams(),
         max_attempts=max_attempts or settings.job_max_attempts,
     )
     if job is None:
@@ -121,7 +122,7 @@ async def cancel(session: AsyncSession, redis: ArqRedis, settings: Settings, job
             f"job {job.id} already {job.status}", hint="only queued or running jobs can be canceled"
         )
     if job.status == JobStatus.QUEUED:
-        error = {"code": "canceled", "message": "canceled before it started", "hint": None}
+        error = JobError(code="canceled", message="canceled before it started", hint=None)
         if await repository.cancel_queued(session, job, error):
 
             async def _forget() -> None:
@@ -143,13 +144,13 @@ def to_read(job: Job) -> JobRead:
         kind=job.kind,
         status=job.status,
         trigger=job.trigger,
-        progress=Progress.model_validate(job.progress or {}),
+        progress=Progress.model_validate(job.progress.stored()),
         result=job.result,
-        error=JobErrorRead.model_validate(job.error) if job.error else None,
+        error=JobErrorRead.model_validate(job.error.stored()) if job.error else None,
         attempt=job.attempt,
         max_attempts=job.max_attempts,
         cancel_requested=job.cancel_requested,
-        params=_public_params(job.params or {}),
+        params=_public_params(job.params.stored()),
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

@@ -17,6 +17,7 @@ from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
 from app.models import BackupSettings, Pod
 from app.models.kinds import JobKind
+from app.models.shapes import JobParams
 
 
 class NotConfigured(Conflict):
@@ -46,7 +47,7 @@ async def start_pod_job(
     response: Response,
     trigger: str = "manual",
     plan: str = "owner",
-    params: dict[str, Any] | None = None,
+    params: JobParams | None = None,
     detail: dict[str, Any] | None = None,
     idempotent: bool = True,
 ) -> JobRead:

@@ -12,6 +12,8 @@ from sqlalchemy.types import TypeDecorator
 
 from app.models.base import Base, IdMixin, utcnow
 from app.models.kinds import ACTIVE_STATUSES, EXCLUSIVE_ACTIVE_SQL, JobKind, JobStatus, sql_list
+from app.models.shapes import JobError, JobParams, JobProgress
+from app.models.types import Stored
 
 
 class _TextEnum(TypeDecorator[StrEnum]):
@@ -52,10 +54,10 @@ class Job(IdMixin, Base):
     kind: Mapped[JobKind] = mapped_column(_text_enum(JobKind))
     status: Mapped[JobStatus] = mapped_column(_text_enum(JobStatus), default=JobStatus.QUEUED)
     trigger: Mapped[str] = mapped_column(String(16), default="manual")
-    params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    progress: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    params: Mapped[JobParams] = mapped_column(Stored(JobParams), default=dict)
+    progress: Mapped[JobProgress] = mapped_column(Stored(JobProgress), default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # free-form, per kind
+    error: Mapped[JobError | None] = mapped_column(Stored(JobError))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -98,3 +98,52 @@ class StoredVerification(StoredShape):
     enabled: bool = True
     interval_days: int = 7
     read_data_subsets: int = 12
+
+
+# -- jobs ------------------------------------------------------------------------------
+
+
+class JobParams(StoredShape):
+    """What a job was asked to do. One shape for every kind (the kind is a column of its
+    own, not a key here); each kind reads its own fields, all optional: a scheduled job has
+    none. ``"read_data_subset" in params.model_fields_set`` tells absent from null."""
+
+    # restore
+    source_pod_id: str | None = None
+    paths: list[str] | None = None
+    files: bool = True
+    database: bool = True
+    mode: str = "merge"
+    safety_backup: bool = True
+    allow_unrecorded_dump: bool = False
+    # restore, export, index
+    snapshot_id: str | None = None
+    # export
+    export_id: str | None = None
+    # index
+    measure: bool = False
+    # check
+    trial_restore: bool = True
+    read_data_subset: str | None = None
+    rotate: bool = False
+
+
+class JobProgress(StoredShape):
+    """Where a running job stands (the API's ``Progress``); handlers may add fields."""
+
+    percent: float | None = None
+    bytes_done: int | None = None
+    bytes_total: int | None = None
+    files_done: int | None = None
+    files_total: int | None = None
+    phase: str | None = None
+    seconds_remaining: float | None = None
+
+
+class JobError(StoredShape):
+    """Why a job failed (``JobFailure``): a check adds its ``report`` as an extra key."""
+
+    code: str
+    message: str
+    hint: str | None = None
+    retryable: bool | None = None  # not written by this version; kept when present

@@ -28,6 +28,11 @@ class StoredShape(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
+    def stored(self) -> dict[str, Any]:
+        """The JSON ``Stored`` writes for this value: the keys it was given, and no others
+        (for copies of it kept elsewhere: job events, webhook payloads)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
 
 class Stored(TypeDecorator[Any]):
     """JSONB holding a ``shape``: a ``StoredShape`` subclass or a union of them."""

@@ -36,7 +36,7 @@ async def vet_dump(ctx: JobContext, snapshot: Snapshot, dump_file: Path) -> dict
         why = "the snapshot's record holds no SHA-256 of a dump (an older safety snapshot)"
     else:
         why = "podbackup did not make it (the snapshot was found by a refresh)"
-    if ctx.job.params.get("allow_unrecorded_dump"):
+    if ctx.job.params.allow_unrecorded_dump:
         await ctx.log(
             f"loading a database dump podbackup did not record ({why}), as confirmed by "
             "allow_unrecorded_dump",

@@ -14,6 +14,7 @@ from app.jobs.schemas import JobRead
 from app.jobs.starting import start_pod_job
 from app.kit.validators import Body
 from app.models.kinds import JobKind
+from app.models.shapes import JobParams
 from app.pods import service as pods
 from app.restores.paths import files_subpaths
 from app.snapshots import service as snapshots
@@ -142,16 +143,16 @@ async def create_restore(
             "recorded and is not loaded without confirmation",
             hint=UNRECORDED_HINT,
         )
-    params = {
-        "source_pod_id": str(source.id),
-        "snapshot_id": snap.id,
-        "paths": body.paths,
-        "files": body.files,
-        "database": body.database,
-        "mode": body.mode,
-        "safety_backup": body.safety_backup,
-        "allow_unrecorded_dump": body.allow_unrecorded_dump,
-    }
+    params = JobParams(
+        source_pod_id=str(source.id),
+        snapshot_id=snap.id,
+        paths=body.paths,
+        files=body.files,
+        database=body.database,
+        mode=body.mode,
+        safety_backup=body.safety_backup,
+        allow_unrecorded_dump=body.allow_unrecorded_dump,
+    )
     return await start_pod_job(
         session,
         redis,
@@ -165,5 +166,5 @@ async def create_restore(
         plan=body.plan,
         params=params,
         idempotent=False,
-        detail={k: v for k, v in params.items() if k != "safety_backup"},
+        detail={k: v for k, v in params.stored().items() if k != "safety_backup"},
     )

@@ -20,6 +20,7 @@ from app.engine.context import JobContext, JobOutcome, ProgressPump
 from app.engine.errors import JobFailure
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod, Snapshot
+from app.models.shapes import JobError
 from app.plans import targets
 from app.podio.hooks import pod_stopped
 from app.podio.write import load_database, put_files
@@ -40,12 +41,15 @@ class Plan:
 
 async def _plan(ctx: JobContext) -> Plan:
     params = ctx.job.params
+    # Both set by the restore endpoint.
+    assert params.source_pod_id is not None
+    assert params.snapshot_id is not None
     async with ctx.session() as session:
         target_pod = await session.get(Pod, ctx.job.pod_id)
-        source = await session.get(Pod, uuid.UUID(params["source_pod_id"]))
+        source = await session.get(Pod, uuid.UUID(params.source_pod_id))
         if target_pod is None or source is None:
             raise JobFailure("pod_deleted", "the pod was deleted", retryable=False)
-        snap = await snapshots.find(session, source.id, ctx.job.plan, params["snapshot_id"])
+        snap = await snapshots.find(session, source.id, ctx.job.plan, params.snapshot_id)
         if snap is None:
             raise JobFailure(
                 "snapshot_not_found",
@@ -65,15 +69,15 @@ class RestoreHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
         params = ctx.job.params
         plan = await _plan(ctx)
-        want_files = bool(params.get("files", True)) and plan.target_pod.files is not None
-        want_db = bool(params.get("database", True)) and plan.target_pod.database is not None
+        want_files = params.files and plan.target_pod.files is not None
+        want_db = params.database and plan.target_pod.database is not None
         result: dict[str, Any] = {
             "snapshot_id": plan.snapshot.id,
             "source_pod_id": str(plan.source.id),
-            "mode": params.get("mode", "merge"),
+            "mode": params.mode,
         }
         safety = None
-        if params.get("safety_backup", True):
+        if params.safety_backup:
             safety = await safety_backup(ctx, plan.target_pod, plan.secrets)
         result["safety_snapshot_id"] = safety
 
@@ -103,8 +107,8 @@ class RestoreHandler:
                         plan.secrets,
                         scratch / "files",
                         policy,
-                        subpaths=files_subpaths(params.get("paths")) or None,
-                        delete_extra=params.get("mode") == "mirror",
+                        subpaths=files_subpaths(params.paths) or None,
+                        delete_extra=params.mode == "mirror",
                     )
                 if want_db:
                     assert dump_file is not None
@@ -124,9 +128,7 @@ class RestoreHandler:
         await ctx.phase("reading snapshot")
         include: list[str] = []
         if want_files:
-            include += [f"/files/{p}" for p in files_subpaths(ctx.job.params.get("paths"))] or [
-                "/files"
-            ]
+            include += [f"/files/{p}" for p in files_subpaths(ctx.job.params.paths)] or ["/files"]
         if want_db:
             include.append("/database")
         async with ProgressPump(ctx, lambda m: m) as pump:
@@ -151,7 +153,7 @@ class RestoreHandler:
                 cancel=ctx.cancel,
             )
         ctx.check_cancel()
-        for rel in files_subpaths(ctx.job.params.get("paths")) if want_files else []:
+        for rel in files_subpaths(ctx.job.params.paths) if want_files else []:
             if not os.path.lexists(scratch / "files" / rel):
                 raise JobFailure(
                     "path_not_found",
@@ -162,5 +164,5 @@ class RestoreHandler:
         dumps = sorted((scratch / "database").glob("*.sql")) if want_db else []
         return dumps[0] if dumps else None
 
-    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+    async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None:
         return None

@@ -18,6 +18,7 @@ from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
 from app.models import BackupSettings, Job, Pod
+from app.models.shapes import JobError
 from app.plans import targets
 from app.platform import maintenance
 from app.retention import service
@@ -125,7 +126,7 @@ class PruneHandler:
 
         return JobOutcome(result=result, finalize=finalize)
 
-    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+    async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None:
         return None
 
 

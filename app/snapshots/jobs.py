@@ -11,6 +11,7 @@ from app.db import commit
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.models import Job, Pod
+from app.models.shapes import JobError
 from app.plans import repository as plan_states
 from app.plans import targets
 from app.snapshots import index
@@ -34,7 +35,7 @@ async def _pod_and_target(ctx: JobContext) -> tuple[Pod, targets.Target]:
 class IndexHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
         pod, target = await _pod_and_target(ctx)
-        snapshot_id = str(ctx.job.params.get("snapshot_id") or "")
+        snapshot_id = ctx.job.params.snapshot_id or ""
         await ctx.phase("indexing")
         async with ctx.session() as session:
             snap = await snapshots.find(session, pod.id, ctx.job.plan, snapshot_id)
@@ -58,13 +59,13 @@ class IndexHandler:
                 await commit(session)
                 raise
         result: dict[str, Any] = {"snapshot_id": snap.id, "files": count}
-        if ctx.job.params.get("measure"):
+        if ctx.job.params.measure:
             # Growth and cost: measured right after each backup; a failure here is logged
             # by `measure` and never fails the index.
             return await storage_jobs.with_size(ctx, target.repo, JobOutcome(result=result))
         return JobOutcome(result=result)
 
-    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+    async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None:
         return None
 
 
@@ -101,7 +102,7 @@ class RefreshHandler:
 
         return JobOutcome(result=result, finalize=finalize)
 
-    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+    async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None:
         return None
 
 

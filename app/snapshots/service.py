@@ -18,6 +18,7 @@ from app.jobs import service as jobs
 from app.kit import fastread
 from app.models import Job, Pod, Snapshot, SnapshotFile
 from app.models.kinds import JobKind
+from app.models.shapes import JobParams
 from app.snapshots import repository
 from app.snapshots.dumps import dump_record
 from app.snapshots.kinds import kind_of, trigger_of
@@ -215,6 +216,6 @@ async def request_index(
         account_id=pod.account_id,
         plan=plan,
         trigger="api",
-        params={"snapshot_id": snapshot_id, "measure": measure},
+        params=JobParams(snapshot_id=snapshot_id, measure=measure),
     )
     return job

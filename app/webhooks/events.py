@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Job, Webhook, WebhookDelivery
 from app.models.base import utcnow
+from app.models.shapes import JobError
 from app.webhooks import repository
 
 EVENTS = (
@@ -60,7 +61,7 @@ async def emit(
 
 
 def _job_data(
-    job: Job, status: str, result: dict[str, Any] | None, error: dict[str, Any] | None
+    job: Job, status: str, result: dict[str, Any] | None, error: JobError | None
 ) -> dict[str, Any]:
     return {
         "job_id": str(job.id),
@@ -70,7 +71,7 @@ def _job_data(
         "trigger": job.trigger,
         "attempt": job.attempt,
         "result": result,
-        "error": error,
+        "error": error.stored() if error is not None else None,
     }
 
 
@@ -79,7 +80,7 @@ async def emit_for_job(
     job: Job,
     status: str,
     result: dict[str, Any] | None,
-    error: dict[str, Any] | None,
+    error: JobError | None,
 ) -> None:
     if job.plan != "owner":
         return  # platform jobs are the operator's, not the account's

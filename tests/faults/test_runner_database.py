@@ -9,7 +9,6 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -26,6 +25,7 @@ from app.kit.crypto import Keyring
 from app.main import make_redis
 from app.models import Account, Job, Pod
 from app.models.kinds import JobKind
+from app.models.shapes import JobError
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ class DyingHandler:
 
         return JobOutcome(result={"ok": True}, finalize=finalize)
 
-    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+    async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None:
         pass
 
 
@@ -127,8 +127,8 @@ async def test_lost_connection_in_a_handler_is_a_retryable_database_failure(
     assert job.status == "queued"
     assert job.attempt == 2
     assert job.error is not None
-    assert job.error["code"] == "database_unavailable"
-    assert job.error["hint"]
+    assert job.error.code == "database_unavailable"
+    assert job.error.hint
 
 
 async def test_the_end_of_a_job_is_recorded_after_its_connection_drops(

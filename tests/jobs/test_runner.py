@@ -20,12 +20,13 @@ from app.kit import subprocess as sp
 from app.models import Account, Job, JobEvent, Pod
 from app.models.base import utcnow
 from app.models.kinds import JobKind
+from app.models.shapes import JobError
 
 
 class Recorder:
     def __init__(self) -> None:
         self.calls = 0
-        self.failures: list[dict[str, Any]] = []
+        self.failures: list[JobError] = []
         self.plan: list[Any] = []  # per call: JobOutcome | Exception | "sleep"
 
     async def run(self, ctx: JobContext) -> JobOutcome:
@@ -40,7 +41,7 @@ class Recorder:
             raise step
         return step  # type: ignore[no-any-return]
 
-    async def failed(self, session: AsyncSession, job: Job, error: dict[str, Any]) -> None:
+    async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None:
         self.failures.append(error)
 
 
@@ -93,7 +94,7 @@ async def test_success_records_result_progress_and_events(
     assert result.status == "succeeded"
     job = await load(services, job_id)
     assert (job.status, job.result, job.error) == ("succeeded", {"answer": 42}, None)
-    assert job.progress["percent"] == 100.0
+    assert job.progress.percent == 100.0
     assert job.started_at
     assert job.finished_at
     assert written == ["in-transaction"]
@@ -123,7 +124,12 @@ async def test_retryable_failure_retries_with_backoff_then_fails(
     assert first.retry_in is not None
     job = await load(services, job_id)
     assert (job.status, job.attempt) == ("queued", 2)
-    assert job.error == {"code": "storage_unreachable", "message": "storage down", "hint": None}
+    assert job.error is not None
+    assert job.error.stored() == {
+        "code": "storage_unreachable",
+        "message": "storage down",
+        "hint": None,
+    }
     assert job.run_after is not None
     assert job.run_after > utcnow()
     async with services.sessionmaker() as session:  # time passes
@@ -134,9 +140,9 @@ async def test_retryable_failure_retries_with_backoff_then_fails(
     job = await load(services, job_id)
     assert job.status == "failed"
     assert job.error is not None
-    assert job.error["code"] == "storage_unreachable"
+    assert job.error.code == "storage_unreachable"
     assert recorder.failures
-    assert recorder.failures[0]["code"] == "storage_unreachable"
+    assert recorder.failures[0].code == "storage_unreachable"
 
 
 async def test_not_yet_due_retry_is_not_run_early(services: Services, recorder: Recorder) -> None:
@@ -158,15 +164,16 @@ async def test_permanent_failure_and_unexpected_errors(
     job_id = await make_job(services)
     assert (await JobRunner(services).execute(job_id)).status == "failed"
     job = await load(services, job_id)
-    assert job.error == {"code": "wrong_password", "message": "nope", "hint": "fix it"}
+    assert job.error is not None
+    assert job.error.stored() == {"code": "wrong_password", "message": "nope", "hint": "fix it"}
 
     recorder.plan = [RuntimeError("secret-ish internals")]
     job_id = await make_job(services)
     await JobRunner(services).execute(job_id)
     job = await load(services, job_id)
     assert job.error is not None
-    assert job.error["code"] == "internal"
-    assert "secret-ish" not in job.error["message"]
+    assert job.error.code == "internal"
+    assert "secret-ish" not in job.error.message
 
 
 async def test_cancel_interrupts_the_running_child(services: Services, recorder: Recorder) -> None:
@@ -187,7 +194,7 @@ async def test_cancel_interrupts_the_running_child(services: Services, recorder:
     job = await load(services, job_id)
     assert job.status == "canceled"
     assert job.error is not None
-    assert job.error["code"] == "canceled"
+    assert job.error.code == "canceled"
 
 
 async def test_cancel_queued_is_immediate_and_finished_is_conflict(
@@ -221,7 +228,7 @@ async def test_reconciler_retries_jobs_of_dead_workers(
     job = await load(services, job_id)
     assert (job.status, job.attempt) == ("queued", 2)
     assert job.error is not None
-    assert job.error["code"] == "worker_lost"
+    assert job.error.code == "worker_lost"
     assert await queue.held(services.redis, job_id)
 
     async with services.sessionmaker() as session:  # and died again, on its last attempt
@@ -236,7 +243,7 @@ async def test_reconciler_retries_jobs_of_dead_workers(
     job = await load(services, job_id)
     assert job.status == "failed"
     assert job.finished_at is not None
-    assert recorder.failures[-1]["code"] == "worker_lost"
+    assert recorder.failures[-1].code == "worker_lost"
     await queue.forget(services.redis, services.settings.queue_name, job_id)
 
 
@@ -264,7 +271,7 @@ async def test_unknown_kind_fails_cleanly(
     assert (await JobRunner(services).execute(job_id)).status == "failed"
     job = await load(services, job_id)
     assert job.error is not None
-    assert job.error["code"] == "unknown_kind"
+    assert job.error.code == "unknown_kind"
 
 
 async def test_a_kind_this_version_does_not_know_is_listed_and_fails_cleanly(
@@ -283,7 +290,7 @@ async def test_a_kind_this_version_does_not_know_is_listed_and_fails_cleanly(
     assert (await JobRunner(services).execute(job_id)).status == "failed"
     job = await load(services, job_id)
     assert job.error is not None
-    assert job.error["code"] == "unknown_kind"
+    assert job.error.code == "unknown_kind"
 
 
 async def test_a_second_restore_is_refused_not_merged(services: Services) -> None:

@@ -6,8 +6,18 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql
 
+from app.engine.errors import JobFailure
 from app.models import BackupSettings, Pod
-from app.models.shapes import LocalPlace, PodFiles, S3Place, SftpFiles, TargetPlace
+from app.models.shapes import (
+    JobError,
+    JobParams,
+    JobProgress,
+    LocalPlace,
+    PodFiles,
+    S3Place,
+    SftpFiles,
+    TargetPlace,
+)
 from app.models.types import Stored
 
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -50,3 +60,32 @@ def test_shapes_are_frozen() -> None:
     files = SftpFiles(kind="sftp", host="h", username="u")
     with pytest.raises(ValidationError):
         files.port = 2222  # type: ignore[misc]
+
+
+def test_job_json_of_older_rows_loads_and_keeps_its_keys() -> None:
+    params = {"snapshot_id": "abc", "measure": True, "_internal": 1}
+    loaded = Stored(JobParams).process_result_value(params, DIALECT)
+    assert isinstance(loaded, JobParams)
+    assert (loaded.snapshot_id, loaded.measure, loaded.mode) == ("abc", True, "merge")
+    assert _roundtrip(Stored(JobParams), params) == params
+    assert _roundtrip(Stored(JobParams), {}) == {}
+    progress = {"phase": "reading snapshot", "percent": 12.5, "speed": 3}
+    assert _roundtrip(Stored(JobProgress), progress) == progress
+    error = {"code": "check_failed", "message": "m", "hint": None, "report": {"ok": False}}
+    assert _roundtrip(Stored(JobError), error) == error
+
+
+def test_a_job_error_is_written_with_the_keys_it_always_had() -> None:
+    error = JobFailure("storage_unreachable", "down").as_error()
+    assert error.retryable is None
+    assert error.stored() == {"code": "storage_unreachable", "message": "down", "hint": None}
+    later = error.model_copy(update={"hint": "again"})
+    assert Stored(JobError).process_bind_param(later, DIALECT) == {
+        **error.stored(),
+        "hint": "again",
+    }
+
+
+def test_check_params_tell_an_absent_subset_from_null() -> None:
+    assert "read_data_subset" not in JobParams(rotate=True).model_fields_set
+    assert JobParams(read_data_subset=None).stored() == {"read_data_subset": None}

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Account, Job, Pod, Webhook, WebhookDelivery
 from app.models.encrypted import WEBHOOK_SECRET
+from app.models.shapes import JobError
 from app.webhooks.events import emit_for_job
 from tests.webhooks.conftest import Svc
 
@@ -51,7 +52,7 @@ async def test_emit_for_job_fans_out_by_account_subscription_and_state(services:
         await emit_for_job(session, backup, "succeeded", {"snapshot_id": "abc"}, None)
         assert await _sent(session) == Counter({(every.id, "job.succeeded"): 1})
 
-        error = {"code": "storage_unreachable", "message": "no", "hint": None}
+        error = JobError(code="storage_unreachable", message="no", hint=None)
         await emit_for_job(session, backup, "failed", None, error)
         await emit_for_job(session, job("restore"), "succeeded", {}, None)
         await emit_for_job(session, job("check"), "succeeded", {"ok": False}, None)
@@ -77,7 +78,11 @@ async def test_emit_for_job_fans_out_by_account_subscription_and_state(services:
         ).one()
         assert failed.payload["id"] == str(failed.id)
         assert failed.payload["data"]["job_id"] == str(backup.id)
-        assert failed.payload["data"]["error"] == error
+        assert failed.payload["data"]["error"] == {
+            "code": "storage_unreachable",
+            "message": "no",
+            "hint": None,
+        }
         assert failed.status == "pending"
         assert failed.next_attempt_at is not None
         # queued in the caller's transaction: a rollback leaves nothing to deliver
