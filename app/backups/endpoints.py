@@ -13,7 +13,7 @@ from app.errors import Forbidden, error_responses
 from app.jobs.schemas import JobRead
 from app.jobs.starting import NotConfigured, require_settings, start_pod_job
 from app.kit.validators import Body
-from app.models.kinds import JobKind
+from app.models.kinds import JobKind, Plan
 from app.pods import service as pods
 
 router = APIRouter(tags=["backups"])
@@ -45,8 +45,8 @@ async def trigger_backup(
     body: BackupTrigger | None = None,
 ) -> JobRead:
     pod = await pods.get_visible(session, principal, pod_id)
-    plan = body.plan if body else "owner"
-    if plan == "platform":
+    plan = Plan(body.plan) if body else Plan.OWNER
+    if plan == Plan.PLATFORM:
         if not principal.is_admin:
             raise Forbidden("platform backups are the operator's", hint="use an admin token")
         if not settings.platform_repository:

@@ -29,6 +29,7 @@ from app.integrations.restic.commands import CheckOutcome
 from app.jobs import repository as jobs
 from app.models import BackupSettings, Job, Pod
 from app.models.base import utcnow
+from app.models.kinds import Plan
 from app.models.shapes import JobError
 from app.plans import repository as plan_states
 from app.plans import targets
@@ -78,7 +79,7 @@ async def _load(ctx: JobContext) -> Setup:
         if pod is None:
             raise JobFailure("pod_deleted", "the pod was deleted", retryable=False)
         total, exists = subsets.DEFAULT_SUBSETS, True
-        if plan == "owner":
+        if plan == Plan.OWNER:
             row = await session.get(BackupSettings, pod.id)
             total = subsets.subsets_of(row.verification if row else None)
             exists = row is not None and row.repository_id is not None

@@ -20,7 +20,7 @@ from app.jobs import service
 from app.jobs.schemas import JobRead, KnownKind
 from app.kit.fastread import json_response
 from app.kit.pagination import Page, PageQuery, make_page, paginate
-from app.models.kinds import FINAL_STATUSES, JobStatus
+from app.models.kinds import FINAL_STATUSES, JobStatus, Plan
 from app.pods import service as pods
 from app.readcache.cache import Fresh, ReadCache
 
@@ -72,7 +72,7 @@ async def list_jobs(
 async def get_job(job_id: uuid.UUID, principal: AnyPrincipal, request: Request) -> Response:
     async def read() -> Fresh:
         job, owner = await service.read_visible_owned(request.app.state.engine, principal, job_id)
-        return Fresh(json_response(job), owner, admin_only=job.plan == "platform")
+        return Fresh(json_response(job), owner, admin_only=job.plan == Plan.PLATFORM)
 
     cache: ReadCache = request.app.state.read_cache
     return await cache.serve(("job", job_id), job_id, principal, read)

@@ -28,6 +28,7 @@ from app.models.kinds import (
     EXCLUSIVE_KINDS,
     JobKind,
     JobStatus,
+    Plan,
 )
 from app.models.shapes import JobError, JobParams, JobProgress
 
@@ -99,7 +100,7 @@ def list_query(
     if account_id is not None:
         stmt = stmt.where(Job.account_id == account_id)
     if owner_plan_only:
-        stmt = stmt.where(Job.plan == "owner")
+        stmt = stmt.where(Job.plan == Plan.OWNER)
     if kind:
         stmt = stmt.where(Job.kind == kind)
     if status:

@@ -19,7 +19,7 @@ from app.jobs.errors import JobAlreadyFinished, PodBusy
 from app.jobs.schemas import JobErrorRead, JobEventRead, JobRead, Progress
 from app.kit import fastread
 from app.models import Job
-from app.models.kinds import FINAL_STATUSES, JobKind, JobStatus
+from app.models.kinds import FINAL_STATUSES, JobKind, JobStatus, Plan
 from app.models.shapes import JobError, JobParams
 
 
@@ -76,7 +76,7 @@ async def create(
 
 
 def _visible(principal: Principal, account_id: uuid.UUID | None, plan: str) -> bool:
-    return principal.owns(account_id) and (plan != "platform" or principal.is_admin)
+    return principal.owns(account_id) and (plan != Plan.PLATFORM or principal.is_admin)
 
 
 async def get_visible(session: AsyncSession, principal: Principal, job_id: uuid.UUID) -> Job:

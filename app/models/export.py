@@ -7,6 +7,8 @@ from sqlalchemy import BigInteger, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, utcnow
+from app.models.kinds import Plan
+from app.models.types import TextEnum
 
 
 class Export(IdMixin, Base):
@@ -19,7 +21,7 @@ class Export(IdMixin, Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
-    plan: Mapped[str] = mapped_column(String(16), default="owner")
+    plan: Mapped[Plan] = mapped_column(TextEnum(Plan), default=Plan.OWNER)
     snapshot_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(
         String(16), default="pending"

@@ -2,41 +2,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
 from app.models.base import Base, IdMixin, utcnow
-from app.models.kinds import ACTIVE_STATUSES, EXCLUSIVE_ACTIVE_SQL, JobKind, JobStatus, sql_list
+from app.models.kinds import (
+    ACTIVE_STATUSES,
+    EXCLUSIVE_ACTIVE_SQL,
+    JobKind,
+    JobStatus,
+    Plan,
+    sql_list,
+)
 from app.models.shapes import JobError, JobParams, JobProgress
-from app.models.types import Stored
-
-
-class _TextEnum(TypeDecorator[StrEnum]):
-    """A StrEnum stored as its plain value in a VARCHAR(16), as before (no CHECK, no type).
-    Loading goes through the enum itself, so an enum that admits values it does not list
-    (``JobKind._missing_``) reads rows a newer version wrote."""
-
-    impl = String(16)
-    cache_ok = True
-
-    def __init__(self, enum: type[StrEnum]) -> None:
-        super().__init__()
-        self.enum = enum
-
-    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        return None if value is None else str(self.enum(value).value)
-
-    def process_result_value(self, value: Any, dialect: Any) -> StrEnum | None:
-        return None if value is None else self.enum(value)
-
-
-def _text_enum(enum: type[StrEnum]) -> _TextEnum:
-    return _TextEnum(enum)
+from app.models.types import Stored, TextEnum
 
 
 class Job(IdMixin, Base):
@@ -50,9 +32,9 @@ class Job(IdMixin, Base):
     account_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    plan: Mapped[str] = mapped_column(String(16), default="owner")
-    kind: Mapped[JobKind] = mapped_column(_text_enum(JobKind))
-    status: Mapped[JobStatus] = mapped_column(_text_enum(JobStatus), default=JobStatus.QUEUED)
+    plan: Mapped[Plan] = mapped_column(TextEnum(Plan), default=Plan.OWNER)
+    kind: Mapped[JobKind] = mapped_column(TextEnum(JobKind))
+    status: Mapped[JobStatus] = mapped_column(TextEnum(JobStatus), default=JobStatus.QUEUED)
     trigger: Mapped[str] = mapped_column(String(16), default="manual")
     params: Mapped[JobParams] = mapped_column(Stored(JobParams), default=dict)
     progress: Mapped[JobProgress] = mapped_column(Stored(JobProgress), default=dict)

@@ -29,6 +29,14 @@ class JobKind(StrEnum):
         return member
 
 
+class Plan(StrEnum):
+    """Whose backup: the pod owner's (their storage and settings) or the platform's (the
+    operator's storage, for server-wide recovery, visible to admins only)."""
+
+    OWNER = "owner"
+    PLATFORM = "platform"
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

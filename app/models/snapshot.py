@@ -9,6 +9,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
+from app.models.kinds import Plan
+from app.models.types import TextEnum
 
 
 class Snapshot(Base):
@@ -18,7 +20,7 @@ class Snapshot(Base):
 
     pk: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     pod_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pods.id", ondelete="CASCADE"))
-    plan: Mapped[str] = mapped_column(String(16), default="owner")
+    plan: Mapped[Plan] = mapped_column(TextEnum(Plan), default=Plan.OWNER)
     id: Mapped[str] = mapped_column(String(64))
     short_id: Mapped[str] = mapped_column(String(16))
     time: Mapped[datetime] = mapped_column()

@@ -9,6 +9,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
+from app.models.kinds import Plan
+from app.models.types import TextEnum
 
 
 class PlanState(Base):
@@ -19,7 +21,7 @@ class PlanState(Base):
     pod_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("pods.id", ondelete="CASCADE"), primary_key=True
     )
-    plan: Mapped[str] = mapped_column(String(16), primary_key=True)  # owner | platform
+    plan: Mapped[Plan] = mapped_column(TextEnum(Plan), primary_key=True)
     next_run_at: Mapped[datetime | None] = mapped_column()
     next_prune_at: Mapped[datetime | None] = mapped_column()
     next_check_at: Mapped[datetime | None] = mapped_column()
@@ -49,7 +51,7 @@ class RepoSizeSample(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     pod_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pods.id", ondelete="CASCADE"))
-    plan: Mapped[str] = mapped_column(String(16))
+    plan: Mapped[Plan] = mapped_column(TextEnum(Plan))
     at: Mapped[datetime] = mapped_column()
     size_bytes: Mapped[int] = mapped_column(BigInteger)
 

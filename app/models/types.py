@@ -12,10 +12,11 @@ lost silently; write ``row.files = row.files.model_copy(update={"port": 2222})``
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
-from sqlalchemy import event
+from sqlalchemy import String, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapper
@@ -68,6 +69,25 @@ class Stored(TypeDecorator[Any]):
         if isinstance(value, BaseModel):
             return self
         return self.impl_instance.coerce_compared_value(op, value)
+
+
+class TextEnum(TypeDecorator[StrEnum]):
+    """A StrEnum stored as its plain value in a VARCHAR(16), as before (no CHECK, no type).
+    Loading goes through the enum itself, so an enum that admits values it does not list
+    (``JobKind._missing_``) reads rows a newer version wrote."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else str(self.enum(value).value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> StrEnum | None:
+        return None if value is None else self.enum(value)
 
 
 @event.listens_for(Mapper, "mapper_configured")

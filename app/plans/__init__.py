@@ -8,14 +8,8 @@ about jobs: callers hand in what opening a repository needs (see ``targets.RepoA
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from app.auth.dependencies import Principal
-
-
-class Plan(StrEnum):
-    OWNER = "owner"
-    PLATFORM = "platform"
+from app.models.kinds import Plan
 
 
 def visible(principal: Principal, plan: str) -> bool:

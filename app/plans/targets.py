@@ -12,7 +12,8 @@ from app.config import Settings
 from app.integrations.restic import Repository
 from app.kit.crypto import Keyring
 from app.models import BackupSettings, Pod
-from app.plans import Plan, platform
+from app.models.kinds import Plan
+from app.plans import platform
 from app.plans.errors import NoBackupTarget, RepoAccess
 from app.targets.repository import build_repository, ensure_repository
 from app.targets.resolve import check_endpoint_now
@@ -50,7 +51,7 @@ async def resolve(
         return Target(
             repo=repo, ensure=_ensure, shared_by_pods=settings.platform_layout == "shared"
         )
-    raise NoBackupTarget("bad_plan", f"unknown plan {plan!r}", hint="use plan owner or platform")
+    raise NoBackupTarget("bad_plan", f"unknown plan '{plan}'", hint="use plan owner or platform")
 
 
 async def _owner_target(

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import PlanState, Pod, RepositoryMaintenance
+from app.models.kinds import Plan
 
 
 async def fleet(
@@ -19,7 +20,7 @@ async def fleet(
     first, and how many there are; ``cutoff``: only those without a success since then."""
     stmt = (
         select(Pod, PlanState)
-        .outerjoin(PlanState, and_(PlanState.pod_id == Pod.id, PlanState.plan == "platform"))
+        .outerjoin(PlanState, and_(PlanState.pod_id == Pod.id, PlanState.plan == Plan.PLATFORM))
         .where(or_(Pod.files.is_not(None), Pod.database.is_not(None)))
         .order_by(PlanState.last_success_at.asc().nulls_first(), Pod.id)
     )

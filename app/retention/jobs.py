@@ -18,6 +18,7 @@ from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
 from app.models import BackupSettings, Job, Pod
+from app.models.kinds import Plan
 from app.models.shapes import JobError
 from app.plans import targets
 from app.platform import maintenance
@@ -52,7 +53,7 @@ async def _load(ctx: JobContext) -> tuple[Pod, targets.Target, dict[str, int], b
                 retryable=False,
             ) from None
         exists = True
-        if plan == "owner":
+        if plan == Plan.OWNER:
             row = await session.get(BackupSettings, pod.id)
             exists = row is not None and row.repository_id is not None
         target = await targets.resolve(session, ctx.settings, ctx.services.keyring, pod, plan)

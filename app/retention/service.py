@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.integrations.restic import Repository, Restic, ResticError
 from app.models import BackupSettings
+from app.models.kinds import Plan
 from app.plans import repository as plan_states
 from app.snapshots import repository as snapshots
 from app.snapshots.kinds import kind_of
@@ -121,7 +122,7 @@ async def stored_policy(
     session: AsyncSession, settings: Settings, pod_id: uuid.UUID, plan: str
 ) -> dict[str, int]:
     """The policy in force: the owner's settings, or the operator's for the platform plan."""
-    if plan == "platform":
+    if plan == Plan.PLATFORM:
         return clean_policy({"keep_daily": settings.platform_keep_daily})
     row = await session.get(BackupSettings, pod_id)
     if row is None:

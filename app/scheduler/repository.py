@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.jobs.repository import active_exclusive
 from app.models import BackupSettings, Job, PlanState, Pod
+from app.models.kinds import Plan
 from app.scheduler.planning import Cursors
 
 FIRST_ID = uuid.UUID(int=0)
@@ -50,11 +51,11 @@ class PlatformPlan:
 
 
 def _check_plan(plan: str, platform: PlatformPlan | None = None) -> None:
-    if plan == "owner" and platform is None:
+    if plan == Plan.OWNER and platform is None:
         return
-    if plan == "platform" and platform is not None:
+    if plan == Plan.PLATFORM and platform is not None:
         return
-    raise UnsupportedPlan(f"no schedule source for plan {plan!r}")
+    raise UnsupportedPlan(f"no schedule source for plan '{plan}'")
 
 
 def _source(platform: PlatformPlan | None) -> tuple[Any, Any, list[Any], list[Any]]:

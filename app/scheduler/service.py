@@ -21,7 +21,7 @@ from app.config import Settings
 from app.db import after_commit, commit
 from app.jobs import repository as jobs
 from app.jobs.repository import NewJob
-from app.models.kinds import JobKind
+from app.models.kinds import JobKind, Plan
 from app.scheduler import planning, repository
 from app.scheduler.enqueue import enqueue_many
 from app.scheduler.planning import NOT_SCHEDULED, Cursors, PodSchedule
@@ -63,7 +63,7 @@ def platform_plan(settings: Settings) -> PlatformPlan | None:
 
 
 def _platform(settings: Settings | None, plan: str) -> PlatformPlan | None:
-    if plan != "platform":
+    if plan != Plan.PLATFORM:
         return None
     source = platform_plan(settings) if settings is not None else None
     if source is None:

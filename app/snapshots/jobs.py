@@ -11,6 +11,7 @@ from app.db import commit
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.models import Job, Pod
+from app.models.kinds import Plan
 from app.models.shapes import JobError
 from app.plans import repository as plan_states
 from app.plans import targets
@@ -78,7 +79,7 @@ class RefreshHandler:
         await ctx.phase("listing snapshots")
         plan = ctx.job.plan
         # The owner's bucket holds one pod; a shared platform repository is split by host.
-        host = str(pod.id) if plan == "platform" else None
+        host = str(pod.id) if plan == Plan.PLATFORM else None
         listed = await ctx.services.restic.snapshots(target.repo, host=host, cancel=ctx.cancel)
         listed_ids = {s["id"] for s in listed}
         async with ctx.session() as session:

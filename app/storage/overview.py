@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import BackupSettings, PlanState
+from app.models.kinds import Plan
 from app.models.shapes import S3Place
 from app.storage import prices, service
 from app.storage.schemas import CostEstimateRead, GrowthRead
@@ -14,7 +15,7 @@ from app.storage.schemas import CostEstimateRead, GrowthRead
 
 def provider_of(row: BackupSettings | None, plan: str) -> str | None:
     """The target's provider id for the price table (None: not known)."""
-    if plan != "owner" or row is None:
+    if plan != Plan.OWNER or row is None:
         return None
     if row.target_kind == "local":
         return "local"
@@ -27,7 +28,7 @@ async def size_overview(
     """Growth over 30 days and the monthly cost estimate, for status and stats."""
     if state is None or state.repo_size_bytes is None:
         return None, None
-    row = await session.get(BackupSettings, pod_id) if plan == "owner" else None
+    row = await session.get(BackupSettings, pod_id) if plan == Plan.OWNER else None
     provider = provider_of(row, plan)
     growth = await service.growth(session, pod_id, plan)
     estimate = prices.estimate(provider, state.repo_size_bytes) if provider else None

@@ -23,6 +23,7 @@ from app.integrations.s3 import S3Access
 from app.kit.crypto import Keyring
 from app.models import BackupSettings, Snapshot
 from app.models.base import utcnow
+from app.models.kinds import Plan
 from app.models.shapes import S3Place
 from app.targets.resolve import (
     DEFAULT_SIGNING_REGION,
@@ -135,6 +136,6 @@ async def owner_snapshot_count(session: AsyncSession, pod_id: uuid.UUID) -> int:
     n = await session.scalar(
         select(func.count())
         .select_from(Snapshot)
-        .where(Snapshot.pod_id == pod_id, Snapshot.plan == "owner")
+        .where(Snapshot.pod_id == pod_id, Snapshot.plan == Plan.OWNER)
     )
     return int(n or 0)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Job, Webhook, WebhookDelivery
 from app.models.base import utcnow
+from app.models.kinds import Plan
 from app.models.shapes import JobError
 from app.webhooks import repository
 
@@ -82,7 +83,7 @@ async def emit_for_job(
     result: dict[str, Any] | None,
     error: JobError | None,
 ) -> None:
-    if job.plan != "owner":
+    if job.plan != Plan.OWNER:
         return  # platform jobs are the operator's, not the account's
     data = _job_data(job, status, result, error)
     if status in ("succeeded", "partial", "failed"):
