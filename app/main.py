@@ -15,6 +15,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
 from app.health.dbmetrics import DbMetrics
+from app.kit.apidocs import install_docs
 from app.kit.crypto import Keyring
 from app.kit.metrics import MetricsMiddleware
 from app.kit.querycheck import RejectNul
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # install_docs: the pages with their assets served from here
+        redoc_url=None,
         openapi_tags=[
             {"name": "health", "description": "Liveness, readiness, metrics."},
             {"name": "accounts", "description": "Accounts and API tokens (admin)."},
@@ -103,4 +106,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RejectNul)
     app.include_router(api_router)
+    install_docs(app)
     return app
