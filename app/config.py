@@ -105,7 +105,21 @@ class Settings(BaseSettings):
     )
     restic_binary: str = Field("restic", description="Path or name of the restic binary.")
     log_level: str = Field("INFO", description="Python log level.")
-    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description=(
+            "Log line format: `text` (`<time> <LEVEL> <logger>: <message>`, for people) or "
+            "`json` (one object a line: `at`, `level`, `logger`, `message`, `exc`; for log "
+            "collectors). Known secrets are masked in both."
+        ),
+    )
+    access_log: bool = Field(
+        False,
+        description=(
+            "Log one line per HTTP request (logger `podbackup.access`, INFO): method, route "
+            "template, status, duration; never the query string or the concrete path."
+        ),
+    )
     page_limit_max: int = Field(200, ge=1, description="Largest `limit` a list accepts.")
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL clients reach the API at (download links)."
