@@ -143,7 +143,11 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(4, ge=1, description="Jobs one worker process runs at once.")
     worker_metrics_port: int | None = Field(
-        None, description="Serve the worker's Prometheus metrics on this port (127.0.0.1)."
+        None, description="Serve the worker's Prometheus metrics on this port."
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the worker's metrics listen on (`0.0.0.0` for a remote Prometheus).",
     )
     storage_stall_seconds: float = Field(
         300.0, gt=0, description="Give up on a storage that keeps failing restic's retries."
