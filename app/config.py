@@ -104,7 +104,9 @@ class Settings(BaseSettings):
         Path("./var/cache"), description="Worker cache: SFTP mirrors, staging and restic caches."
     )
     restic_binary: str = Field("restic", description="Path or name of the restic binary.")
-    log_level: str = Field("INFO", description="Python log level.")
+    log_level: str = Field(
+        "INFO", description="Python log level; `DEBUG` adds the workers' periodic cron lines."
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description=(
