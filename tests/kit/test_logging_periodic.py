@@ -26,11 +26,16 @@ async def work(ctx: dict[str, Any]) -> str:
 
 @pytest.fixture
 def root_logging(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """setup_logging changes the process's logging: put it back for the other tests."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    names = ("arq.worker", "botocore", "aiobotocore", "asyncssh", "httpx", "httpcore")
+    levels = {name: logging.getLogger(name).level for name in names}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name, was in levels.items():
+        logging.getLogger(name).setLevel(was)
     logging.getLogger("arq.worker").filters.clear()
 
 
