@@ -21,8 +21,8 @@ from app.plans import repository as plan_states
 from app.storage import repository
 
 GROWTH_DAYS = 30
-# A shorter history is no rate: minutes between the first backup and its prune measured
-# 9 minutes apart once read as 157 GB/day. Until samples span a day, growth is unknown.
+# A shorter history gives no daily rate: two samples 9 minutes apart (a first backup and
+# the next) were once extrapolated to 157 GB/day. Until the samples span a day: unknown.
 MIN_GROWTH_DAYS = 1.0
 
 
