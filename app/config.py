@@ -104,8 +104,24 @@ class Settings(BaseSettings):
         Path("./var/cache"), description="Worker cache: SFTP mirrors, staging and restic caches."
     )
     restic_binary: str = Field("restic", description="Path or name of the restic binary.")
-    log_level: str = Field("INFO", description="Python log level.")
-    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+    log_level: str = Field(
+        "INFO", description="Python log level; `DEBUG` adds the workers' periodic cron lines."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description=(
+            "Log line format: `text` (`<time> <LEVEL> <logger>: <message>`, for people) or "
+            "`json` (one object a line: `at`, `level`, `logger`, `message`, `exc`; for log "
+            "collectors). Known secrets are masked in both."
+        ),
+    )
+    access_log: bool = Field(
+        False,
+        description=(
+            "Log one line per HTTP request (logger `podbackup.access`, INFO): method, route "
+            "template, status, duration; never the query string or the concrete path."
+        ),
+    )
     page_limit_max: int = Field(200, ge=1, description="Largest `limit` a list accepts.")
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL clients reach the API at (download links)."
@@ -129,7 +145,11 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(4, ge=1, description="Jobs one worker process runs at once.")
     worker_metrics_port: int | None = Field(
-        None, description="Serve the worker's Prometheus metrics on this port (127.0.0.1)."
+        None, description="Serve the worker's Prometheus metrics on this port."
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the worker's metrics listen on (`0.0.0.0` for a remote Prometheus).",
     )
     storage_stall_seconds: float = Field(
         300.0, gt=0, description="Give up on a storage that keeps failing restic's retries."

@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(WritesMiddleware, cache=app.state.read_cache)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(MetricsMiddleware, log_requests=settings.access_log)
     app.add_middleware(RejectNul)
     app.include_router(api_router)
     install_docs(app)

@@ -61,7 +61,7 @@ async def startup(ctx: WorkerContext) -> None:
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     log.info("worker %s ready (restic %s)", ctx["services"].worker_id, restic.version.text)
 
 

@@ -35,6 +35,7 @@ async def reconcile(services: Services) -> dict[str, int]:
     ts = utcnow()
     counts = {"requeued": 0, "failed": 0, "enqueued": 0}
     to_enqueue: list[uuid.UUID] = []
+    failed: list[tuple[uuid.UUID, str, uuid.UUID | None, str]] = []
     async with transaction(services.sessionmaker) as session:
         stale_before = ts - timedelta(seconds=settings.job_stale_seconds)
         for job in await jobs.lock_stale(session, stale_before, limit=500):
@@ -49,7 +50,18 @@ async def reconcile(services: Services) -> dict[str, int]:
                 if handler is not None:
                     await handler.failed(session, job, error)
                 await emit_job_event(session, job, JobStatus.FAILED, None, error)
+                failed.append((job.id, job.kind, job.pod_id, job.plan))
                 counts["failed"] += 1
+    for job_id, kind, pod_id, plan in failed:  # committed: now it is true
+        metrics.JOBS_FINISHED.labels(kind, plan, JobStatus.FAILED).inc()
+        log.warning(
+            "job %s (%s) failed for pod %s (plan %s): %s, its last attempt's worker was lost",
+            job_id,
+            kind,
+            pod_id,
+            plan,
+            WORKER_LOST.code,
+        )
 
     for job_id in to_enqueue:
         await queue.forget(services.redis, settings.queue_name, job_id)

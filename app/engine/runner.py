@@ -261,7 +261,20 @@ class JobRunner:
         # committed, then the follow-up jobs the handler created are enqueued
         metrics.JOBS_FINISHED.labels(job.kind, job.plan, status).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(duration)
-        log.info("job %s (%s) %s in %.1fs", job.id, job.kind, status, duration)
+        if status == JobStatus.FAILED and error is not None:
+            # The code, not the message: the message quotes the pod's own systems' answers.
+            log.warning(
+                "job %s (%s) failed for pod %s (plan %s): %s after %.1fs, attempt %d",
+                job.id,
+                job.kind,
+                job.pod_id,
+                job.plan,
+                error.code,
+                duration,
+                job.attempt,
+            )
+        else:
+            log.info("job %s (%s) %s in %.1fs", job.id, job.kind, status, duration)
         return RunResult(status.value)
 
 

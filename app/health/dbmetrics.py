@@ -1,5 +1,7 @@
 """Fleet-wide gauges read from PostgreSQL when /metrics is scraped (the record, not one
-process's counters): active jobs, the oldest queued job, pods by last backup state."""
+process's counters): active jobs, the oldest queued job, pods by last backup state, pods
+past their RPO, the summed repository size. Every API replica exports the same values:
+aggregate them with max, not sum."""
 
 from __future__ import annotations
 
@@ -25,6 +27,19 @@ PODS_STALE = Gauge(
     "Pods with backups enabled and no success in 26 hours",
     ["plan"],
 )
+PODS_PAST_RPO = Gauge(
+    "podbackup_pods_past_rpo",
+    "Pods past their RPO: `backup.stale` raised (PODBACKUP_STALE_AFTER_HOURS), no success since",
+    ["plan"],
+)
+REPO_BYTES = Gauge(
+    "podbackup_repository_size_bytes",
+    "Summed size of the measured repositories (restic raw-data, from PostgreSQL)",
+    ["plan"],
+)
+REPOS_MEASURED = Gauge(
+    "podbackup_repositories_measured", "Repositories with a measured size", ["plan"]
+)
 
 
 class DbMetrics:
@@ -44,6 +59,8 @@ class DbMetrics:
             oldest = await jobs.oldest_due_queued_seconds(conn)
             last = await plan_states.last_status_counts(conn)
             stale = await plan_states.stale_counts(conn)
+            past_rpo = await plan_states.past_rpo_counts(conn)
+            sizes = await plan_states.size_totals(conn)
         JOBS_ACTIVE.clear()
         for (kind, status), n in active.items():
             JOBS_ACTIVE.labels(kind, status).set(n)
@@ -54,3 +71,12 @@ class DbMetrics:
         PODS_STALE.clear()
         for plan, n in stale:
             PODS_STALE.labels(plan).set(n)
+        PODS_PAST_RPO.clear()
+        PODS_PAST_RPO.labels("owner").set(0)  # 0, not absent: the plan stale detection watches
+        for plan, n in past_rpo:
+            PODS_PAST_RPO.labels(plan).set(n)
+        REPO_BYTES.clear()
+        REPOS_MEASURED.clear()
+        for plan, measured, size in sizes:
+            REPOS_MEASURED.labels(plan).set(measured)
+            REPO_BYTES.labels(plan).set(size)

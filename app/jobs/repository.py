@@ -157,10 +157,11 @@ async def active_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
 
 
 async def oldest_due_queued_seconds(conn: AsyncConnection) -> float | None:
-    """Age of the oldest queued job that is due (None: there is none)."""
+    """How long the longest-waiting due job has been due (None: there is none); a retry
+    waits from its ``run_after``, not from the job's creation."""
     age = await conn.scalar(
         text(
-            "SELECT EXTRACT(EPOCH FROM now() - min(created_at)) FROM jobs"
+            "SELECT EXTRACT(EPOCH FROM now() - min(coalesce(run_after, created_at))) FROM jobs"
             " WHERE status = 'queued' AND (run_after IS NULL OR run_after <= now())"
         )
     )

@@ -45,6 +45,25 @@ class _RedactFilter(logging.Filter):
         return True
 
 
+class QuietPeriodic(logging.Filter):
+    """arq's lines about its cron runs (``→ cron:reconcile_jobs()``, ``← cron:… ●``) and
+    its health records come every few seconds and say nothing happened: they go out at
+    DEBUG. Lines about real jobs stay INFO; what a periodic task did is logged by the
+    task itself when it did something."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        periodic = any(isinstance(a, str) and a.startswith("cron:") for a in args) or (
+            isinstance(record.msg, str) and record.msg.startswith("recording health")
+        )
+        if not periodic:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -68,5 +87,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    periodic = logging.getLogger("arq.worker")
+    periodic.filters[:] = [f for f in periodic.filters if not isinstance(f, QuietPeriodic)]
+    periodic.addFilter(QuietPeriodic())
     for noisy in ("botocore", "aiobotocore", "asyncssh", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

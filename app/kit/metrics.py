@@ -1,7 +1,9 @@
-"""Prometheus metrics of the API process (labels stay bounded: no pod ids)."""
+"""Prometheus metrics of the API process (labels stay bounded: no pod ids), and the
+optional access log, which names requests the same way: by route template."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -19,15 +21,22 @@ HTTP_LATENCY = Histogram(
 )
 
 
+access_log = logging.getLogger("podbackup.access")
+
 # The labelled children, looked up once (``labels()`` builds and locks on every call).
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 class MetricsMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware): cheap, and streaming responses pass through."""
+    """Pure ASGI (no BaseHTTPMiddleware): cheap, and streaming responses pass through.
 
-    def __init__(self, app: ASGIApp) -> None:
+    With ``log_requests``, one INFO line per request: method, route template, status and
+    duration. The template (``/v1/pods/{pod_id}``), never the concrete path or the query
+    string: download links carry their signature there."""
+
+    def __init__(self, app: ASGIApp, log_requests: bool = False) -> None:
         self.app = app
+        self.log_requests = log_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,5 +63,8 @@ class MetricsMiddleware:
                     HTTP_REQUESTS.labels(key[0], path, str(status)),
                     HTTP_LATENCY.labels(key[0], path),
                 )
+            elapsed = time.perf_counter() - start
             children[0].inc()
-            children[1].observe(time.perf_counter() - start)
+            children[1].observe(elapsed)
+            if self.log_requests:
+                access_log.info("%s %s %d %.1fms", key[0], path, status, elapsed * 1000)

@@ -122,7 +122,8 @@ def operator_services(settings: Settings) -> tuple[Service, ...]:
         ),
     ]
     if settings.worker_metrics_port:
-        found.append(Service("the worker's metrics", "127.0.0.1", settings.worker_metrics_port))
+        for host in {"127.0.0.1", settings.worker_metrics_host} - {"0.0.0.0", "::"}:
+            found.append(Service("the worker's metrics", host, settings.worker_metrics_port))
     return tuple(s for s in found if s is not None)
 
 

@@ -72,6 +72,28 @@ async def stale_counts(conn: AsyncConnection) -> list[tuple[str, int]]:
     return [(plan, n) for plan, n in rows.all()]
 
 
+async def past_rpo_counts(conn: AsyncConnection) -> list[tuple[str, int]]:
+    """(plan, pods whose `backup.stale` is raised and not yet cleared by a success)."""
+    rows = await conn.execute(
+        text(
+            """SELECT plan, count(*) FROM plan_states WHERE stale_alerted_at IS NOT NULL
+               GROUP BY plan"""
+        )
+    )
+    return [(plan, int(n)) for plan, n in rows.all()]
+
+
+async def size_totals(conn: AsyncConnection) -> list[tuple[str, int, int]]:
+    """(plan, repositories measured, their summed size in bytes) for the fleet gauges."""
+    rows = await conn.execute(
+        text(
+            """SELECT plan, count(repo_size_bytes), coalesce(sum(repo_size_bytes), 0)
+               FROM plan_states GROUP BY plan"""
+        )
+    )
+    return [(plan, int(n), int(size)) for plan, n, size in rows.all()]
+
+
 async def advance_check_counter(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> None:
     """The rotating read-data check moves on to its next subset."""
     stmt = insert(PlanState).values(pod_id=pod_id, plan=plan, check_counter=1, snapshot_count=0)

@@ -47,7 +47,9 @@ class PodStatus(BaseModel):
     last_verification: dict[str, Any] | None
     active_job: JobRead | None
     repository_growth_30d: GrowthRead | None = Field(
-        None, description="Repository size change over the last 30 days (see /stats)."
+        None,
+        description="Repository size change over the last 30 days (see /stats); null until "
+        "the size samples span a day.",
     )
     cost_estimate: CostEstimateRead | None = Field(
         None, description="Monthly storage cost of the current size at the provider's list price."

@@ -70,9 +70,12 @@ class StatusRow:
         latest, base = self.values["latest_sample"], self.values["base_sample"]
         if not latest or not base or latest["id"] == base["id"]:
             return None
-        until, since = parse_time(latest["at"]), parse_time(base["at"])
-        days = round((until - since).total_seconds() / 86400, 3)
-        return Growth(int(latest["size_bytes"]) - int(base["size_bytes"]), since, until, days)
+        return Growth.between(
+            parse_time(base["at"]),
+            int(base["size_bytes"]),
+            parse_time(latest["at"]),
+            int(latest["size_bytes"]),
+        )
 
 
 async def status_row(engine: AsyncEngine, pod_id: uuid.UUID, plan: str) -> StatusRow | None:

@@ -69,6 +69,8 @@ class PodStats(BaseModel):
     )
     repository_size_at: datetime | None
     snapshot_count: int
-    growth_30d: GrowthRead | None
+    growth_30d: GrowthRead | None = Field(
+        description="Size change over the last 30 days; null until the samples span a day."
+    )
     cost_estimate: CostEstimateRead | None
     samples: list[SizeSample] = Field(description="Oldest first, within the requested days.")

@@ -21,6 +21,9 @@ from app.plans import repository as plan_states
 from app.storage import repository
 
 GROWTH_DAYS = 30
+# A shorter history gives no daily rate: two samples 9 minutes apart (a first backup and
+# the next) were once extrapolated to 157 GB/day. Until the samples span a day: unknown.
+MIN_GROWTH_DAYS = 1.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,17 @@ class Growth:
     @property
     def bytes_per_day(self) -> float:
         return self.bytes / self.days if self.days > 0 else 0.0
+
+    @classmethod
+    def between(
+        cls, base_at: datetime, base_bytes: int, latest_at: datetime, latest_bytes: int
+    ) -> Growth | None:
+        """The change from one sample to a later one; None when they span less than
+        ``MIN_GROWTH_DAYS``."""
+        span = (latest_at - base_at).total_seconds() / 86400
+        if span < MIN_GROWTH_DAYS:
+            return None
+        return cls(latest_bytes - base_bytes, base_at, latest_at, round(span, 3))
 
 
 async def record_size(
@@ -68,7 +82,8 @@ async def growth(
     days: int = GROWTH_DAYS,
 ) -> Growth | None:
     """Size change over the last ``days``: the newest sample minus the newest one at least
-    that old (or, with a shorter history, the oldest one). None with fewer than 2 samples."""
+    that old (or, with a shorter history, the oldest one). None with fewer than 2 samples
+    or less than a day between them."""
     now = now or utcnow()
     latest = await repository.newest_at_or_before(session, pod_id, plan, now)
     if latest is None:
@@ -79,5 +94,4 @@ async def growth(
         base = await repository.oldest_after(session, pod_id, plan, cutoff)
     if base is None or base.id == latest.id:
         return None
-    span = (latest.at - base.at).total_seconds() / 86400
-    return Growth(latest.size_bytes - base.size_bytes, base.at, latest.at, round(span, 3))
+    return Growth.between(base.at, base.size_bytes, latest.at, latest.size_bytes)

@@ -73,7 +73,8 @@ async def test_size_is_recorded_after_a_backup(
     second_size = await measured_size(client, tenant, pod["id"], second)
     stats = (await client.get(f"/v1/pods/{pod['id']}/stats", headers=tenant.headers)).json()
     assert [s["size_bytes"] for s in stats["samples"]] == [size, second_size]
-    assert stats["growth_30d"]["bytes"] == second_size - size
+    assert second_size >= size
+    assert stats["growth_30d"] is None  # two samples minutes apart: no daily rate yet
 
 
 async def test_growth_and_cost_from_samples(
