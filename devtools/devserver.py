@@ -191,8 +191,8 @@ def main() -> None:
             raise SystemExit(migrate.returncode)
         api = start("api", podbackup("api", "--port", str(PORT)), log_dir)
         procs.append(api)
+        procs.append(start("worker", podbackup("worker"), log_dir))  # loads while the API does
         wait_healthy(f"http://127.0.0.1:{PORT}/healthz", api, log_dir / "api.log")
-        procs.append(start("worker", podbackup("worker"), log_dir))
         token = admin_token()
 
         def spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -185,7 +185,7 @@ def _start_postgres(embedded: Embedded, var: Path, start: Start) -> str:
     log = var / "log" / "embedded-postgres.log"
     if not (data / "PG_VERSION").exists():
         initdb = [str(bins / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
-        initdb += ["--encoding=UTF8", "--no-instructions"]
+        initdb += ["--encoding=UTF8", "--no-instructions", "--no-sync"]  # a dev database
         proc = start("embedded-postgres", initdb, login)
         if proc.wait(timeout=120) != 0:
             raise ServiceError(f"initdb failed; see {log}")
