@@ -121,10 +121,26 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise SystemExit(f"the API did not answer at {url} within 60 s; see {log}")
 
 
-def admin_token() -> str:
-    """Reuse the saved development admin token while it is valid; else create one."""
+def _token_create() -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        podbackup("token", "create", "--admin", "--name", "dev"),
+        cwd=HOME,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def create_admin_token() -> subprocess.Popen[str] | None:
+    """Start `podbackup token create` now (it only needs the database, so it runs while the
+    API loads) when no admin token is saved; else None."""
+    return None if (STATE / "admin-token").exists() else _token_create()
+
+
+def admin_token(created: subprocess.Popen[str] | None) -> str:
+    """The token ``created`` makes; else the saved one while it is valid; else a new one."""
     path = STATE / "admin-token"
-    if path.exists():
+    if created is None:
         token = path.read_text().strip()
         with contextlib.suppress(httpx.HTTPError):
             r = httpx.get(
@@ -134,14 +150,11 @@ def admin_token() -> str:
             )
             if r.status_code == 200:
                 return token
-    out = subprocess.run(
-        podbackup("token", "create", "--admin", "--name", "dev"),
-        cwd=HOME,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    token = out.stdout.strip().splitlines()[-1]
+        created = _token_create()  # saved for another database
+    out, err = created.communicate(timeout=120)
+    if created.returncode != 0:
+        raise SystemExit(f"`podbackup token create` failed: {err.strip()[-2000:]}")
+    token = out.strip().splitlines()[-1]
     path.write_text(token + "\n")
     path.chmod(0o600)
     return token
@@ -150,6 +163,7 @@ def admin_token() -> str:
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored (`cmd &`)
     os.chdir(HOME)  # the settings read ./.env
     ensure_env_file()
     # The demo keeps its pod's database on the control database's server (a .env written
@@ -192,8 +206,14 @@ def main() -> None:
         api = start("api", podbackup("api", "--port", str(PORT)), log_dir)
         procs.append(api)
         procs.append(start("worker", podbackup("worker"), log_dir))  # loads while the API does
-        wait_healthy(f"http://127.0.0.1:{PORT}/healthz", api, log_dir / "api.log")
-        token = admin_token()
+        created = create_admin_token()  # and so does this
+        try:
+            wait_healthy(f"http://127.0.0.1:{PORT}/healthz", api, log_dir / "api.log")
+            token = admin_token(created)
+        finally:
+            if created is not None and created.poll() is None:
+                created.kill()
+                created.wait()
 
         def spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
             proc = start(name, argv, log_dir, env)

