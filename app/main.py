@@ -15,6 +15,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
 from app.health.dbmetrics import DbMetrics
+from app.integrations.dumps.clients import set_pg_bin_dir
 from app.kit.apidocs import install_docs
 from app.kit.crypto import Keyring
 from app.kit.metrics import MetricsMiddleware
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.keyring is None:
             Keyring.from_settings(settings.secret_keys)  # raises with the fix in its message
+        set_pg_bin_dir(settings.pg_bin_dir)  # the pod database check picks a client
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)

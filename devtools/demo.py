@@ -5,7 +5,8 @@
   (``devtools.sftp``) whose host key is kept in var/demo, so the pod's pinned key holds;
 - the pod's database: ``podbackup_demo_app`` on the service's PostgreSQL server, owned by
   the login ``podbackup_demo`` (skipped, with a note, when that server refuses);
-- the backup target: a local S3 server (moto) with the bucket ``demo-pod-backups``. moto
+- the backup target: a local S3 server (moto) with the bucket ``demo-pod-backups``, checking
+  signatures as a provider does (its key is moto's, new on every start). moto
   keeps it in memory; ``DemoRun.persist()`` (called by the dev server every few seconds
   and on exit) copies its objects to var/demo/s3/, and the next start puts them back, so
   snapshots survive a restart. Without moto: a local restic repository under var/local.
@@ -36,7 +37,6 @@ STATE = ROOT / "var" / "dev"
 DEMO = ROOT / "var" / "demo"
 POD_NAME = "demo"
 BUCKET = "demo-pod-backups"
-S3_ACCESS_KEY = "demo-access-key"
 
 
 def _env_port(name: str, default: int) -> int:
@@ -73,11 +73,11 @@ def _check(r: httpx.Response, what: str) -> Any:
 
 
 def _secrets(paths: DemoOptions) -> dict[str, str]:
-    """Generated once: the SFTP, database and S3 passwords of the demo (0600 file)."""
+    """Generated once: the SFTP and database passwords of the demo (0600 file)."""
     path = paths.demo / "secrets.json"
     data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     changed = False
-    for key in ("sftp_password", "db_password", "s3_secret"):
+    for key in ("sftp_password", "db_password"):
         if not data.get(key):
             data[key] = secrets.token_hex(12)
             changed = True
@@ -157,7 +157,7 @@ def _settings_body(s3: S3Server | None, paths: DemoOptions) -> dict[str, Any]:
             "endpoint": s3.url,
             "bucket": BUCKET,
             "region": "us-east-1",
-            "access_key_id": S3_ACCESS_KEY,
+            "access_key_id": s3.key_id,
             "secret_access_key": s3.secret,
         }
     return {
@@ -207,9 +207,7 @@ def bootstrap(
             sftp_port, host_key = start_sftp(
                 spawn, paths.demo, paths.pod_files, paths.sftp_port, keys["sftp_password"]
             )
-            s3 = start_s3(
-                spawn, paths.demo, paths.s3_port, S3_ACCESS_KEY, keys["s3_secret"], keep, BUCKET
-            )
+            s3 = start_s3(spawn, paths.demo, paths.s3_port, keep, BUCKET)
             if s3 is None:
                 notes.append("moto_server not found: the demo backs up into var/local/demo-repo")
             elif keep and not s3.mirror.has(BUCKET, "config"):
@@ -260,7 +258,7 @@ def _write_env(
     if s3 is not None:
         values |= {
             "DEMO_S3_ENDPOINT": s3.url,
-            "DEMO_S3_KEY": S3_ACCESS_KEY,
+            "DEMO_S3_KEY": s3.key_id,
             "DEMO_S3_SECRET": s3.secret,
         }
     path = paths.demo / "env.sh"
@@ -327,7 +325,8 @@ def _summary(
         db = pod["database"]
         lines.append(f"  database: postgres {db['name']} on {db['host']}:{db['port']}")
     if s3 is not None:
-        lines.append(f"  S3: {s3.url}  key {S3_ACCESS_KEY} / {s3.secret}  bucket {BUCKET}")
+        lines.append(f"  S3: {s3.url}  key {s3.key_id} / {s3.secret}  bucket {BUCKET}")
+        lines.append("      (signatures are checked: a wrong secret fails verify's `credentials`)")
         if s3.restored:
             lines.append(f"      {s3.restored} objects put back from var/demo/s3")
     lines.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ class DemoError(RuntimeError):
 @dataclass
 class S3Server:
     url: str  # http://127.0.0.1:PORT
+    key_id: str
     secret: str
     restored: int  # objects put back from the folder that keeps the buckets
     mirror: s3.ServerMirror
@@ -65,24 +67,24 @@ def start_sftp(
     return int(data["port"]), str(data["host_key_line"])
 
 
-def start_s3(
-    spawn: Spawn, demo: Path, port: int, key_id: str, secret: str, keep: bool, bucket: str
-) -> S3Server | None:
-    """moto with the kept buckets put back (``bucket`` itself only when ``keep``); None
-    without moto. Objects are kept in ``demo``/s3/<bucket>/ (``S3Server.mirror.sync()``)."""
+def start_s3(spawn: Spawn, demo: Path, port: int, keep: bool, bucket: str) -> S3Server | None:
+    """moto, checking signatures, with the kept buckets put back (``bucket`` itself only
+    when ``keep``); None without moto. Objects are kept in ``demo``/s3/<bucket>/
+    (``S3Server.mirror.sync()``)."""
     binary = s3.moto_binary()
     if binary is None:
         return None
     port = free_or(port)
     proc = spawn("demo-s3", s3.moto_argv(binary, port), s3.moto_env())
     url = f"http://127.0.0.1:{port}"
-    mirror = s3.ServerMirror(url, demo / "s3", key_id, secret)
     if not keep:
-        mirror.wipe(bucket)
+        shutil.rmtree(demo / "s3" / bucket, ignore_errors=True)
     try:
         s3.wait_ready(url, alive=lambda: proc.poll() is None)
+        key_id, secret = s3.enable_auth(url)
+        mirror = s3.ServerMirror(url, demo / "s3", key_id, secret)
         restored = mirror.restore()
         mirror.ensure_bucket(bucket)
     except Exception as exc:  # moto or boto: the message and the log tell
         raise DemoError(f"the demo S3 server failed ({exc}); see var/log/demo-s3.log") from exc
-    return S3Server(url=url, secret=secret, restored=restored, mirror=mirror)
+    return S3Server(url=url, key_id=key_id, secret=secret, restored=restored, mirror=mirror)

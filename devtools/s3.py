@@ -1,5 +1,9 @@
 """The demo's S3-compatible server (moto) and a folder that keeps its buckets across runs.
 
+moto accepts any key unless told otherwise: ``enable_auth`` makes it check every request's
+signature and the key's IAM policy, as a real provider does, so a wrong secret fails
+(``SignatureDoesNotMatch``) in the demo too. Its key is moto's own, new on every start.
+
 moto keeps buckets in memory only. ``ServerMirror`` copies every bucket's objects into a
 folder (``sync``: new objects are downloaded, vanished ones deleted; one sub-folder per
 bucket) and puts them into a fresh server on the next start (``restore``). restic's
@@ -10,6 +14,7 @@ one), and so are verification probes.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -54,6 +59,42 @@ def wait_ready(url: str, timeout: float = 30.0, alive: Callable[[], bool] | None
             if time.monotonic() > deadline:
                 raise RuntimeError(f"moto_server did not answer at {url}") from None
             time.sleep(0.1)
+
+
+def enable_auth(url: str, user: str = "demo") -> tuple[str, str]:
+    """Create ``user`` with an allow-all policy while moto still lets every call through,
+    then make it check signatures and policies from the next request on (its
+    ``INITIAL_NO_AUTH_ACTION_COUNT``, set to 0 through ``/moto-api/reset-auth``). Returns
+    the user's (access key id, secret)."""
+    import boto3
+
+    iam: Any = boto3.client(
+        "iam",
+        endpoint_url=url,
+        aws_access_key_id="bootstrap",  # not checked yet
+        aws_secret_access_key="bootstrap",
+        region_name="us-east-1",
+    )
+    iam.create_user(UserName=user)
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="all",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    r = httpx.post(
+        f"{url}/moto-api/reset-auth",
+        content=b"0",
+        headers={"Content-Type": "text/plain"},  # a form type would hide the body
+        timeout=10,
+    )
+    r.raise_for_status()
+    return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
 
 
 class ServerMirror:

@@ -14,6 +14,7 @@ from app.config import get_settings
 from app.db import make_engine, make_sessionmaker
 from app.engine.context import Services
 from app.handlers import HANDLERS
+from app.integrations.dumps.clients import set_pg_bin_dir
 from app.integrations.restic import Restic
 from app.kit import subprocess as sp
 from app.kit.cachedir import ensure_cache_dir
@@ -47,6 +48,7 @@ async def startup(ctx: WorkerContext) -> None:
         egress=Policy.from_settings(settings),
     )
     sp.set_argv_log(settings.argv_log)
+    set_pg_bin_dir(settings.pg_bin_dir)
     ensure_cache_dir(settings.cache_dir)  # 0700: it holds every pod's files
     ctx["services"] = Services(
         settings=settings,

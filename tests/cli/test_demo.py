@@ -148,3 +148,40 @@ def test_demo_without_moto_uses_a_local_repository(
     with live.http() as admin:
         target = admin.get(f"/v1/pods/{run.pod_id}/backup-settings").json()["target"]
     assert target == {"kind": "local", "path": str(options.local_root / "demo-repo")}
+
+
+@pytest.mark.skipif(moto_binary() is None, reason="moto_server is not installed")
+def test_demo_s3_server_checks_the_secret(live: Live, options: DemoOptions, tmp_path: Path) -> None:
+    """The demo's S3 server checks signatures: a typo'd secret fails verify's credentials
+    check, as at a real provider; the right one passes."""
+    spawn = Spawner(tmp_path)
+    try:
+        run = bootstrap(live.url, live.admin, spawn, options)
+        assert run.s3 is not None
+        body = {
+            "target": {
+                "kind": "s3",
+                "endpoint": run.s3.url,
+                "bucket": "demo-pod-backups",
+                "region": "us-east-1",
+                "access_key_id": run.s3.key_id,
+                "secret_access_key": run.s3.secret[:-1]
+                + ("A" if run.s3.secret[-1] != "A" else "B"),
+            }
+        }
+        with live.http(token=run.token) as api:
+            settings = f"/v1/pods/{run.pod_id}/backup-settings"
+            assert api.put(settings, json=body).status_code == 200
+            checks = api.post(f"{settings}/verify").json()
+            assert checks["ok"] is False
+            credentials = next(c for c in checks["checks"] if c["name"] == "credentials")
+            assert credentials["level"] == "error", checks
+            assert "secret access key does not match" in credentials["detail"]
+
+            body["target"]["secret_access_key"] = run.s3.secret
+            assert api.put(settings, json=body).status_code == 200
+            checks = api.post(f"{settings}/verify").json()
+            credentials = next(c for c in checks["checks"] if c["name"] == "credentials")
+            assert (checks["ok"], credentials["level"]) == (True, "ok"), checks
+    finally:
+        spawn.stop()

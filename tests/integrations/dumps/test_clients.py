@@ -80,6 +80,25 @@ async def test_this_machine_picks_its_installed_client() -> None:
     assert info.value.code == "client_too_old"
 
 
+async def test_a_folder_of_last_resort_serves_a_newer_server(tmp_path: Path) -> None:
+    """PODBACKUP_PG_BIN_DIR: used only when no installed client fits, and only when its
+    own client is new enough (here a stand-in that reports its version like pg_dump)."""
+    newest = max(installed_pg_clients("pg_dump"))
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    fake = folder / "pg_dump"
+    fake.write_text(f"#!/bin/sh\necho 'pg_dump (PostgreSQL) {newest + 2}.1'\n")
+    fake.chmod(0o755)
+    binary, version = await pg_client("pg_dump", newest + 1, last_resort=folder)
+    assert (binary, parse_pg_major(version)) == (fake, newest + 2)
+    # an installed client that fits still wins
+    binary, _ = await pg_client("pg_dump", newest, last_resort=folder)
+    assert binary == installed_pg_clients("pg_dump")[newest]
+    with pytest.raises(DumpError) as info:  # too old itself: the usual advice
+        await pg_client("pg_dump", newest + 3, last_resort=folder)
+    assert info.value.code == "client_too_old"
+
+
 async def test_disk_full_message_from_real_pg_dump() -> None:
     # pg_dump writing to /dev/full fails as it would on a full staging disk
     binary, _ = await pg_client("pg_dump", min(installed_pg_clients("pg_dump")))
