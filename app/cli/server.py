@@ -184,8 +184,12 @@ def worker() -> None:
 @app.command("worker-health")
 def worker_health(
     max_age: Annotated[
-        float, typer.Option(help="Seconds since the last heartbeat still counted as alive.")
-    ] = 60.0,
+        float | None,
+        typer.Option(
+            help="Seconds since the last heartbeat still counted as alive "
+            "(default PODBACKUP_JOB_STALE_SECONDS, after which its jobs count as lost too)."
+        ),
+    ] = None,
 ) -> None:
     """Exit 0 when this host's worker beats (PODBACKUP_WORKER_HEARTBEAT_FILE), else 1.
 
@@ -194,7 +198,9 @@ def worker_health(
     # Imported on use: each command loads only what it needs, and the CLI starts fast.
     from app.kit.heartbeat import check
 
-    healthy, message = check(get_settings().heartbeat_path, max_age)
+    settings = get_settings()
+    limit = settings.job_stale_seconds if max_age is None else max_age
+    healthy, message = check(settings.heartbeat_path, limit)
     typer.echo(message, err=not healthy)
     raise typer.Exit(0 if healthy else 1)
 
