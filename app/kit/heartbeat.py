@@ -34,8 +34,12 @@ def write(path: Path, worker_id: str, now: float | None = None) -> None:
     beat = {"pid": os.getpid(), "worker_id": worker_id, "at": time.time() if now is None else now}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp.write_text(json.dumps(beat))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(beat))
+        os.replace(tmp, path)
+    except OSError:
+        remove(tmp)  # a full disk leaves no half-written file behind
+        raise
 
 
 def remove(path: Path) -> None:
