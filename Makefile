@@ -4,17 +4,31 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test test-long lint fmt openapi bench clean docs
+.PHONY: venv run test test-long lint fmt openapi bench clean docs constraints
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
-	# aioboto3 first: it pins botocore, and moto then resolves against it without backtracking.
-	$(BIN)/pip install -q aioboto3
-	$(BIN)/pip install -q -e '.[dev]'
+	# The versions pinned in constraints.txt (the image installs the same ones).
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+# Re-pin every dependency at its newest allowed version: a fresh venv, resolved without
+# the old pins, frozen (minus the project itself). Commit constraints.txt after `make test`.
+constraints:
+	rm -rf var/constraints-venv
+	$(PY) -m venv var/constraints-venv
+	var/constraints-venv/bin/pip install -q --upgrade pip wheel setuptools
+	# aioboto3 first: it pins botocore, and moto then resolves against it without backtracking.
+	var/constraints-venv/bin/pip install -q aioboto3
+	var/constraints-venv/bin/pip install -q '.[dev]'
+	{ echo "# Pinned versions of every dependency (pyproject.toml, dev extras included): used by"; \
+	  echo "# 'make venv' and the Dockerfile (pip -c). Regenerate with 'make constraints'."; \
+	  echo "# python $$(var/constraints-venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
+	  var/constraints-venv/bin/pip freeze --exclude podbackup; } > constraints.txt
+	rm -rf var/constraints-venv
 
 run: venv
 	$(BIN)/python -m devtools.devserver

@@ -159,6 +159,14 @@ class Settings(BaseSettings):
         "127.0.0.1",
         description="Address the worker's metrics listen on (`0.0.0.0` for a remote Prometheus).",
     )
+    worker_heartbeat_file: Path | None = Field(
+        None,
+        description=(
+            "File a worker rewrites every few seconds while its poll loop reaches Redis; "
+            "`podbackup worker-health` reads it (the container health check). Default "
+            "`<cache_dir>/worker.heartbeat`; give each worker on one host its own."
+        ),
+    )
     storage_stall_seconds: float = Field(
         300.0, gt=0, description="Give up on a storage that keeps failing restic's retries."
     )
@@ -381,6 +389,10 @@ class Settings(BaseSettings):
     @property
     def export_path(self) -> Path:
         return self.export_dir or self.data_dir / "exports"
+
+    @property
+    def heartbeat_path(self) -> Path:
+        return self.worker_heartbeat_file or self.cache_dir / "worker.heartbeat"
 
     def platform_password_value(self) -> str | None:
         if self.platform_password is not None:

@@ -178,7 +178,31 @@ def worker() -> None:
     from workers.settings import WorkerSettings
     from workers.transport import run_worker
 
-    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    run_worker(WorkerSettings, heartbeat_path=settings.heartbeat_path)  # type: ignore[arg-type]
+
+
+@app.command("worker-health")
+def worker_health(
+    max_age: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds since the last heartbeat still counted as alive "
+            "(default PODBACKUP_JOB_STALE_SECONDS, after which its jobs count as lost too)."
+        ),
+    ] = None,
+) -> None:
+    """Exit 0 when this host's worker beats (PODBACKUP_WORKER_HEARTBEAT_FILE), else 1.
+
+    The container health check of a worker: it reads a file, needs no network and no keys.
+    """
+    # Imported on use: each command loads only what it needs, and the CLI starts fast.
+    from app.kit.heartbeat import check
+
+    settings = get_settings()
+    limit = settings.job_stale_seconds if max_age is None else max_age
+    healthy, message = check(settings.heartbeat_path, limit)
+    typer.echo(message, err=not healthy)
+    raise typer.Exit(0 if healthy else 1)
 
 
 @app.command()
