@@ -1,9 +1,42 @@
-"""Where export archives are kept on the worker's disk."""
+"""Where export archives are kept: the operator's export bucket, or a local folder.
+
+With ``PODBACKUP_EXPORT_S3_*`` set, the worker uploads each archive to the operator's
+export bucket and the API streams it from there, so API and workers need no shared disk.
+Without it the archive stays in ``PODBACKUP_EXPORT_DIR`` on the worker's disk, which the
+API reads: development and single-host setups only.
+
+Why the operator's bucket and not the pod owner's own: an export of the pod as it is now
+needs no backup target (a pod moving away often has none); the expiry is a promise to
+delete a plaintext copy of the pod, which only storage the operator controls can keep (an
+owner's key can be rotated or revoked, their bucket versioned or object-locked, their
+target changed); the owner's repository is the whole bucket (``s3:https://host/bucket``),
+so no prefix in it lies outside the repository; and the API reads only from a store it
+trusts instead of dialing tenant endpoints for every download. The cost is the operator's
+storage for at most the link's lifetime.
+
+``storage_key`` on the row says where an archive is: ``s3://<bucket>/<key>`` in the
+export bucket, or a bare file name in the export folder.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import anyio
+
+from app.config import Settings
+from app.integrations.s3 import S3Access, open_bucket
+from app.kit.cachedir import private_dirs
+from app.kit.netpolicy import Policy
+
+S3_SCHEME = "s3://"
+# The export bucket is the operator's own server, named in settings, not a tenant's: the
+# outbound-address policy for tenant endpoints does not apply to it.
+OPERATOR_POLICY = Policy(allow=(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")))
 
 
 def store_path(export_dir: Path, export_id: uuid.UUID) -> Path:
@@ -14,3 +47,104 @@ def private_dir(path: Path) -> None:
     """The export store: 0700, so no other local user lists or reads the archives."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.chmod(0o700)
+
+
+def uses_bucket(settings: Settings) -> bool:
+    return bool(settings.export_s3_endpoint)
+
+
+class ExportStoreMissing(Exception):
+    """An archive is in the export bucket but this process has no PODBACKUP_EXPORT_S3_*."""
+
+
+def bucket_access(settings: Settings, bucket: str | None = None) -> S3Access:
+    secret = settings.export_s3_secret_access_key
+    if not settings.export_s3_endpoint or secret is None:
+        raise ExportStoreMissing(
+            "the archive is in the export bucket but PODBACKUP_EXPORT_S3_* is not set here"
+        )
+    return S3Access(
+        endpoint_url=settings.export_s3_endpoint.rstrip("/"),
+        bucket=bucket or settings.export_s3_bucket or "",
+        region=settings.export_s3_region,
+        access_key_id=settings.export_s3_access_key_id or "",
+        secret_access_key=secret.get_secret_value(),
+    )
+
+
+def work_path(settings: Settings, export_id: uuid.UUID) -> Path:
+    """Where the worker builds the archive before it is stored (0700 folders)."""
+    if uses_bucket(settings):
+        folder = private_dirs(settings.cache_dir, settings.cache_dir / "exports")
+    else:
+        folder = settings.export_path
+        private_dir(folder)
+    return store_path(folder, export_id).with_suffix(".partial")
+
+
+async def save(settings: Settings, export_id: uuid.UUID, built: Path) -> str:
+    """Store the built archive (it is moved or uploaded, then gone); its storage key."""
+    if not uses_bucket(settings):
+        final = store_path(settings.export_path, export_id)
+        built.replace(final)
+        return final.name
+    access = bucket_access(settings)
+    key = f"{settings.export_s3_prefix}{export_id}.tar.gz"
+    try:
+        async with open_bucket(access, OPERATOR_POLICY, read_timeout=60, max_attempts=3) as b:
+            await b.upload_file(key, built)
+    finally:
+        built.unlink(missing_ok=True)
+    return f"{S3_SCHEME}{access.bucket}/{key}"
+
+
+def _split(storage_key: str) -> tuple[str, str]:
+    bucket, _, key = storage_key.removeprefix(S3_SCHEME).partition("/")
+    return bucket, key
+
+
+@dataclass(frozen=True)
+class Stored:
+    size: int
+    body: AsyncIterator[bytes]
+
+
+async def open_archive(
+    settings: Settings, export_id: uuid.UUID, storage_key: str | None
+) -> Stored | None:
+    """The archive's size and a body that streams it, or None when it is gone. Nothing is
+    held open until the body is read, so a response that is never sent leaks nothing."""
+    if storage_key and storage_key.startswith(S3_SCHEME):
+        bucket, key = _split(storage_key)
+        access = bucket_access(settings, bucket)
+        async with open_bucket(access, OPERATOR_POLICY) as b:
+            size = await b.size(key)
+        if size is None:
+            return None
+
+        async def from_bucket() -> AsyncIterator[bytes]:
+            async with open_bucket(access, OPERATOR_POLICY, read_timeout=60) as b:
+                async for chunk in b.stream(key):
+                    yield chunk
+
+        return Stored(size, from_bucket())
+    path = store_path(settings.export_path, export_id)
+    if not path.exists():
+        return None
+
+    async def from_disk() -> AsyncIterator[bytes]:
+        async with await anyio.open_file(path, "rb") as fh:
+            while chunk := await fh.read(1 << 20):
+                yield chunk
+
+    return Stored(path.stat().st_size, from_disk())
+
+
+async def delete(settings: Settings, export_id: uuid.UUID, storage_key: str | None) -> None:
+    """Delete the archive wherever it is (deleting one already gone is fine)."""
+    if storage_key and storage_key.startswith(S3_SCHEME):
+        bucket, key = _split(storage_key)
+        async with open_bucket(bucket_access(settings, bucket), OPERATOR_POLICY) as b:
+            await b.delete(key)
+        return
+    store_path(settings.export_path, export_id).unlink(missing_ok=True)
