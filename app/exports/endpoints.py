@@ -197,6 +197,13 @@ async def download_export(
         log.warning("export %s: the export store cannot be read: %s", export.id, exc)
         raise ExportStoreUnavailable(hint="try again in a few minutes") from None
     if stored is None:
+        if not (export.storage_key or "").startswith(store.S3_SCHEME):
+            # The worker that built it kept it on its own disk: not this host's.
+            log.warning(
+                "export %s is ready but not in this host's export folder; with API and "
+                "workers on different hosts set PODBACKUP_EXPORT_S3_* on both",
+                export.id,
+            )
         raise Gone("the export file is gone", hint="create a new export")
 
     name = f"pod-{export.pod_id}-{export.created_at:%Y%m%d-%H%M%S}.tar.gz"

@@ -171,7 +171,8 @@ async def test_a_bucket_that_is_down_answers_503_and_keeps_the_row_for_the_next_
         s3_server.start()
     async with app.state.sessionmaker() as session:
         row = await session.get(Export, export_id)
-        assert row is not None and row.status == "ready"  # not forgotten
+        assert row is not None
+        assert row.status == "ready"  # not forgotten
     assert s3_server.keys(s3_bucket) == [key]
     assert await expire_exports(sweeper(settings, app)) == 1
     assert s3_server.keys(s3_bucket) == []
