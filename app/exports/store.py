@@ -24,6 +24,7 @@ import ipaddress
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -138,6 +139,39 @@ async def open_archive(
                 yield chunk
 
     return Stored(path.stat().st_size, from_disk())
+
+
+async def archives(settings: Settings) -> list[tuple[uuid.UUID, str, datetime]]:
+    """Every stored archive as (export id, storage key, last modified); names that are not
+    ``<export id>.tar.gz`` are not ours and are left out."""
+    found: list[tuple[uuid.UUID, str, datetime]] = []
+    if uses_bucket(settings):
+        access = bucket_access(settings)
+        prefix = settings.export_s3_prefix
+        async with open_bucket(access, OPERATOR_POLICY, read_timeout=60) as b:
+            async for key, modified in b.objects(prefix):
+                export_id = _export_id(key.removeprefix(prefix))
+                if export_id is not None:
+                    found.append((export_id, f"{S3_SCHEME}{access.bucket}/{key}", modified))
+        return found
+    folder = settings.export_path
+    for path in folder.glob("*.tar.gz") if folder.is_dir() else ():
+        export_id = _export_id(path.name)
+        if export_id is not None:
+            modified = datetime.fromtimestamp(path.lstat().st_mtime, UTC)
+            found.append((export_id, path.name, modified))
+    return found
+
+
+def _export_id(name: str) -> uuid.UUID | None:
+    stem = name.removesuffix(".tar.gz")
+    if stem == name or "/" in stem:
+        return None
+    try:
+        export_id = uuid.UUID(stem)
+    except ValueError:
+        return None
+    return export_id if str(export_id) == stem else None
 
 
 async def delete(settings: Settings, export_id: uuid.UUID, storage_key: str | None) -> None:

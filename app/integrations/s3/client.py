@@ -18,6 +18,7 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,17 @@ class Bucket:
         )
         keys = [str(obj["Key"]) for obj in response.get("Contents", []) or []]
         return Listing(keys=keys, truncated=bool(response.get("IsTruncated")))
+
+    async def objects(self, prefix: str) -> AsyncIterator[tuple[str, datetime]]:
+        """Every (key, last modified) under ``prefix``, a page of 1,000 at a time."""
+        token: dict[str, str] = {}
+        while True:
+            page = await self._call("list_objects_v2", Bucket=self.name, Prefix=prefix, **token)
+            for obj in page.get("Contents", []) or []:
+                yield str(obj["Key"]), obj["LastModified"]
+            if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+                return
+            token = {"ContinuationToken": str(page["NextContinuationToken"])}
 
     async def region(self) -> str | None:
         """The bucket's region as the server reports it (HeadBucket), if it does."""
