@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -384,8 +385,17 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"PODBACKUP_EXPORT_S3_ENDPOINT is set: set {', '.join(missing)} too"
                 )
-            if not self.export_s3_endpoint.startswith(("https://", "http://")):
-                raise ValueError("PODBACKUP_EXPORT_S3_ENDPOINT: give https://host[:port]")
+            parts = urlsplit(self.export_s3_endpoint)
+            if (
+                parts.scheme not in ("https", "http")
+                or not parts.hostname
+                or parts.path not in ("", "/")
+                or parts.query
+            ):
+                raise ValueError(
+                    "PODBACKUP_EXPORT_S3_ENDPOINT: give https://host[:port] (the bucket is "
+                    "PODBACKUP_EXPORT_S3_BUCKET, not part of the URL)"
+                )
         return self
 
     @property

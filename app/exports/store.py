@@ -32,6 +32,7 @@ import anyio
 from app.config import Settings
 from app.integrations.s3 import S3Access, open_bucket
 from app.kit.cachedir import private_dirs
+from app.kit.logging import register_secret
 from app.kit.netpolicy import Policy
 
 S3_SCHEME = "s3://"
@@ -64,6 +65,7 @@ def bucket_access(settings: Settings, bucket: str | None = None) -> S3Access:
         raise ExportStoreMissing(
             "the archive is in the export bucket but PODBACKUP_EXPORT_S3_* is not set here"
         )
+    register_secret(secret.get_secret_value())  # masked in every log line of this process
     return S3Access(
         endpoint_url=settings.export_s3_endpoint.rstrip("/"),
         bucket=bucket or settings.export_s3_bucket or "",

@@ -181,6 +181,14 @@ def test_the_export_store_is_configured_all_or_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         Settings(_env_file=None, export_s3_endpoint="https://s3.example.com")  # type: ignore[call-arg]
     assert "PODBACKUP_EXPORT_S3_BUCKET" in str(caught.value)
+    with pytest.raises(ValidationError, match="not part of the URL"):
+        Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            export_s3_endpoint="https://s3.example.com/exports",
+            export_s3_bucket="exports",
+            export_s3_access_key_id="key",
+            export_s3_secret_access_key="secret",  # type: ignore[arg-type]
+        )
     secret = tmp_path / "secret"
     secret.write_text("from-a-file\n")
     ok = Settings(
