@@ -3,11 +3,12 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
 
 from app.audit import service as audit
 from app.auth.dependencies import AnyPrincipal, client_address
@@ -65,6 +66,21 @@ class BadSignature(AppError):
 
 class ExportStoreUnavailable(ServiceUnavailable):
     message = "The export store cannot be read right now"
+
+
+class ArchiveResponse(StreamingResponse):
+    """Streams an opened archive and closes it however the response ends: a generator's
+    own ``finally`` never runs when the client is gone before the body started."""
+
+    def __init__(self, stored: store.Stored, **kw: Any) -> None:
+        super().__init__(stored.body, **kw)
+        self._close = stored.close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._close()
 
 
 def to_read(export: Export, base_url: str, keyring: Keyring) -> ExportRead:
@@ -207,8 +223,8 @@ async def download_export(
         raise Gone("the export file is gone", hint="create a new export")
 
     name = f"pod-{export.pod_id}-{export.created_at:%Y%m%d-%H%M%S}.tar.gz"
-    return StreamingResponse(
-        stored.body,
+    return ArchiveResponse(
+        stored,
         media_type="application/gzip",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',

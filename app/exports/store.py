@@ -20,9 +20,11 @@ export bucket, or a bare file name in the export folder.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,39 +110,48 @@ def _split(storage_key: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Stored:
+    """An archive opened for reading: its size, a body that streams it, and ``close``,
+    which must run however the response ends (even when the body was never read)."""
+
     size: int
     body: AsyncIterator[bytes]
+    close: Callable[[], Awaitable[None]]
 
 
 async def open_archive(
     settings: Settings, export_id: uuid.UUID, storage_key: str | None
 ) -> Stored | None:
-    """The archive's size and a body that streams it, or None when it is gone. Nothing is
-    held open until the body is read, so a response that is never sent leaks nothing."""
+    """The archive, opened (one GET: its size is known before the status line is sent),
+    or None when it is gone."""
     if storage_key and storage_key.startswith(S3_SCHEME):
         bucket, key = _split(storage_key)
         access = bucket_access(settings, bucket)
-        async with open_bucket(access, OPERATOR_POLICY) as b:
-            size = await b.size(key)
-        if size is None:
+        stack = contextlib.AsyncExitStack()
+        try:
+            b = await stack.enter_async_context(
+                open_bucket(access, OPERATOR_POLICY, read_timeout=60)
+            )
+            reader = await b.open_object(key)
+            if reader is not None:
+                stack.callback(reader.close)
+        except BaseException:
+            await stack.aclose()
+            raise
+        if reader is None:
+            await stack.aclose()
             return None
-
-        async def from_bucket() -> AsyncIterator[bytes]:
-            async with open_bucket(access, OPERATOR_POLICY, read_timeout=60) as b:
-                async for chunk in b.stream(key):
-                    yield chunk
-
-        return Stored(size, from_bucket())
+        return Stored(reader.size, reader.chunks(), stack.aclose)
     path = store_path(settings.export_path, export_id)
-    if not path.exists():
+    try:
+        fh = await anyio.open_file(path, "rb")
+    except FileNotFoundError:
         return None
 
     async def from_disk() -> AsyncIterator[bytes]:
-        async with await anyio.open_file(path, "rb") as fh:
-            while chunk := await fh.read(1 << 20):
-                yield chunk
+        while chunk := await fh.read(1 << 20):
+            yield chunk
 
-    return Stored(path.stat().st_size, from_disk())
+    return Stored(os.fstat(fh.wrapped.fileno()).st_size, from_disk(), fh.aclose)
 
 
 async def archives(settings: Settings) -> list[tuple[uuid.UUID, str, datetime]]:

@@ -178,6 +178,24 @@ def content_md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
+class ObjectReader:
+    """An object's bytes in chunks, never the whole object in memory."""
+
+    def __init__(self, size: int, body: Any) -> None:
+        self.size = size
+        self._body = body
+
+    async def chunks(self, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        try:
+            while chunk := await self._body.read(chunk_size):
+                yield chunk
+        except (BotoCoreError, OSError, TimeoutError) as exc:
+            raise e.classify(exc) from None
+
+    def close(self) -> None:
+        self._body.close()
+
+
 class Bucket:
     """Calls on one bucket. Every method raises ``S3Failure`` on failure."""
 
@@ -270,27 +288,16 @@ class Bucket:
                 )
             raise
 
-    async def size(self, key: str) -> int | None:
-        """The object's size, or None when there is no such object."""
+    async def open_object(self, key: str) -> ObjectReader | None:
+        """An object opened for reading (its size known, its bytes not yet read), or None
+        when there is no such object. Close the reader, read to the end or not."""
         try:
-            response = await self._call("head_object", Bucket=self.name, Key=key)
+            response = await self._call("get_object", Bucket=self.name, Key=key)
         except e.S3Failure as failure:
             if failure.kind == e.NOT_FOUND:
                 return None
             raise
-        return int(response["ContentLength"])
-
-    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        """The object's bytes in chunks, never the whole object in memory."""
-        response = await self._call("get_object", Bucket=self.name, Key=key)
-        body = response["Body"]
-        try:
-            while chunk := await body.read(chunk_size):
-                yield chunk
-        except (BotoCoreError, OSError, TimeoutError) as exc:
-            raise e.classify(exc) from None
-        finally:
-            body.close()
+        return ObjectReader(int(response["ContentLength"]), response["Body"])
 
     async def delete(self, key: str) -> None:
         await self._call("delete_object", Bucket=self.name, Key=key)

@@ -31,9 +31,14 @@ async def test_a_file_of_several_parts_goes_up_and_comes_back_in_chunks(
     (tmp_path / "archive").write_bytes(data)
     async with open_bucket(access(s3_server, s3_bucket), POLICY) as bucket:
         await bucket.upload_file("x/archive", tmp_path / "archive", part_size=PART)
-        assert await bucket.size("x/archive") == len(data)
-        assert await bucket.size("x/missing") is None
-        chunks = [c async for c in bucket.stream("x/archive", chunk_size=1 << 20)]
+        assert await bucket.open_object("x/missing") is None
+        reader = await bucket.open_object("x/archive")
+        assert reader is not None
+        try:
+            assert reader.size == len(data)
+            chunks = [c async for c in reader.chunks(chunk_size=1 << 20)]
+        finally:
+            reader.close()
     assert max(len(c) for c in chunks) <= 1 << 20
     assert hashlib.sha256(b"".join(chunks)).digest() == hashlib.sha256(data).digest()
     head = s3_server.client().head_object(Bucket=s3_bucket, Key="x/archive")
