@@ -22,11 +22,14 @@ log = logging.getLogger(__name__)
 async def expire_exports(services: Services) -> int:
     now = utcnow()
     deleted = 0
-    async with services.sessionmaker() as session:
+    async with (
+        services.sessionmaker() as session,
+        store.deleter(services.settings) as delete,
+    ):
         rows = await repository.lock_expired(session, now, limit=500)
         for export in rows:
             try:
-                await store.delete(services.settings, export.id, export.storage_key)
+                await delete(export.id, export.storage_key)
             except (S3Failure, store.ExportStoreMissing) as exc:
                 log.warning(
                     "export %s: archive not deleted, retried next sweep: %s", export.id, exc
@@ -60,15 +63,16 @@ async def sweep_orphans(services: Services, grace: timedelta = ORPHAN_GRACE) -> 
     async with services.sessionmaker() as session:
         live = await repository.live_ids(session, [export_id for export_id, _ in old])
     deleted = 0
-    for export_id, key in old:
-        if export_id in live:
-            continue
-        try:
-            await store.delete(settings, export_id, key)
-        except S3Failure as exc:
-            log.warning("export %s: orphaned archive not deleted: %s", export_id, exc)
-            continue
-        deleted += 1
+    async with store.deleter(settings) as delete:
+        for export_id, key in old:
+            if export_id in live:
+                continue
+            try:
+                await delete(export_id, key)
+            except S3Failure as exc:
+                log.warning("export %s: orphaned archive not deleted: %s", export_id, exc)
+                continue
+            deleted += 1
     if deleted:
         log.info("deleted %d orphaned export archive(s)", deleted)
     return deleted

@@ -32,7 +32,7 @@ from pathlib import Path
 import anyio
 
 from app.config import Settings
-from app.integrations.s3 import S3Access, open_bucket
+from app.integrations.s3 import Bucket, S3Access, open_bucket
 from app.kit.cachedir import private_dirs
 from app.kit.logging import register_secret
 from app.kit.netpolicy import Policy
@@ -187,11 +187,26 @@ def _export_id(name: str) -> uuid.UUID | None:
     return export_id if str(export_id) == stem else None
 
 
-async def delete(settings: Settings, export_id: uuid.UUID, storage_key: str | None) -> None:
-    """Delete the archive wherever it is (deleting one already gone is fine)."""
-    if storage_key and storage_key.startswith(S3_SCHEME):
-        bucket, key = _split(storage_key)
-        async with open_bucket(bucket_access(settings, bucket), OPERATOR_POLICY) as b:
-            await b.delete(key)
-        return
-    store_path(settings.export_path, export_id).unlink(missing_ok=True)
+Delete = Callable[[uuid.UUID, str | None], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def deleter(settings: Settings) -> AsyncIterator[Delete]:
+    """``delete(export_id, storage_key)``: delete an archive wherever it is (one already
+    gone is fine), with one S3 client per bucket for a whole sweep."""
+    async with contextlib.AsyncExitStack() as stack:
+        buckets: dict[str, Bucket] = {}
+
+        async def delete(export_id: uuid.UUID, storage_key: str | None) -> None:
+            if storage_key and storage_key.startswith(S3_SCHEME):
+                name, key = _split(storage_key)
+                if name not in buckets:
+                    access = bucket_access(settings, name)
+                    buckets[name] = await stack.enter_async_context(
+                        open_bucket(access, OPERATOR_POLICY)
+                    )
+                await buckets[name].delete(key)
+                return
+            store_path(settings.export_path, export_id).unlink(missing_ok=True)
+
+        yield delete
