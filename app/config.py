@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -247,6 +248,24 @@ class Settings(BaseSettings):
         None, description="Folder of the export store (development); default `<data_dir>/exports`."
     )
     export_ttl_seconds: int = Field(24 * 3600, ge=60, description="How long an export link lives.")
+    export_s3_endpoint: str | None = Field(
+        None,
+        description=(
+            "Object store of exports, required when API and workers run on different hosts: "
+            "`https://host[:port]` of an S3-compatible server the operator owns. Empty: "
+            "the export folder, which only works with API and workers on one host."
+        ),
+    )
+    export_s3_bucket: str | None = Field(None, description="Bucket of the export store.")
+    export_s3_prefix: str = Field("exports/", description="Key prefix of export archives.")
+    export_s3_region: str = Field("us-east-1", description="Region of the export bucket.")
+    export_s3_access_key_id: str | None = Field(None, description="S3 key of the export store.")
+    export_s3_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret of the export store."
+    )
+    export_s3_secret_access_key_file: Path | None = Field(
+        None, description="Or a file holding it, read at start."
+    )
 
     # drills (trial restore of database dumps)
     drill_postgres_url: str | None = Field(
@@ -380,6 +399,39 @@ class Settings(BaseSettings):
             self.database_url = _read_secret_file(
                 self.database_url_file, "PODBACKUP_DATABASE_URL_FILE"
             ).strip()
+        return self
+
+    @model_validator(mode="after")
+    def _export_store(self) -> Settings:
+        """The export store is all or nothing: a half-configured one would fail each export."""
+        if self.export_s3_secret_access_key_file is not None:
+            if self.export_s3_secret_access_key is not None:
+                raise ValueError("set PODBACKUP_EXPORT_S3_SECRET_ACCESS_KEY or its _FILE, not both")
+            text = _read_secret_file(
+                self.export_s3_secret_access_key_file, "PODBACKUP_EXPORT_S3_SECRET_ACCESS_KEY_FILE"
+            )
+            self.export_s3_secret_access_key = SecretStr(text.strip())
+        if self.export_s3_endpoint:
+            missing = [
+                f"PODBACKUP_EXPORT_S3_{name.upper()}"
+                for name in ("bucket", "access_key_id", "secret_access_key")
+                if not getattr(self, f"export_s3_{name}")
+            ]
+            if missing:
+                raise ValueError(
+                    f"PODBACKUP_EXPORT_S3_ENDPOINT is set: set {', '.join(missing)} too"
+                )
+            parts = urlsplit(self.export_s3_endpoint)
+            if (
+                parts.scheme not in ("https", "http")
+                or not parts.hostname
+                or parts.path not in ("", "/")
+                or parts.query
+            ):
+                raise ValueError(
+                    "PODBACKUP_EXPORT_S3_ENDPOINT: give https://host[:port] (the bucket is "
+                    "PODBACKUP_EXPORT_S3_BUCKET, not part of the URL)"
+                )
         return self
 
     @property

@@ -22,7 +22,7 @@ from app.kit.crypto import Keyring
 from app.kit.netpolicy import Policy
 from workers.context import WorkerContext
 from workers.tasks.jobs import run_job
-from workers.tasks.maintenance import expire_exports, reconcile_jobs
+from workers.tasks.maintenance import expire_exports, reconcile_jobs, sweep_export_orphans
 from workers.tasks.scheduler import schedule_tick
 from workers.tasks.stale import detect_stale
 from workers.tasks.webhooks import deliver_webhooks
@@ -90,6 +90,7 @@ class WorkerSettings:
             second=_every(_settings.webhook_interval_seconds),
         ),
         cron(expire_exports, second={7}),  # type: ignore[arg-type]
+        cron(sweep_export_orphans, minute={37}, second={41}),  # type: ignore[arg-type]
         cron(detect_stale, second={23}),  # type: ignore[arg-type]
     ]
     on_startup = startup

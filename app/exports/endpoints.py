@@ -1,22 +1,22 @@
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
 
 from app.audit import service as audit
 from app.auth.dependencies import AnyPrincipal, client_address
 from app.db import DbSession
 from app.deps import KeyringDep, RedisDep, SettingsDep
-from app.errors import AppError, Gone, NotFound, error_responses
-from app.exports import signing
-from app.exports.store import store_path
+from app.errors import AppError, Gone, NotFound, ServiceUnavailable, error_responses
+from app.exports import signing, store
+from app.integrations.s3 import S3Failure
 from app.jobs import service as jobs
 from app.kit.crypto import Keyring
 from app.kit.validators import Body
@@ -27,6 +27,7 @@ from app.models.shapes import JobParams
 from app.pods import service as pods
 from app.snapshots import service as snapshots
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["exports"])
 
 
@@ -50,13 +51,36 @@ class ExportRead(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     download_url: str | None = Field(
-        None, description="Works without a token until `expires_at`; share it with care."
+        None,
+        description=(
+            "Works without a token until `expires_at`; share it with care. The API "
+            "streams the archive itself (no redirect to the storage behind it)."
+        ),
     )
 
 
 class BadSignature(AppError):
     status_code = 403
     message = "The download link is not valid"
+
+
+class ExportStoreUnavailable(ServiceUnavailable):
+    message = "The export store cannot be read right now"
+
+
+class ArchiveResponse(StreamingResponse):
+    """Streams an opened archive and closes it however the response ends: a generator's
+    own ``finally`` never runs when the client is gone before the body started."""
+
+    def __init__(self, stored: store.Stored, **kw: Any) -> None:
+        super().__init__(stored.body, **kw)
+        self._close = stored.close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._close()
 
 
 def to_read(export: Export, base_url: str, keyring: Keyring) -> ExportRead:
@@ -153,10 +177,15 @@ async def get_export(
 @router.get(
     "/v1/exports/{export_id}/download",
     summary="Download an export with its signed link (no token needed until it expires)",
+    description=(
+        "Streams the archive through the API (a 200, never a redirect), from the "
+        "operator's export bucket when `PODBACKUP_EXPORT_S3_*` is set, else from the "
+        "export folder. The link is checked against the export's record on every use."
+    ),
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/gzip": {}}, "description": "The archive"},
-        **error_responses(403, 404, 410, 422),
+        **error_responses(403, 404, 410, 422, 503),
     },
 )
 async def download_export(
@@ -178,22 +207,28 @@ async def download_export(
         # The record decides, not only the link: an export whose time was cut short after
         # its link was handed out is gone too.
         raise Gone("the download link has expired", hint="create a new export")
-    path = store_path(settings.export_path, export.id)
-    if not path.exists():
+    try:
+        stored = await store.open_archive(settings, export.id, export.storage_key)
+    except (S3Failure, store.ExportStoreMissing) as exc:
+        log.warning("export %s: the export store cannot be read: %s", export.id, exc)
+        raise ExportStoreUnavailable(hint="try again in a few minutes") from None
+    if stored is None:
+        if not (export.storage_key or "").startswith(store.S3_SCHEME):
+            # The worker that built it kept it on its own disk: not this host's.
+            log.warning(
+                "export %s is ready but not in this host's export folder; with API and "
+                "workers on different hosts set PODBACKUP_EXPORT_S3_* on both",
+                export.id,
+            )
         raise Gone("the export file is gone", hint="create a new export")
 
-    async def body() -> AsyncIterator[bytes]:
-        async with await anyio.open_file(path, "rb") as fh:
-            while chunk := await fh.read(1 << 20):
-                yield chunk
-
     name = f"pod-{export.pod_id}-{export.created_at:%Y%m%d-%H%M%S}.tar.gz"
-    return StreamingResponse(
-        body(),
+    return ArchiveResponse(
+        stored,
         media_type="application/gzip",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
-            "Content-Length": str(path.stat().st_size),
+            "Content-Length": str(stored.size),
             "Cache-Control": "no-store",
         },
     )

@@ -4,6 +4,7 @@ from the pod as it is now, stored in the export store behind a link that expires
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
-from app.exports import repository
+from app.exports import repository, store
 from app.exports.archive import snapshot_to_targz, tar_folders
-from app.exports.store import private_dir, store_path
+from app.integrations.s3 import S3Failure
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod
 from app.models.kinds import JobStatus
@@ -27,15 +28,14 @@ from app.podio.stage import stage_database, stage_files
 from app.pods.service import decrypt_secrets
 from app.snapshots import repository as snapshots
 
+log = logging.getLogger(__name__)
+
 
 class ExportHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
         export_id = uuid.UUID(ctx.job.params.export_id)
         snapshot_id = ctx.job.params.snapshot_id
-        export_dir = ctx.settings.export_path
-        private_dir(export_dir)
-        final = store_path(export_dir, export_id)
-        partial = final.with_suffix(".partial")
+        partial = store.work_path(ctx.settings, export_id)
         async with ctx.session() as session:
             pod = await session.get(Pod, ctx.job.pod_id)
             if pod is None:
@@ -65,10 +65,21 @@ class ExportHandler:
             else:
                 size, digest, source = await self._from_pod(ctx, pod, partial)
             ctx.check_cancel()
-            partial.replace(final)
-        except BaseException:
+            if store.uses_bucket(ctx.settings):
+                await ctx.phase("uploading")
+            storage_key = await store.save(ctx.settings, export_id, partial)
+        except S3Failure as failure:
+            # The operator's bucket is not the tenant's business: its address and error
+            # text go to the operator's log, the job says what failed.
+            log.warning("export %s: the export bucket failed: %s", export_id, failure.message)
+            raise JobFailure(
+                "export_store_failed",
+                f"the archive was built but could not be stored ({failure.kind})",
+                hint="a problem on the service's side; try again later or tell the operator",
+                retryable=failure.network or failure.kind == "http",
+            ) from None
+        finally:
             partial.unlink(missing_ok=True)
-            raise
         expires = datetime.now(UTC) + timedelta(seconds=ctx.settings.export_ttl_seconds)
         result = {"export_id": str(export_id), "size_bytes": size, "sha256": digest, **source}
 
@@ -78,7 +89,7 @@ class ExportHandler:
                 export_id,
                 size_bytes=size,
                 sha256=digest,
-                storage_key=final.name,
+                storage_key=storage_key,
                 expires_at=expires,
                 ready_at=datetime.now(UTC),
                 snapshot_id=source.get("snapshot_id"),

@@ -51,3 +51,13 @@ async def lock_expired(session: AsyncSession, now: datetime, limit: int) -> Sequ
         .limit(limit)
     )
     return rows.all()
+
+
+async def live_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Of ``ids``, the exports still building or ready: their archives are wanted."""
+    if not ids:
+        return set()
+    rows = await session.scalars(
+        select(Export.id).where(Export.id.in_(ids), Export.status.in_(("pending", "ready")))
+    )
+    return set(rows.all())

@@ -7,7 +7,7 @@ right before every connection, since a name can be re-pointed in between.
 
 IPv6 forms that carry an IPv4 address (IPv4-mapped and -compatible, 6to4, Teredo, NAT64)
 are judged by that address too. The operator's own services (the control database,
-Redis, the drill servers, a private platform storage) are refused at their address and
+Redis, the drill servers, a private platform or export storage) are refused at their address and
 port whatever the allow-list says: allow-listing the network they live in must not open
 them to tenants (``PODBACKUP_ALLOW_OPERATOR_SERVICES`` lifts this for development).
 """
@@ -118,6 +118,11 @@ def operator_services(settings: Settings) -> tuple[Service, ...]:
         _service(
             "the platform storage (PODBACKUP_PLATFORM_REPOSITORY)",
             platform[3:] if platform.startswith("s3:") else None,
+            private_only=True,
+        ),
+        _service(
+            "the export store (PODBACKUP_EXPORT_S3_ENDPOINT)",
+            settings.export_s3_endpoint,
             private_only=True,
         ),
     ]

@@ -1,7 +1,16 @@
 """S3: the only code that opens S3 connections (aioboto3), plus a bare connect probe."""
 
-from app.integrations.s3.client import Bucket, Listing, S3Access, open_bucket
+from app.integrations.s3.client import Bucket, Listing, ObjectReader, S3Access, open_bucket
 from app.integrations.s3.connect import Connected, probe
 from app.integrations.s3.errors import S3Failure
 
-__all__ = ["Bucket", "Connected", "Listing", "S3Access", "S3Failure", "open_bucket", "probe"]
+__all__ = [
+    "Bucket",
+    "Connected",
+    "Listing",
+    "ObjectReader",
+    "S3Access",
+    "S3Failure",
+    "open_bucket",
+    "probe",
+]

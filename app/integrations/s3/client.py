@@ -10,6 +10,7 @@ an address written as a literal reaches a refused address. Redirects are never f
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -17,6 +18,8 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -162,6 +165,9 @@ def make_config(
     )
 
 
+PART_SIZE = 16 << 20  # S3 parts are 5 MiB (but the last) to 5 GiB, at most 10,000
+
+
 @dataclass(frozen=True)
 class Listing:
     keys: list[str]
@@ -170,6 +176,24 @@ class Listing:
 
 def content_md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+class ObjectReader:
+    """An object's bytes in chunks, never the whole object in memory."""
+
+    def __init__(self, size: int, body: Any) -> None:
+        self.size = size
+        self._body = body
+
+    async def chunks(self, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        try:
+            while chunk := await self._body.read(chunk_size):
+                yield chunk
+        except (BotoCoreError, OSError, TimeoutError) as exc:
+            raise e.classify(exc) from None
+
+    def close(self) -> None:
+        self._body.close()
 
 
 class Bucket:
@@ -196,6 +220,17 @@ class Bucket:
         keys = [str(obj["Key"]) for obj in response.get("Contents", []) or []]
         return Listing(keys=keys, truncated=bool(response.get("IsTruncated")))
 
+    async def objects(self, prefix: str) -> AsyncIterator[tuple[str, datetime]]:
+        """Every (key, last modified) under ``prefix``, a page of 1,000 at a time."""
+        token: dict[str, str] = {}
+        while True:
+            page = await self._call("list_objects_v2", Bucket=self.name, Prefix=prefix, **token)
+            for obj in page.get("Contents", []) or []:
+                yield str(obj["Key"]), obj["LastModified"]
+            if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+                return
+            token = {"ContinuationToken": str(page["NextContinuationToken"])}
+
     async def region(self) -> str | None:
         """The bucket's region as the server reports it (HeadBucket), if it does."""
         response = await self._call("head_bucket", Bucket=self.name)
@@ -218,6 +253,51 @@ class Bucket:
         except (BotoCoreError, OSError, TimeoutError) as exc:
             raise e.classify(exc) from None
         return data
+
+    async def upload_file(self, key: str, path: Path, *, part_size: int = PART_SIZE) -> None:
+        """Upload a file of any size as a multipart upload, one part in memory at a time,
+        each part with Content-MD5; an upload that fails is aborted (no parts left behind)."""
+        # Past 9,000 parts the parts grow: S3 takes at most 10,000.
+        part_size = max(part_size, -(-path.stat().st_size // 9000))
+        created = await self._call("create_multipart_upload", Bucket=self.name, Key=key)
+        upload_id = created["UploadId"]
+        try:
+            parts: list[dict[str, Any]] = []
+            with path.open("rb") as fh:
+                number = 1
+                while True:
+                    data = await asyncio.to_thread(fh.read, part_size)
+                    if not data and parts:
+                        break
+                    answer = await self._call(
+                        "upload_part", Bucket=self.name, Key=key, UploadId=upload_id,
+                        PartNumber=number, Body=data, ContentMD5=content_md5(data),
+                    )  # fmt: skip
+                    parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                    if len(data) < part_size:
+                        break
+                    number += 1
+            await self._call(
+                "complete_multipart_upload", Bucket=self.name, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )  # fmt: skip
+        except BaseException:
+            with contextlib.suppress(e.S3Failure):
+                await self._call(
+                    "abort_multipart_upload", Bucket=self.name, Key=key, UploadId=upload_id
+                )
+            raise
+
+    async def open_object(self, key: str) -> ObjectReader | None:
+        """An object opened for reading (its size known, its bytes not yet read), or None
+        when there is no such object. Close the reader, read to the end or not."""
+        try:
+            response = await self._call("get_object", Bucket=self.name, Key=key)
+        except e.S3Failure as failure:
+            if failure.kind == e.NOT_FOUND:
+                return None
+            raise
+        return ObjectReader(int(response["ContentLength"]), response["Body"])
 
     async def delete(self, key: str) -> None:
         await self._call("delete_object", Bucket=self.name, Key=key)
