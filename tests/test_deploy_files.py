@@ -209,12 +209,15 @@ def test_image_command_port_and_health_check_agree() -> None:
 
 def test_compose_env_names_are_settings_and_load() -> None:
     anchored = compose()["x-podbackup-env"]
+    names = set(anchored)
     for name, service in services().items():
         if not ours(service):
             continue
         env = service.get("environment") or {}
-        assert env == anchored, f"{name}: use the shared environment (&podbackup-env)"
-    names = set(anchored)
+        # The shared environment, plus a role's own settings (the worker's metrics address).
+        shared = {k: v for k, v in env.items() if k in anchored}
+        assert shared == anchored, f"{name}: use the shared environment (<<: *podbackup-env)"
+        names |= set(env)
     assert names <= SETTINGS_ENV, f"not settings: {sorted(names - SETTINGS_ENV)}"
     values = {**dockerfile_env(), **{k: interpolate(str(v)) for k, v in anchored.items()}}
     mp = pytest.MonkeyPatch()
@@ -278,6 +281,15 @@ def test_every_service_has_a_health_check_of_its_own_kind() -> None:
         health = service.get("healthcheck")
         assert health, f"{name}: no healthcheck"
         if not ours(service):
+            if health == {"disable": True}:
+                # A one-shot helper: what waits for it waits for it to complete.
+                waits = [
+                    other["depends_on"][name]["condition"]
+                    for other in services().values()
+                    if name in (other.get("depends_on") or {})
+                ]
+                assert waits and set(waits) == {"service_completed_successfully"}, name
+                continue
             assert health.get("test"), name
             continue
         role = service["command"][1]
