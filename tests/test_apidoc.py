@@ -21,6 +21,7 @@ from pydantic import TypeAdapter
 from app.apidoc.build import EVENTS_PATH, operations
 from app.apidoc.causes import AUTH_LIMIT, SHARED
 from app.apidoc.operations import OPERATIONS
+from app.apidoc.readme import block as readme_block
 from app.engine.reconcile import WORKER_LOST
 from app.errors import _HTTP_NAMES
 from app.jobs import repository as jobs
@@ -239,3 +240,8 @@ def test_info_has_the_package_version_and_an_overview() -> None:
     assert info["version"] == version("podbackup")
     for section in ("## Authentication", "## Errors", "## Lists", "## Jobs"):
         assert section in info["description"]
+
+
+def test_readme_job_error_table_is_current() -> None:
+    readme = (APP.parent / "README.md").read_text()
+    assert readme_block() in readme, "README.md's job error table is stale: run `make docs`"

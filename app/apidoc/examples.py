@@ -149,8 +149,10 @@ VERIFY = {
     "repository": REPOSITORY,
     "verified_at": CREATED,
     "checks": [
-        {"name": "endpoint", "ok": True, "level": "ok", "detail": "TLS, answered in 84 ms"},
+        {"name": "address_policy", "ok": True, "level": "ok", "detail": "a public address"},
+        {"name": "connect", "ok": True, "level": "ok", "detail": "TLS, answered in 84 ms"},
         {"name": "credentials", "ok": True, "level": "ok", "detail": "the key was accepted"},
+        {"name": "write", "ok": True, "level": "ok", "detail": "a probe object was written"},
         {
             "name": "key_scope",
             "ok": True,
@@ -158,6 +160,7 @@ VERIFY = {
             "detail": "the key can also list 2 other buckets",
             "hint": "limit the key to this one bucket (see GET /v1/providers)",
         },
+        {"name": "contents", "ok": True, "level": "ok", "detail": "this pod's repository"},
         {"name": "pod_files", "ok": True, "level": "ok", "detail": "logged in, /srv/wiki"},
     ],
 }

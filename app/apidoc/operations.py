@@ -100,12 +100,13 @@ OPERATIONS: dict[str, Op] = {
         causes=(NOT_READY,),
     ),
     "GET /metrics": Op(
-        "Prometheus text: HTTP requests, jobs by kind and status (read from PostgreSQL), "
-        "queue age, read-cache and download gauges. **Who**: anyone who can reach the "
-        "port; keep it off the public network. A database outage does not fail it: the job "
-        "gauges keep their last values.",
-        response="# HELP podbackup_jobs_active Jobs queued or running\n"
-        '# TYPE podbackup_jobs_active gauge\npodbackup_jobs_active{kind="backup"} 2.0\n',
+        "Prometheus text: HTTP requests, queued and running jobs by kind and status (read "
+        "from PostgreSQL), the age of the oldest queued job, read-cache gauges. **Who**: "
+        "anyone who can reach the port; keep it off the public network. A database outage "
+        "does not fail it: the job gauges keep their last values.",
+        response="# HELP podbackup_jobs_active Queued and running jobs (from PostgreSQL)\n"
+        "# TYPE podbackup_jobs_active gauge\n"
+        'podbackup_jobs_active{kind="backup",status="running"} 2.0\n',
     ),
     # -- accounts and tokens -------------------------------------------------------------------
     "GET /v1/me": Op(
@@ -173,8 +174,9 @@ OPERATIONS: dict[str, Op] = {
     "GET /v1/pods/{pod_id}": Op(f"One pod, secrets as `*_set` flags. {ANY}", response=ex.POD),
     "PATCH /v1/pods/{pod_id}": Op(
         f"Change a pod: only the fields sent change; a section sent replaces that section, "
-        f"except that its omitted secrets keep their stored values. {ANY} The next job uses "
-        "the new values.",
+        f"except that its omitted secrets keep their stored values, as long as the host, "
+        f"port and login stay the same (a stored password is never sent to a new place: "
+        f"send it again, or `''` to drop it). {ANY} The next job uses the new values.",
         request={
             "hooks": {
                 "stop_url": "https://wiki.example.net/maintenance/on",
@@ -193,7 +195,7 @@ OPERATIONS: dict[str, Op] = {
         f"Delete a pod with its settings, jobs and snapshot records, and destroy its stored "
         f"secrets (SFTP and database passwords, S3 secret, repository password). {ANY} The "
         "backups in the owner's bucket are not touched: keep the restore kit first if they "
-        "are still wanted. Its queued and running jobs end `pod_deleted`.",
+        "are still wanted. Its job records go with it; a job still running stops.",
         causes=(POD_GONE,),
     ),
     # -- backup settings -----------------------------------------------------------------------
@@ -217,11 +219,11 @@ OPERATIONS: dict[str, Op] = {
         causes=(POD_GONE,),
     ),
     "POST /v1/pods/{pod_id}/backup-settings/verify": Op(
-        f"A real round trip within PODBACKUP_VERIFY_BUDGET_SECONDS: endpoint and TLS, "
-        f"credentials, bucket and region, write/read/list/delete of a probe object, key "
-        f"scope, the repository in the bucket (`contents`), and the pod's SFTP folder and "
-        f"database (`pod_files`, `pod_database`). {ANY} Each check has a `level` and a "
-        "`hint`. **Next**: fix what failed and verify again; then back up.",
+        f"A real round trip within PODBACKUP_VERIFY_BUDGET_SECONDS: the address policy, "
+        f"connect (TLS), credentials, bucket and region, write/read/list/delete of a probe "
+        f"object, key scope, the repository in the bucket (`contents`), versioning, and the "
+        f"pod's SFTP folder and database (`pod_files`, `pod_database`). {ANY} Each check "
+        "has a `level` and a `hint`. **Next**: fix what failed and verify again; then back up.",
         request={
             "kind": "s3",
             "endpoint": "s3.eu-central-003.backblazeb2.com",
@@ -301,8 +303,8 @@ OPERATIONS: dict[str, Op] = {
         response=ex.STATUS,
     ),
     "GET /v1/pods/{pod_id}/stats": Op(
-        f"Repository size samples over `days`, growth over 30 days (null until a day of "
-        f"samples exists) and a monthly cost estimate at the provider's list price. {ANY}",
+        f"Repository size samples over `days`, growth over the last 30 days and a monthly "
+        f"cost estimate at the provider's list price. {ANY}",
         response=ex.STATS,
     ),
     # -- snapshots -----------------------------------------------------------------------------
@@ -350,8 +352,9 @@ OPERATIONS: dict[str, Op] = {
         response=ex.job(kind="restore", params={"snapshot_id": ex.SNAPSHOT_ID}),
     ),
     "POST /v1/pods/{pod_id}/exports": Op(
-        f"Build a one-time archive (tar.gz) of a snapshot's files and database dump in an "
-        f"`export` job (`snapshot_id`, latest by default). {ANY} **Next**: poll `GET "
+        f"Build a one-time archive (tar.gz) of the pod's files and database dump in an "
+        f"`export` job: of a snapshot (`snapshot_id`: id, short id or `latest`), or of the "
+        f"pod as it is now when omitted. {ANY} **Next**: poll `GET "
         "/v1/exports/{export_id}` until `status` is `ready`, then fetch its `download_url` "
         "before `expires_at`.",
         request={"snapshot_id": ex.SHORT_ID},
