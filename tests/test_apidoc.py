@@ -16,12 +16,14 @@ import httpx
 import jsonschema
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from pydantic import TypeAdapter
 
 from app.apidoc.build import EVENTS_PATH, operations
 from app.apidoc.causes import AUTH_LIMIT, SHARED
 from app.apidoc.operations import OPERATIONS
 from app.apidoc.readme import block as readme_block
+from app.auth.dependencies import authenticate, require_admin
 from app.engine.reconcile import WORKER_LOST
 from app.errors import _HTTP_NAMES
 from app.jobs import repository as jobs
@@ -168,23 +170,37 @@ def test_api_error_names_are_every_error_the_code_answers() -> None:
     assert schemas["ErrorBody"]["properties"]["error"] == {"$ref": "#/components/schemas/ApiError"}
 
 
+def _calls(dependant: Dependant) -> set[Any]:
+    return {d.call for d in dependant.dependencies} | {
+        call for d in dependant.dependencies for call in _calls(d)
+    }
+
+
 def test_authenticated_operations_document_429_and_503() -> None:
+    admin_only = 0
     for key, (route, _path, _verb) in operations(_app()).items():
         op = dict(_ops())[key]
-        authenticated = any(d.call is SHARED[0][0] for d in route.dependant.dependencies)
-        if not authenticated:
+        if authenticate not in _calls(route.dependant):
             continue
+        admin_only += require_admin in _calls(route.dependant)
         for status in ("429", "503"):
             answer = op["responses"][status]
             media = answer["content"]["application/json"]
             assert media["schema"] == {"$ref": "#/components/schemas/ErrorBody"}, (key, status)
             assert "Retry-After" in answer["headers"], (key, status)
+    assert admin_only >= 5
     download = dict(_ops())["GET /v1/pods/{pod_id}/snapshots/{snapshot_id}/download"]
     assert set(download["responses"]["429"]["content"]["application/json"]["examples"]) == {
         "auth_limit",
         "slots_full",
         "account_share",
     }
+
+
+async def test_the_served_document_is_the_completed_one(client: httpx.AsyncClient) -> None:
+    served = (await client.get("/openapi.json")).json()
+    assert served["components"]["schemas"]["JobErrorCode"]["enum"] == list(JOB_ERROR_CODES)
+    assert served["paths"] == _spec()["paths"]
 
 
 async def test_the_documented_429_is_what_the_limiter_answers(client: httpx.AsyncClient) -> None:
