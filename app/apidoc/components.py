@@ -56,9 +56,11 @@ def api_errors() -> dict[str, tuple[int, str]]:
         name: (status, text) for name, (status, text) in HANDLER_ERRORS.items()
     }
     for cls in _subclasses(AppError):
-        doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        text = doc if doc and cls.__module__ != "app.errors" else cls.message
-        found[cls.__name__] = (cls.status_code, text.strip().rstrip("."))
+        # Its own message, else the first sentence of its docstring, else its parent's.
+        first = " ".join((cls.__doc__ or "").split()).split(". ")[0]
+        text = cls.__dict__.get("message") or first or cls.message
+        text = text.strip().rstrip(".")
+        found[cls.__name__] = (cls.status_code, text[:1].upper() + text[1:])
     return dict(sorted(found.items()))
 
 
