@@ -76,8 +76,8 @@ def _validate(value: Any, schema: dict[str, Any]) -> None:
 
 def test_every_operation_has_a_description_and_an_example() -> None:
     assert set(OPERATIONS) == set(operations(_app())), "OPERATIONS names exactly the routes"
-    bare = [key for key, op in _ops() if not (op.get("description") or "").strip()]
-    assert bare == []
+    bare = [key for key, op in _ops() if "**Who**" not in (op.get("description") or "")]
+    assert bare == [], "say who may call it"
     without = [key for key, op in _ops() if not list(_examples(op))]
     assert without == []
 
