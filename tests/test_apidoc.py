@@ -203,9 +203,11 @@ async def test_the_served_document_is_the_completed_one(client: httpx.AsyncClien
     assert served["paths"] == _spec()["paths"]
 
 
-async def test_the_documented_429_is_what_the_limiter_answers(client: httpx.AsyncClient) -> None:
+async def test_the_documented_429_is_what_the_limiter_answers(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
     headers = {"Authorization": f"Bearer pb_{uuid.uuid4().hex}"}
-    for _ in range(_app().state.settings.auth_fail_limit):
+    for _ in range(app.state.settings.auth_fail_limit):
         assert (await client.get("/v1/me", headers=headers)).status_code == 401
     r = await client.get("/v1/me", headers=headers)
     assert r.status_code == 429
