@@ -1,5 +1,5 @@
 """The OpenAPI document FastAPI generates, completed: each operation's description and
-examples (``operations.py``), the causes of its 429/503 answers (``causes.py``), and the
+examples (``ops_service.py``, ``ops_jobs.py``), the causes of its 429/503 answers (``causes.py``), and the
 schemas of the job error codes, the API error names and the job event stream
 (``components.py``), referenced from the error shapes."""
 
@@ -13,7 +13,8 @@ from fastapi.routing import APIRoute
 
 from app.apidoc import components
 from app.apidoc.causes import response, shared_causes
-from app.apidoc.operations import OPERATIONS, Op
+from app.apidoc.op import Op
+from app.apidoc.operations import OPERATIONS
 
 Json = dict[str, Any]
 METHODS = ("get", "put", "post", "delete", "patch")
