@@ -1,7 +1,7 @@
 """The OpenAPI document FastAPI generates, completed: each operation's description and
-examples (``ops_service.py``, ``ops_jobs.py``), the causes of its 429/503 answers (``causes.py``), and the
-schemas of the job error codes, the API error names and the job event stream
-(``components.py``), referenced from the error shapes."""
+examples (``ops_service.py``, ``ops_jobs.py``), the causes of its 429/503 answers
+(``causes.py``), and the schemas of the job error codes, the API error names and the job
+event stream (``components.py``), referenced from the error shapes."""
 
 from __future__ import annotations
 
