@@ -56,6 +56,8 @@ def api_errors() -> dict[str, tuple[int, str]]:
         name: (status, text) for name, (status, text) in HANDLER_ERRORS.items()
     }
     for cls in _subclasses(AppError):
+        if not cls.__module__.startswith("app."):
+            continue  # a test's or a plugin's class is no part of this API
         # Its own message, else the first sentence of its docstring, else its parent's.
         first = " ".join((cls.__doc__ or "").split()).split(". ")[0]
         text = cls.__dict__.get("message") or first or cls.message
