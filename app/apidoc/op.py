@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.apidoc.causes import Cause
+from app.apidoc.examples import JOB_ID
 
 Json = dict[str, Any]
 
@@ -78,3 +79,27 @@ NOT_READY = Cause(
     },
     retry_after=5,
 )
+POD_BUSY = Cause(
+    409,
+    "pod_busy",
+    "Another job changes the pod",
+    "Another backup, restore, prune or check of the pod is queued or running (one at a "
+    "time per pod); `detail` names it.",
+    {
+        "error": "PodBusy",
+        "detail": {"job_id": JOB_ID, "kind": "restore"},
+        "hint": f"wait for job {JOB_ID} to finish, or cancel it",
+    },
+)
+
+
+def no_settings(then: str) -> Cause:
+    """409 NotConfigured as ``jobs.starting.require_settings`` words it."""
+    return error_cause(
+        409,
+        "not_configured",
+        "The pod has no backup settings yet.",
+        "NotConfigured",
+        "the pod has no backup settings yet",
+        f"set a target with PUT /v1/pods/{{pod_id}}/backup-settings, then {then}",
+    )

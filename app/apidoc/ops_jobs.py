@@ -6,7 +6,7 @@ from __future__ import annotations
 from app.apidoc import examples as ex
 from app.apidoc import examples_views as views
 from app.apidoc.causes import STORAGE_DOWN
-from app.apidoc.op import ACCOUNT_SHARE, ANY, JOB_NEXT, SLOTS_FULL, Op
+from app.apidoc.op import ACCOUNT_SHARE, ANY, JOB_NEXT, POD_BUSY, SLOTS_FULL, Op, no_settings
 
 JOB_OPERATIONS: dict[str, Op] = {
     # -- backups and jobs ----------------------------------------------------------------------
@@ -17,6 +17,7 @@ JOB_OPERATIONS: dict[str, Op] = {
         f"`PodBusy`. 409 `NotConfigured` without backup settings. {JOB_NEXT}",
         request={"trigger": "api"},
         response=ex.job(),
+        causes=(POD_BUSY, no_settings("verify it and back up")),
     ),
     "GET /v1/pods/{pod_id}/jobs": Op(
         f"The pod's jobs, newest first; filter by `kind` and `status`. {ANY}",
@@ -114,6 +115,7 @@ JOB_OPERATIONS: dict[str, Op] = {
         f"(`dump_not_recorded`) unless `allow_unrecorded_dump`. {ANY} {JOB_NEXT}",
         request={"snapshot_id": "latest", "paths": ["uploads/2024/06/logo.png"]},
         response=ex.job(kind="restore", params={"snapshot_id": ex.SNAPSHOT_ID}),
+        causes=(POD_BUSY,),
     ),
     "POST /v1/pods/{pod_id}/exports": Op(
         f"Build a one-time archive (tar.gz) of the pod's files and database dump in an "
@@ -154,6 +156,7 @@ JOB_OPERATIONS: dict[str, Op] = {
         f"Forget snapshots by the pod's retention policy, then prune unused data, in a "
         f"`prune` job. The newest backup is never removed. {ANY} {JOB_NEXT}",
         response=ex.job(kind="prune"),
+        causes=(POD_BUSY, no_settings("set its retention")),
     ),
     "POST /v1/pods/{pod_id}/checks": Op(
         f"Check the repository in a `check` job: `restic check` with a rotating read-data "
@@ -163,5 +166,6 @@ JOB_OPERATIONS: dict[str, Op] = {
         f"{JOB_NEXT}",
         request={"read_data_subset": "1/28", "trial_restore": True},
         response=ex.job(kind="check", params={"read_data_subset": "1/28"}),
+        causes=(POD_BUSY, no_settings("back up first")),
     ),
 }
