@@ -59,3 +59,4 @@ clean:
 
 docs: venv
 	$(BIN)/python -c "from pathlib import Path; from app.kit.configdoc import BEGIN, END, block; p = Path('README.md'); s = p.read_text(); i = s.index(BEGIN); j = s.index(END) + len(END); p.write_text(s[:i] + block() + s[j:])"
+	$(BIN)/python -m app.apidoc.readme README.md

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from redis.asyncio import ConnectionPool
 
 from app.api import api_router
+from app.apidoc import build as apidoc
+from app.apidoc.overview import OVERVIEW, package_version
 from app.auth.tokens import TokenCache
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
@@ -22,16 +24,6 @@ from app.kit.metrics import MetricsMiddleware
 from app.kit.querycheck import RejectNul
 from app.readcache.cache import ChangeListener, ReadCache, WritesMiddleware
 from app.snapshots.download import DownloadSlots
-
-DESCRIPTION = """
-Incremental, encrypted, deduplicated backups of every pod into its owner's own S3
-bucket with restic, plus database dumps, snapshot browsing, restore, retention,
-verification and one-time exports.
-
-Authenticate with `Authorization: Bearer <token>`. Errors always have the shape
-`{"error": "<Name>", "detail": ..., "hint": "..."}`. Lists take `?page=&limit=` and
-answer `{"items": [...], "pagination": {"total_count", "max_page"}}`.
-"""
 
 
 def make_redis(settings: Settings) -> ArqRedis:
@@ -67,8 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="podbackup",
-        version="1.0.0",
-        description=DESCRIPTION,
+        version=package_version(),
+        description=OVERVIEW,
         lifespan=lifespan,
         docs_url=None,  # install_docs: the pages with their assets served from here
         redoc_url=None,
@@ -109,4 +101,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RejectNul)
     app.include_router(api_router)
     install_docs(app)
+    apidoc.install(app)
     return app

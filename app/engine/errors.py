@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from app.integrations.errors import IntegrationError
 from app.kit.logging import redact
+from app.models.errorcodes import RETRYABLE_JOB_CODES
 from app.models.shapes import JobError
 
-# Failures worth another attempt (with backoff): the world may heal.
-RETRYABLE_CODES = frozenset(
-    {"storage_unreachable", "repository_locked", "connection_lost", "worker_lost", "unreachable"}
-)
+# Failures worth another attempt (with backoff): the world may heal. The registry of every
+# job error code says which.
+RETRYABLE_CODES = RETRYABLE_JOB_CODES
 
 
 class JobFailure(Exception):

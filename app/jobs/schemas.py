@@ -62,3 +62,39 @@ class JobEventRead(BaseModel):
     at: datetime
     type: str
     data: dict[str, Any]
+
+
+# -- the event stream (GET /v1/jobs/{job_id}/events): the `data:` of each `event:` -----------
+
+
+class JobStateChange(BaseModel):
+    """`event: state` between the first and the last: a transition, as recorded."""
+
+    status: JobStatus
+    attempt: int | None = Field(None, description="On `queued` and `running`.")
+    worker: str | None = Field(None, description="On `running`: the worker that claimed it.")
+    retry_in: float | None = Field(None, description="On a retry: seconds until it runs.")
+    final: bool | None = Field(None, description="True on the job's last state.")
+    error: JobErrorRead | None = None
+    result: dict[str, Any] | None = None
+    at: datetime
+
+
+class JobProgressEvent(Progress):
+    """`event: progress`: the job's progress (throttled, about one a second)."""
+
+    at: datetime
+
+
+class JobLogEvent(BaseModel):
+    """`event: log`: a line of the job's log; handlers may add keys."""
+
+    level: Literal["debug", "info", "warning", "error"]
+    message: str
+    at: datetime
+
+
+class JobEndEvent(BaseModel):
+    """`event: end`: the last event of a stream; the connection closes after it."""
+
+    status: JobStatus

@@ -1,0 +1,171 @@
+"""What starts and follows jobs: backups, jobs, status, snapshots, restores, exports,
+retention, checks."""
+
+from __future__ import annotations
+
+from app.apidoc import examples as ex
+from app.apidoc import examples_views as views
+from app.apidoc.causes import STORAGE_DOWN
+from app.apidoc.op import ACCOUNT_SHARE, ANY, JOB_NEXT, POD_BUSY, SLOTS_FULL, Op, no_settings
+
+JOB_OPERATIONS: dict[str, Op] = {
+    # -- backups and jobs ----------------------------------------------------------------------
+    "POST /v1/pods/{pod_id}/backups": Op(
+        f"Back up the pod now: a `backup` job (files, a fresh database dump, `restic "
+        f"backup`, evidence of the snapshot). {ANY} A backup already queued or running is "
+        "returned instead of a second one; another job changing the pod answers 409 "
+        f"`PodBusy`. 409 `NotConfigured` without backup settings. {JOB_NEXT}",
+        request={"trigger": "api"},
+        response=ex.job(),
+        causes=(POD_BUSY, no_settings("verify it and back up")),
+    ),
+    "GET /v1/pods/{pod_id}/jobs": Op(
+        f"The pod's jobs, newest first; filter by `kind` and `status`. {ANY}",
+        response=ex.page(ex.JOB_SUCCEEDED, ex.JOB_FAILED),
+    ),
+    "GET /v1/jobs": Op(
+        f"Jobs of every pod this token sees, newest first; filter by `kind` and `status`. {ANY}",
+        response=ex.page(ex.JOB_RUNNING),
+    ),
+    "GET /v1/jobs/{job_id}": Op(
+        f"One job: `status`, `progress` (percent, bytes, files, phase, seconds remaining), "
+        f"`result` when done (a backup's snapshot id and summary, the files it could not "
+        f"read for `partial`), `error` `{{code, message, hint}}` when failed (`code`: see "
+        f"`JobErrorCode`), `attempt`/`max_attempts` and `run_after` for a retry. {ANY} "
+        "Served from PostgreSQL (cached until the row changes): poll it freely.",
+        response=ex.JOB_SUCCEEDED,
+    ),
+    "POST /v1/jobs/{job_id}/cancel": Op(
+        f"Cancel a job: a queued one ends `canceled` at once; a running one gets "
+        f"`cancel_requested` and its worker stops restic and ends it `canceled` within "
+        f"seconds (the pod's start hook still runs). {ANY} 409 `JobAlreadyFinished` once it "
+        "has finished.",
+        response=ex.job(
+            "canceled",
+            finished_at=ex.T1,
+            error={"code": "canceled", "message": "canceled before it started", "hint": None},
+        ),
+    ),
+    "GET /v1/jobs/{job_id}/events": Op(
+        f"A Server-Sent Events stream of the job. {ANY}\n\n"
+        "| event | data | when |\n|---|---|---|\n"
+        "| `state` | `JobRead` | first, the job as it is; last, the job as it ended |\n"
+        "| `state` | `JobStateChange` | each transition (queued, running, retry, final) |\n"
+        "| `progress` | `JobProgressEvent` | while running, about once a second |\n"
+        "| `log` | `JobLogEvent` | a line of the job's log |\n"
+        "| `end` | `JobEndEvent` | the last event; the server closes the stream |\n"
+        "| `error` | `ErrorBody` | the token was revoked or the job deleted: the stream ends |\n"
+        "\nRecorded events carry `id:`; reconnect with `Last-Event-ID` to resume after it "
+        "(`Last-Event-ID: 0` replays the whole history). A comment line (`: keep-alive`) "
+        "comes every 15 s of silence. A finished job answers its state and `end` at once.",
+        response=views.EVENT_STREAM,
+    ),
+    # -- status and statistics -----------------------------------------------------------------
+    "GET /v1/pods/{pod_id}/status": Op(
+        f"The pod's backup overview from PostgreSQL: last backup and last success, next "
+        f"scheduled run, snapshot count, repository size and growth, last verification, the "
+        f"active job. {ANY} Admins pass `plan=platform` for the operator's plan.",
+        response=views.STATUS,
+    ),
+    "GET /v1/pods/{pod_id}/stats": Op(
+        f"Repository size samples over `days`, growth over the last 30 days and a monthly "
+        f"cost estimate at the provider's list price. {ANY}",
+        response=views.STATS,
+    ),
+    # -- snapshots -----------------------------------------------------------------------------
+    "GET /v1/pods/{pod_id}/snapshots": Op(
+        f"The pod's snapshots, newest first, from PostgreSQL (restic is not asked); filter "
+        f"by `tag` and `kind` (`backup`, `safety` taken before a restore, `imported` by a "
+        f"refresh). {ANY} **Next**: browse one with `…/snapshots/{{snapshot_id}}/files`.",
+        response=ex.page(ex.SNAPSHOT),
+    ),
+    "POST /v1/pods/{pod_id}/snapshots/refresh": Op(
+        f"Re-read the repository in a `refresh` job: snapshots made outside the service are "
+        f"added (`imported`), forgotten ones dropped. {ANY} {JOB_NEXT}",
+        response=ex.job(kind="refresh", trigger="api"),
+    ),
+    "GET /v1/pods/{pod_id}/snapshots/{snapshot_id}": Op(
+        f"One snapshot by its 64-hex id, its 8-hex short id, or `latest` (the newest backup, "
+        f"never a safety snapshot): time, tags, summary, the recorded database dump and its "
+        f"browse index status. {ANY}",
+        response=ex.SNAPSHOT,
+    ),
+    "GET /v1/pods/{pod_id}/snapshots/{snapshot_id}/files": Op(
+        f"The children of a folder (`path`, `/` by default: `files/` and `database/`) from the "
+        f"snapshot's browse index, paginated. {ANY} 409 `SnapshotNotIndexed` while the index "
+        "is built (retry shortly). **Next**: download a file or folder with `…/download`.",
+        response=ex.FILES,
+    ),
+    "GET /v1/pods/{pod_id}/snapshots/{snapshot_id}/download": Op(
+        f"Stream a file as it is, or a folder as a tar archive, read from the repository by "
+        f"restic. {ANY} Errors before the first byte keep the error envelope: 409 "
+        "`RepositoryUnreadable` (password, missing repository, damage: the restic code is in "
+        "`detail`), 502 `BadGateway`, 503 when the storage does not answer. A client that "
+        "stops reading for PODBACKUP_DOWNLOAD_IDLE_SECONDS is cut off.",
+        response="(the file's bytes, or a tar archive of the folder)",
+        causes=(SLOTS_FULL, ACCOUNT_SHARE, STORAGE_DOWN),
+    ),
+    # -- restores, exports, retention, checks --------------------------------------------------
+    "POST /v1/pods/{pod_id}/restores": Op(
+        f"Restore a snapshot in a `restore` job: everything, chosen `paths` below `files/`, "
+        f"or the database only (`files: false`); into the pod or `target_pod_id` (another "
+        f"pod of the account). A safety backup of the pod as it is comes first "
+        f"(`safety_backup`), so a restore can be undone. `mode: mirror` also deletes files "
+        f"the snapshot lacks. A dump the service did not record is refused "
+        f"(`dump_not_recorded`) unless `allow_unrecorded_dump`. {ANY} {JOB_NEXT}",
+        request={"snapshot_id": "latest", "paths": ["uploads/2024/06/logo.png"]},
+        response=ex.job(kind="restore", params={"snapshot_id": ex.SNAPSHOT_ID}),
+        causes=(POD_BUSY,),
+    ),
+    "POST /v1/pods/{pod_id}/exports": Op(
+        f"Build a one-time archive (tar.gz) of the pod's files and database dump in an "
+        f"`export` job: of a snapshot (`snapshot_id`: id, short id or `latest`), or of the "
+        f"pod as it is now when omitted. {ANY} **Next**: poll `GET "
+        "/v1/exports/{export_id}` until `status` is `ready`, then fetch its `download_url` "
+        "before `expires_at`.",
+        request={"snapshot_id": ex.SHORT_ID},
+        response={
+            **ex.EXPORT,
+            "status": "pending",
+            "size_bytes": None,
+            "sha256": None,
+            "download_url": None,
+            "expires_at": None,
+        },
+    ),
+    "GET /v1/exports/{export_id}": Op(
+        f"An export: `status` (`pending`, `ready`, `failed`, `expired`), size, SHA-256 and, "
+        f"once ready, a signed `download_url` valid until `expires_at`. {ANY}",
+        response=ex.EXPORT,
+    ),
+    "GET /v1/exports/{export_id}/download": Op(
+        "Download an export's archive with the signed link from `download_url`. **Who**: "
+        "whoever holds the link, no token, until it expires (403 `BadSignature` for a wrong "
+        "or expired signature, 410 `Gone` once the archive was deleted).",
+        response="(the tar.gz archive)",
+    ),
+    "POST /v1/pods/{pod_id}/retention/preview": Op(
+        f"What `forget` would keep and remove under the pod's policy (or the one in the "
+        f"body), with each kept snapshot's reasons; nothing is deleted. Reads the repository "
+        f"with restic. {ANY} **Next**: `POST …/prune` applies the stored policy.",
+        request={"keep_last": 3, "keep_daily": 7},
+        response=views.PREVIEW,
+        causes=(STORAGE_DOWN,),
+    ),
+    "POST /v1/pods/{pod_id}/prune": Op(
+        f"Forget snapshots by the pod's retention policy, then prune unused data, in a "
+        f"`prune` job. The newest backup is never removed. {ANY} {JOB_NEXT}",
+        response=ex.job(kind="prune"),
+        causes=(POD_BUSY, no_settings("set its retention")),
+    ),
+    "POST /v1/pods/{pod_id}/checks": Op(
+        f"Check the repository in a `check` job: `restic check` with a rotating read-data "
+        f"subset (or the one asked), sample files restored and compared, and a trial restore "
+        f"of the database dump into a scratch database. {ANY} A problem ends the job "
+        f"`failed` with `repository_damaged` or `check_failed` and the report in `result`. "
+        f"{JOB_NEXT}",
+        request={"read_data_subset": "1/28", "trial_restore": True},
+        response=ex.job(kind="check", params={"read_data_subset": "1/28"}),
+        causes=(POD_BUSY, no_settings("back up first")),
+    ),
+}
