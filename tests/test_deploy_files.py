@@ -288,7 +288,8 @@ def test_every_service_has_a_health_check_of_its_own_kind() -> None:
                     for other in services().values()
                     if name in (other.get("depends_on") or {})
                 ]
-                assert waits and set(waits) == {"service_completed_successfully"}, name
+                assert waits, f"{name}: a one-shot nothing waits for"
+                assert set(waits) == {"service_completed_successfully"}, name
                 continue
             assert health.get("test"), name
             continue
