@@ -8,7 +8,6 @@ from typing import Any
 
 from typer import core
 
-
 _NAMES = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH"}
 
 
