@@ -36,6 +36,7 @@ STATE = ROOT / "var" / "dev"
 DEMO = ROOT / "var" / "demo"
 POD_NAME = "demo"
 BUCKET = "demo-pod-backups"
+TOUR_BUCKET = "wiki-backups"  # empty, for the README's tour (a bucket per pod)
 S3_ACCESS_KEY = "demo-access-key"
 
 
@@ -210,6 +211,8 @@ def bootstrap(
             s3 = start_s3(
                 spawn, paths.demo, paths.s3_port, S3_ACCESS_KEY, keys["s3_secret"], keep, BUCKET
             )
+            if s3 is not None:
+                s3.mirror.ensure_bucket(TOUR_BUCKET)
             if s3 is None:
                 notes.append("moto_server not found: the demo backs up into var/local/demo-repo")
             elif keep and not s3.mirror.has(BUCKET, "config"):
@@ -328,6 +331,7 @@ def _summary(
         lines.append(f"  database: postgres {db['name']} on {db['host']}:{db['port']}")
     if s3 is not None:
         lines.append(f"  S3: {s3.url}  key {S3_ACCESS_KEY} / {s3.secret}  bucket {BUCKET}")
+        lines.append(f"      and the empty bucket {TOUR_BUCKET} for the README's tour")
         if s3.restored:
             lines.append(f"      {s3.restored} objects put back from var/demo/s3")
     lines.append(

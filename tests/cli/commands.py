@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import typer.main
@@ -9,10 +10,15 @@ import typer.main
 from app.cli import app
 
 
+@functools.cache
+def root_command() -> Any:
+    return typer.main.get_command(app)
+
+
 def resolve(argv: list[str]) -> tuple[list[str], Any]:
     """The command path (`["pods", "create"]`) and the parsed context of ``argv``; raises
     the CLI's usage error when a command, option or argument is wrong."""
-    cmd: Any = typer.main.get_command(app)
+    cmd: Any = root_command()
     ctx = cmd.make_context("podbackup", list(argv))
     path: list[str] = []
     while hasattr(cmd, "resolve_command"):
@@ -38,5 +44,5 @@ def command_paths() -> set[tuple[str, ...]]:
         for name, sub in subs.items():
             walk(sub, (*prefix, name))
 
-    walk(typer.main.get_command(app), ())
+    walk(root_command(), ())
     return found

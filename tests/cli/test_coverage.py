@@ -8,13 +8,12 @@ import importlib
 import inspect
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
-from typer.main import get_command
-
-from app.cli import app
-from tests.cli.commands import command_paths
+from tests.cli.commands import command_paths, resolve, root_command
+from tests.cli.tour import tour_lines, tour_section
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,7 +93,7 @@ def _operations() -> dict[str, tuple[str, str]]:
 
 
 def _callback_source(words: str) -> str:
-    cmd: Any = get_command(app)
+    cmd: Any = root_command()
     for word in words.split():
         cmd = cmd.commands[word]
     return inspect.getsource(inspect.unwrap(cmd.callback))
@@ -121,3 +120,27 @@ def test_every_operation_has_a_command_that_calls_it() -> None:
     for op_id, words in FOLLOWED.items():
         assert words in leaves, f"{op_id}: no command `podbackup {words}`"
         assert "download_url" in _callback_source(words)
+
+
+# Sample values for the variables the tour reads from var/demo/env.sh.
+SAMPLE_ENV = {
+    "DEMO_SFTP_PORT": "2222",
+    "DEMO_S3_ENDPOINT": "http://127.0.0.1:9000",
+    "DEMO_S3_KEY": "demo-access-key",
+}
+
+
+def test_the_readme_tour_is_podbackup_commands_that_parse() -> None:
+    lines = tour_lines()
+    commands = [line for line in lines if line.startswith("podbackup ")]
+    others = [line for line in lines if not line.startswith("podbackup ")]
+    assert len(commands) >= 15, lines
+    assert all(line.startswith("rm ") for line in others), f"not a podbackup command: {others}"
+    assert "curl" not in tour_section()
+    used: set[str] = set()
+    for line in commands:
+        expanded = re.sub(r"\$(\w+)", lambda m: SAMPLE_ENV[m.group(1)], line)
+        path, _ = resolve(shlex.split(expanded)[1:])  # raises on a wrong option or argument
+        used.add(" ".join(path))
+    # The tour's own steps, each with the CLI alone.
+    assert {"pods create", "settings set", "verify", "backup", "restore", "prune"} <= used
