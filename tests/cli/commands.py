@@ -46,3 +46,11 @@ def command_paths() -> set[tuple[str, ...]]:
 
     walk(root_command(), ())
     return found
+
+
+def run(argv: list[str], env: dict[str, str]) -> Any:
+    """Run `podbackup ARGV` in this process (a real command against a real API, without
+    the interpreter's start-up per command); the result has exit_code, stdout, stderr."""
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, argv, env=env, catch_exceptions=False)
