@@ -237,7 +237,7 @@ def test_partial_backup_exits_3(live: Live) -> None:
 def test_errors_are_messages_not_tracebacks(live: Live) -> None:
     r = live.cli("pods", "list", token="pbk_nope_nope")
     assert r.returncode == 2
-    assert "Unauthorized (HTTP 401)" in r.stderr
+    assert "(Unauthorized, HTTP 401)" in r.stderr
     assert "PODBACKUP_TOKEN" in r.stderr
     r = live.cli("pods", "list", token=None)
     assert r.returncode == 2
@@ -375,7 +375,7 @@ def test_admin_webhooks_and_read_commands(live: Live, snapshot: dict[str, Any]) 
     assert "Backblaze" in ok(mine, "providers")
     jobs = ok(mine, "jobs", "list")
     assert re.search(rf"{snapshot['job_id'][:8]}\W+wiki\W+backup", jobs), jobs  # POD column
-    assert ok(mine, "snapshot", "wiki", "latest", "--json")["id"] == snapshot["id"]
+    assert ok(mine, "snapshot", "wiki", snapshot["short_id"], "--json")["id"] == snapshot["id"]
     assert ok(mine, "stats", "wiki", "--json")["pod_id"] == live.pod["id"]
     preview = ok(mine, "retention", "preview", "wiki", "--keep-last", "1", "--json")
     assert preview["policy"]["keep_last"] == 1
