@@ -293,17 +293,13 @@ def test_pods_settings_and_errors(live: Live) -> None:
     folder = live.root / "cmd-pod"
     folder.mkdir()
     (folder / "a.txt").write_text("a\n")
-    made = ok(
-        admin,
-        "pods",
-        "create",
-        "cmd",
-        "--account",
-        live.account_id,
-        "--local",
-        str(folder),
-        "--json",
+    argv = ["pods", "create", "cmd", "--account", live.account_id, "--local", str(folder)]
+    r = run(argv, admin)
+    assert r.exit_code == 2
+    assert (
+        r.stderr == "error: which app does the pod run?\nhint: add --app NAME, e.g. --app wikijs\n"
     )
+    made = ok(admin, *argv, "--app", "wiki", "--json")
     assert made["files"] == {"kind": "local", "path": str(folder)}
 
     # A duplicate name: 409 with the hint, as text and as the envelope on stdout.

@@ -152,7 +152,7 @@ FromJson = Annotated[
 @handles_errors
 def pods_create(
     name: Annotated[str, typer.Argument(help="A name unique in the account.")],
-    app: Annotated[str, Opt("--app", help="The app it runs, e.g. wikijs.")] = "app",
+    app: Annotated[str | None, Opt("--app", help="The app it runs, e.g. wikijs.")] = None,
     account: Annotated[
         str | None, Opt("--account", help="Admin tokens: the owner's account id.")
     ] = None,
@@ -173,7 +173,15 @@ def pods_create(
     as_json: Json = False,
 ) -> None:
     """Create a pod: its files (SFTP or a local folder) and database."""
-    body = {"app": app, **_read_body(from_json), "name": name}
+    body = {**_read_body(from_json), "name": name}
+    if app:
+        body["app"] = app
+    if not body.get("app"):
+        raise CliError(
+            "which app does the pod run?",
+            hint="add --app NAME, e.g. --app wikijs",
+            error="UsageError",
+        )
     files = _files(
         sftp_host, sftp_port, sftp_user, sftp_path, sftp_password_env, sftp_key_file, local, None
     )
