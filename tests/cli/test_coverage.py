@@ -144,3 +144,19 @@ def test_the_readme_tour_is_podbackup_commands_that_parse() -> None:
         used.add(" ".join(path))
     # The tour's own steps, each with the CLI alone.
     assert {"pods create", "settings set", "verify", "backup", "restore", "prune"} <= used
+
+
+def test_an_error_detail_reads_as_text_never_as_a_repr() -> None:
+    text = client_api.detail_text
+    assert text("Pod not found") == "Pod not found"
+    validation = [{"loc": ["body", "files", "port"], "msg": "too big", "type": "value_error"}]
+    assert text(validation) == "files.port: too big"
+    assert text({"job_id": "1a2b", "kind": "restore"}) == "job_id: 1a2b, kind: restore"
+    err = client_api.ApiError(409, "PodBusy", {"job_id": "1a2b", "kind": "restore"}, "wait")
+    assert err.message == "job_id: 1a2b, kind: restore (PodBusy, HTTP 409)"
+    assert err.body() == {
+        "error": "PodBusy",
+        "detail": {"job_id": "1a2b", "kind": "restore"},
+        "status": 409,
+        "hint": "wait",
+    }
