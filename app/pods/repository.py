@@ -24,21 +24,18 @@ async def account_of(session: AsyncSession, pod_id: uuid.UUID) -> uuid.UUID | No
     return found
 
 
-async def named(
-    session: AsyncSession, account_id: uuid.UUID, name: str, *, lock: bool = False
-) -> uuid.UUID | None:
-    """The id of the account's pod called ``name``, if any (``lock``: and lock its row)."""
+async def named(session: AsyncSession, account_id: uuid.UUID, name: str) -> uuid.UUID | None:
+    """The id of the account's pod called ``name``, if any."""
     stmt = select(Pod.id).where(Pod.account_id == account_id, Pod.name == name)
-    found: uuid.UUID | None = await session.scalar(stmt.with_for_update() if lock else stmt)
+    found: uuid.UUID | None = await session.scalar(stmt)
     return found
 
 
 async def flush_unique_name(session: AsyncSession) -> bool:
     """Flush; False when the unique index on (account, name) refused it (a concurrent
-    create or rename won the name), with the session usable again."""
+    create or rename won the name): the transaction is then lost, the caller raises."""
     try:
-        async with session.begin_nested():
-            await session.flush()
+        await session.flush()
     except IntegrityError as exc:
         if "uq_pods_account_id_name" not in str(exc.orig):
             raise

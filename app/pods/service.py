@@ -262,7 +262,8 @@ async def _require_free_name(
 
 
 async def _flush_named(session: AsyncSession, pod: Pod) -> None:
-    """Flush the pod; a name taken meanwhile by a concurrent request is the same 409."""
+    """Flush the pod; a name taken meanwhile by a concurrent request is the same 409 (the
+    request's transaction is rolled back with it)."""
     if not await repository.flush_unique_name(session):
         raise _name_taken(pod.name, None)
 

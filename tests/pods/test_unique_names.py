@@ -10,7 +10,10 @@ import asyncpg
 import httpx
 from alembic import command
 from alembic.config import Config
+from fastapi import FastAPI
 
+from app.models import Pod
+from app.pods import repository
 from tests.conftest import Tenant
 from tests.fixtures.database import SERVER, _admin
 from tests.pods.test_pods import create_pod, public_body
@@ -91,3 +94,18 @@ async def _names(url: str) -> dict[str, list[str]]:
     for row in rows:
         out.setdefault(str(row["account_id"])[0], []).append(row["name"])
     return out
+
+
+async def test_a_name_won_by_a_concurrent_request_is_caught_at_flush(
+    client: httpx.AsyncClient, tenant: Tenant, app: FastAPI
+) -> None:
+    """The check before the insert can race another request: the unique index decides and
+    the loser's flush reports it (the service raises the same 409), not a 500."""
+    await create_pod(client, tenant, **public_body(name="wiki"))
+    async with app.state.sessionmaker() as session:
+        session.add(Pod(account_id=tenant.account_id, name="wiki", app="x"))
+        assert await repository.flush_unique_name(session) is False
+        await session.rollback()
+        session.add(Pod(account_id=tenant.account_id, name="wiki-2", app="x"))
+        assert await repository.flush_unique_name(session) is True
+        await session.rollback()
