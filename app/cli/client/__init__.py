@@ -122,7 +122,7 @@ def backup(pod: PodArg, wait: Wait = False, as_json: Json = False) -> None:
 @jobs_app.command("list")
 @handles_errors
 def jobs_list(
-    pod: Annotated[str | None, typer.Argument(help="Only this pod's jobs.")] = None,
+    pod: Annotated[str | None, typer.Argument(help="Only this pod's jobs.", metavar="POD")] = None,
     status_: Annotated[str | None, typer.Option("--status", help="e.g. failed")] = None,
     kind: Annotated[str | None, typer.Option(help="e.g. backup, restore, export")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,

@@ -100,7 +100,7 @@ def accounts_list(limit: Limit = 200, as_json: Json = False) -> None:
 @accounts_app.command("create")
 @handles_errors
 def accounts_create(
-    name: Annotated[str, Arg(help="The account's name.")],
+    name: Annotated[str, Arg(help="The account's name.", metavar="NAME")],
     email: Annotated[str | None, Opt("--email", help="A contact address.")] = None,
     as_json: Json = False,
 ) -> None:
@@ -189,7 +189,7 @@ def tokens_revoke(
 
 @handles_errors
 def audit(
-    pod: Annotated[str | None, Arg(help="Only this pod's events.", metavar="[POD]")] = None,
+    pod: Annotated[str | None, Arg(help="Only this pod's events.", metavar="POD")] = None,
     action: Annotated[str | None, Opt("--action", help="e.g. restore_kit.read")] = None,
     account: Annotated[str | None, Opt("--account", help="Admin: one account's.")] = None,
     limit: Limit = 50,
@@ -283,7 +283,7 @@ def webhooks_list(limit: Limit = 200, as_json: Json = False) -> None:
 @webhooks_app.command("create")
 @handles_errors
 def webhooks_create(
-    url: Annotated[str, Arg(help="Where events are POSTed (https://).")],
+    url: Annotated[str, Arg(help="Where events are POSTed (https://).", metavar="URL")],
     events: Annotated[
         list[str] | None, Opt("--event", help="Only this event, e.g. job.failed (repeatable).")
     ] = None,

@@ -151,8 +151,10 @@ FromJson = Annotated[
 
 @handles_errors
 def pods_create(
-    name: Annotated[str, typer.Argument(help="A name unique in the account.")],
-    app: Annotated[str | None, Opt("--app", help="The app it runs, e.g. wikijs.")] = None,
+    name: Annotated[str, typer.Argument(help="A name unique in the account.", metavar="NAME")],
+    app: Annotated[
+        str | None, Opt("--app", help="The app it runs, e.g. wikijs (required).")
+    ] = None,
     account: Annotated[
         str | None, Opt("--account", help="Admin tokens: the owner's account id.")
     ] = None,
