@@ -37,6 +37,7 @@ STATE = ROOT / "var" / "dev"
 DEMO = ROOT / "var" / "demo"
 POD_NAME = "demo"
 BUCKET = "demo-pod-backups"
+TOUR_BUCKET = "wiki-backups"  # empty, for the README's tour (a bucket per pod)
 
 
 def _env_port(name: str, default: int) -> int:
@@ -208,6 +209,8 @@ def bootstrap(
                 spawn, paths.demo, paths.pod_files, paths.sftp_port, keys["sftp_password"]
             )
             s3 = start_s3(spawn, paths.demo, paths.s3_port, keep, BUCKET)
+            if s3 is not None:
+                s3.mirror.ensure_bucket(TOUR_BUCKET)
             if s3 is None:
                 notes.append("moto_server not found: the demo backs up into var/local/demo-repo")
             elif keep and not s3.mirror.has(BUCKET, "config"):
@@ -327,6 +330,7 @@ def _summary(
     if s3 is not None:
         lines.append(f"  S3: {s3.url}  key {s3.key_id} / {s3.secret}  bucket {BUCKET}")
         lines.append("      (signatures are checked: a wrong secret fails verify's `credentials`)")
+        lines.append(f"      and the empty bucket {TOUR_BUCKET} for the README's tour")
         if s3.restored:
             lines.append(f"      {s3.restored} objects put back from var/demo/s3")
     lines.append(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from app.cli import client
+from app.cli import client, help
 from app.cli.server import app
 
+help.install()
 client.register(app)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, TimestampMixin
@@ -15,6 +15,8 @@ class Pod(IdMixin, TimestampMixin, Base):
     """A hosted app. Non-secret connection settings are JSON; secrets are ciphertext."""
 
     __tablename__ = "pods"
+    # Names are how people and the CLI call pods: one per account (migration 0004).
+    __table_args__ = (Index("uq_pods_account_id_name", "account_id", "name", unique=True),)
 
     account_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True

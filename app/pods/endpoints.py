@@ -26,7 +26,7 @@ audit_router = APIRouter(tags=["audit"])
     "/v1/pods",
     status_code=status.HTTP_201_CREATED,
     summary="Create a pod with its file source, database and hooks",
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 409, 422),
 )
 async def create_pod(
     body: PodCreate,
@@ -69,7 +69,7 @@ async def get_pod(pod_id: uuid.UUID, principal: AnyPrincipal, session: DbSession
 @router.patch(
     "/v1/pods/{pod_id}",
     summary="Change a pod; omitted secrets are kept",
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 async def update_pod(
     pod_id: uuid.UUID,

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Select, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import BackupSettings, Pod
@@ -21,6 +22,25 @@ async def account_of(session: AsyncSession, pod_id: uuid.UUID) -> uuid.UUID | No
     """The pod's account by one indexed lookup of a column, no ORM object; None: no pod."""
     found: uuid.UUID | None = await session.scalar(select(Pod.account_id).where(Pod.id == pod_id))
     return found
+
+
+async def named(session: AsyncSession, account_id: uuid.UUID, name: str) -> uuid.UUID | None:
+    """The id of the account's pod called ``name``, if any."""
+    stmt = select(Pod.id).where(Pod.account_id == account_id, Pod.name == name)
+    found: uuid.UUID | None = await session.scalar(stmt)
+    return found
+
+
+async def flush_unique_name(session: AsyncSession) -> bool:
+    """Flush; False when the unique index on (account, name) refused it (a concurrent
+    create or rename won the name): the transaction is then lost, the caller raises."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if "uq_pods_account_id_name" not in str(exc.orig):
+            raise
+        return False
+    return True
 
 
 def list_query(account_id: uuid.UUID | None) -> Select[tuple[Pod]]:

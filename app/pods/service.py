@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import Principal
 from app.config import Settings
-from app.errors import Forbidden, NotFound, ValidationFailed
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.integrations.sftp.endpoint import is_host_key_line
 from app.kit import netpolicy
 from app.kit.crypto import Keyring
@@ -240,6 +240,34 @@ def _require_secrets_again(pod: Pod, body: PodUpdate, given: set[str]) -> None:
             )
 
 
+class PodNameTaken(Conflict):
+    """409: the account has a pod of that name already."""
+
+
+def _name_taken(name: str, other: uuid.UUID | None) -> PodNameTaken:
+    return PodNameTaken(
+        f"this account has a pod named '{name}' already"
+        + (f" ({other})" if other is not None else ""),
+        hint="pod names are unique per account: choose another name, or rename the other "
+        "pod first (PATCH /v1/pods/{id} with a new name; `podbackup pods update POD --name NEW`)",
+    )
+
+
+async def _require_free_name(
+    session: AsyncSession, account_id: uuid.UUID, name: str, pod_id: uuid.UUID | None
+) -> None:
+    other = await repository.named(session, account_id, name)
+    if other is not None and other != pod_id:
+        raise _name_taken(name, other)
+
+
+async def _flush_named(session: AsyncSession, pod: Pod) -> None:
+    """Flush the pod; a name taken meanwhile by a concurrent request is the same 409 (the
+    request's transaction is rolled back with it)."""
+    if not await repository.flush_unique_name(session):
+        raise _name_taken(pod.name, None)
+
+
 def _hooks(hooks: Hooks | None) -> PodHooks | None:
     if hooks is None or not (hooks.stop_url or hooks.start_url):
         return None
@@ -271,12 +299,13 @@ async def create(
     if await session.get(Account, account_id) is None:
         raise ValidationFailed("account_id", "no such account")
     await _check_hosts(settings, principal, body.files, body.database, body.hooks)
+    await _require_free_name(session, account_id, body.name, None)
     pod = Pod(id=uuid.uuid4(), account_id=account_id, name=body.name, app=body.app)
     _apply_files(keyring, pod, body.files, keep_old=False)
     _apply_database(keyring, pod, body.database, keep_old=False)
     pod.hooks = _hooks(body.hooks)
     session.add(pod)
-    await session.flush()
+    await _flush_named(session, pod)
     return pod
 
 
@@ -297,6 +326,8 @@ async def update(
         body.hooks if "hooks" in given else None,
     )
     _require_secrets_again(pod, body, given)
+    if "name" in given and body.name is not None and body.name != pod.name:
+        await _require_free_name(session, pod.account_id, body.name, pod.id)
     if "name" in given and body.name is not None:
         pod.name = body.name
     if "app" in given and body.app is not None:
@@ -309,7 +340,7 @@ async def update(
         _apply_database(keyring, pod, body.database, keep_old=True)
     if "hooks" in given:
         pod.hooks = _hooks(body.hooks)
-    await session.flush()
+    await _flush_named(session, pod)
     return pod
 
 

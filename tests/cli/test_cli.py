@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tarfile
 from typing import Any
 
 import pytest
 
+from tests.cli.commands import run
 from tests.cli.conftest import Live
 
 
@@ -235,7 +237,7 @@ def test_partial_backup_exits_3(live: Live) -> None:
 def test_errors_are_messages_not_tracebacks(live: Live) -> None:
     r = live.cli("pods", "list", token="pbk_nope_nope")
     assert r.returncode == 2
-    assert "Unauthorized (HTTP 401)" in r.stderr
+    assert "(Unauthorized, HTTP 401)" in r.stderr
     assert "PODBACKUP_TOKEN" in r.stderr
     r = live.cli("pods", "list", token=None)
     assert r.returncode == 2
@@ -265,3 +267,152 @@ def test_login_saves_the_token(live: Live) -> None:
     r = live.cli("login", "--url", live.url, "--token", "pbk_bad", token=None)
     assert r.returncode == 2
     assert path.read_text().count(live.token) == 1  # a refused token is not saved
+
+
+# -- the commands beyond backup and restore, in this process (typer's runner) against the
+# live API: many commands, one server. --
+
+
+def _env(live: Live, token: str) -> dict[str, str]:
+    return {
+        "PODBACKUP_URL": live.url,
+        "PODBACKUP_TOKEN": token,
+        "PODBACKUP_CONFIG": str(live.home / "none.toml"),
+        "COLUMNS": "200",
+    }
+
+
+def test_pods_settings_and_errors(live: Live) -> None:
+    admin, mine = _env(live, live.admin), _env(live, live.token)
+
+    def ok(env: dict[str, str], *argv: str) -> Any:
+        r = run(list(argv), env)
+        assert r.exit_code == 0, f"{argv}: {r.stdout}{r.stderr}"
+        return json.loads(r.stdout) if "--json" in argv else r.stdout
+
+    folder = live.root / "cmd-pod"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    argv = ["pods", "create", "cmd", "--account", live.account_id, "--local", str(folder)]
+    r = run(argv, admin)
+    assert r.exit_code == 2
+    assert (
+        r.stderr == "error: which app does the pod run?\nhint: add --app NAME, e.g. --app wikijs\n"
+    )
+    made = ok(admin, *argv, "--app", "wiki", "--json")
+    assert made["files"] == {"kind": "local", "path": str(folder)}
+
+    # A duplicate name: 409 with the hint, as text and as the envelope on stdout.
+    argv = ["pods", "create", "cmd", "--account", live.account_id, "--app", "x"]
+    r = run(argv, admin)
+    assert r.exit_code == 2
+    assert r.stderr.startswith("error: this account has a pod named 'cmd' already"), r.stderr
+    assert "(PodNameTaken, HTTP 409)" in r.stderr
+    assert "\nhint: pod names are unique per account" in r.stderr
+    assert "{'" not in r.stderr  # no dict repr
+    r = run([*argv, "--json"], admin)
+    assert r.exit_code == 2
+    body = json.loads(r.stdout)
+    assert (body["error"], body["status"]) == ("PodNameTaken", 409)
+    assert made["id"] in body["detail"]
+    assert "rename" in body["hint"]
+    r = run(["pods", "update", "cmd", "--name", "wiki"], admin)  # rename onto another pod
+    assert r.exit_code == 2
+    assert "a pod named 'wiki' already" in r.stderr
+
+    updated = ok(admin, "pods", "update", "cmd", "--name", "cmd2", "--app", "blog", "--json")
+    assert (updated["id"], updated["name"], updated["app"]) == (made["id"], "cmd2", "blog")
+    assert "local " + str(folder) in ok(mine, "pods", "show", "cmd2")
+
+    repo = str(live.root / "cmd-repo")
+    saved = ok(admin, "settings", "set", "cmd2", "--local", repo, "--keep-last", "2", "--json")
+    assert saved["target"] == {"kind": "local", "path": repo}
+    assert saved["retention"]["keep_last"] == 2
+    saved = ok(admin, "settings", "set", "cmd2", "--keep-daily", "3", "--no-schedule", "--json")
+    assert saved["retention"]["keep_last"] == 2  # kept
+    assert (saved["retention"]["keep_daily"], saved["schedule"]["enabled"]) == (3, False)
+    shown = ok(mine, "settings", "show", "cmd2")
+    assert f"local {repo}" in shown
+    assert "last 2, daily 3" in shown
+
+    # Secrets are read from the named variable, never argv; a missing one is named.
+    r = run(["pods", "update", "cmd2", "--sftp-host", "h", "--sftp-user", "u",
+             "--sftp-password-env", "NO_SUCH_VAR"], admin)  # fmt: skip
+    assert r.exit_code == 2
+    assert "NO_SUCH_VAR is not set" in r.stderr
+
+    # Short id prefixes, unknown pods, bad ids: messages with a way out.
+    r = run(["status", made["id"][:3]], mine)
+    assert r.exit_code == 2
+    assert "give at least 4 characters of the id, or the pod name" in r.stderr
+    r = run(["status", made["id"][:4], "--json"], mine)
+    assert r.exit_code == 0, r.stdout  # 4 characters name it
+    r = run(["status", "nope", "--json"], mine)
+    body = json.loads(r.stdout)
+    assert (r.exit_code, body["error"]) == (2, "NotFound")
+    r = run(["exports", "show", "not-an-id", "--json"], mine)
+    assert r.exit_code == 2
+    assert json.loads(r.stdout)["status"] == 422
+
+    ok(mine, "pods", "delete", "cmd2", "--yes")
+    assert [p["name"] for p in ok(mine, "pods", "list", "--json")].count("cmd2") == 0
+
+
+def test_admin_webhooks_and_read_commands(live: Live, snapshot: dict[str, Any]) -> None:
+    admin, mine = _env(live, live.admin), _env(live, live.token)
+
+    def ok(env: dict[str, str], *argv: str) -> Any:
+        r = run(list(argv), env)
+        assert r.exit_code == 0, f"{argv}: {r.stdout}{r.stderr}"
+        return json.loads(r.stdout) if "--json" in argv else r.stdout
+
+    assert ok(mine, "whoami", "--json")["account_id"] == live.account_id
+    assert "alive, ready" in ok(mine, "health")
+    assert "Backblaze" in ok(mine, "providers")
+    jobs = ok(mine, "jobs", "list")
+    assert re.search(rf"{snapshot['job_id'][:8]}\W+wiki\W+backup", jobs), jobs  # POD column
+    assert ok(mine, "snapshot", "wiki", snapshot["short_id"], "--json")["id"] == snapshot["id"]
+    assert ok(mine, "stats", "wiki", "--json")["pod_id"] == live.pod["id"]
+    preview = ok(mine, "retention", "preview", "wiki", "--keep-last", "1")
+    assert "policy: last 1\n" in preview  # the policy given, not the stored one
+    assert re.search(rf"keep\W+{snapshot['short_id']}|remove\W+{snapshot['short_id']}", preview)
+    assert "pod.create" in ok(mine, "audit", "wiki")
+
+    account = ok(admin, "accounts", "create", "second", "--json")
+    assert "second" in ok(admin, "accounts", "list")
+    token = ok(admin, "accounts", "token", account["id"], "--name", "ci").strip()
+    assert ok(_env(live, token), "whoami", "--json")["account_id"] == account["id"]
+    tokens = ok(admin, "accounts", "tokens", account["id"], "--json")
+    assert [t["name"] for t in tokens] == ["ci"]
+    ok(admin, "tokens", "revoke", tokens[0]["id"])
+    r = run(["whoami"], _env(live, token))
+    assert r.exit_code == 2
+    assert "hint: check PODBACKUP_TOKEN" in r.stderr
+    r = run(["accounts", "list"], mine)  # an account token: 403 with the envelope's words
+    assert r.exit_code == 2
+    assert "HTTP 403" in r.stderr
+
+    url = "http://127.0.0.1:9/hook"
+    hook = ok(mine, "webhooks", "create", url, "--event", "job.failed", "--json")
+    assert hook["secret"]
+    assert hook["id"] in ok(mine, "webhooks", "list")
+    assert ok(mine, "webhooks", "show", hook["id"], "--json")["events"] == ["job.failed"]
+    ok(mine, "webhooks", "test", hook["id"])
+    assert [d["event"] for d in ok(mine, "webhooks", "deliveries", hook["id"], "--json")] == [
+        "webhook.test"
+    ]
+    ok(mine, "webhooks", "delete", hook["id"])
+    assert ok(mine, "webhooks", "list", "--json") == []
+
+
+def test_help_shows_no_type_noise(live: Live) -> None:
+    for argv in (
+        ["restore", "--help"],
+        ["pods", "create", "--help"],
+        ["settings", "set", "--help"],
+    ):
+        r = run([*argv, "--help"] if argv[-1] != "--help" else argv, _env(live, live.token))
+        assert r.exit_code == 0
+        assert "--json" in r.stdout
+        assert "<bool>" not in r.stdout
+        assert "<str>" not in r.stdout

@@ -8,7 +8,9 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
+import shlex
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -19,7 +21,9 @@ import pytest
 
 from devtools.demo import DemoOptions, bootstrap
 from devtools.s3 import moto_binary
+from tests.cli.commands import run
 from tests.cli.conftest import Live
+from tests.cli.tour import tour_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +61,7 @@ class Spawner:
 def options(live: Live, tmp_path: Path) -> Iterator[DemoOptions]:
     suffix = secrets.token_hex(4)
     opts = DemoOptions(
-        demo=tmp_path / "demo",
+        demo=tmp_path / "var" / "demo",  # as `make run` has it: the tour's paths work here
         state=tmp_path / "state",
         local_root=live.root / "demo-local",
         sftp_port=0,
@@ -185,3 +189,46 @@ def test_demo_s3_server_checks_the_secret(live: Live, options: DemoOptions, tmp_
             assert (checks["ok"], credentials["level"]) == (True, "ok"), checks
     finally:
         spawn.stop()
+
+
+@pytest.mark.skipif(moto_binary() is None, reason="moto_server is not installed")
+def test_the_readme_tour_runs_with_podbackup_alone(
+    live: Live, options: DemoOptions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every line of the README's tour, in order, after `make run`'s demo set-up: the
+    `podbackup` lines through the real CLI (in this process), the `rm` as a process."""
+    monkeypatch.chdir(tmp_path)  # the tour's relative paths (var/demo/…, logo.png)
+    spawn = Spawner(tmp_path)
+    logo = options.pod_files / "uploads" / "2024" / "06" / "logo.png"
+    try:
+        bootstrap(live.url, live.admin, spawn, options)
+        original = logo.read_bytes()
+        env = {"PODBACKUP_CONFIG": str(tmp_path / "config.toml"), "COLUMNS": "200"}
+        for line in (options.demo / "env.sh").read_text().splitlines():
+            if line.startswith("export "):
+                key, _, value = shlex.split(line)[1].partition("=")
+                env[key] = value
+        outputs: dict[str, str] = {}
+        for line in tour_lines():
+            argv = shlex.split(re.sub(r"\$(\w+)", lambda m: env[m.group(1)], line))
+            if argv[0] == "rm":
+                subprocess.run(argv, check=True)
+                assert not logo.exists()
+                continue
+            r = run(argv[1:], env)
+            assert r.exit_code == 0, f"{line}\n{r.stdout}\n{r.stderr}"
+            outputs[line] = r.stdout
+        # A second pod of the same name is refused, with the way out.
+        r = run(["pods", "create", "wiki", "--app", "x"], env)
+        assert r.exit_code == 2
+        assert "a pod named 'wiki' already" in r.stderr
+        assert "hint: pod names are unique per account" in r.stderr
+    finally:
+        spawn.stop()
+    assert logo.read_bytes() == original  # restored
+    assert (tmp_path / "logo.png").read_bytes() == original  # downloaded
+    text = "\n".join(outputs.values())
+    assert "created pod wiki" in text
+    assert "pod_files" in text  # verify's table
+    assert "succeeded" in text
+    assert "wiki-backups" in text

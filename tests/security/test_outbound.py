@@ -235,7 +235,9 @@ async def test_a_saved_host_no_longer_allowed_is_refused_when_connecting(
             over_sftp = await local_pod(
                 c, admin_token, tenant, sftp_files(sftp_server), tmp_path / "r"
             )
-            into_s3 = await local_pod(c, admin_token, tenant, tmp_path / "local", tmp_path / "r2")
+            into_s3 = await local_pod(
+                c, admin_token, tenant, tmp_path / "local", tmp_path / "r2", name="into-s3"
+            )
             r = await c.put(
                 f"/v1/pods/{into_s3['id']}/backup-settings",
                 json={"target": {"kind": "s3", "endpoint": s3_server.url, "bucket": s3_bucket,

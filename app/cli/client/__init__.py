@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from app.cli.client import admin, backup_settings, pods, repo
 from app.cli.client import data as client_data
 from app.cli.client import settings as client_settings
 from app.cli.client.api import Api, ClientConfig, load_config, save_config
@@ -39,6 +40,7 @@ JobArg = Annotated[
 
 pods_app = typer.Typer(help="Pods.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Jobs: list, show, cancel, follow.", no_args_is_help=True)
+# (pods create/show/update/delete live in pods.py and are added to pods_app in register)
 
 
 # -- login, pods -----------------------------------------------------------------------
@@ -120,7 +122,7 @@ def backup(pod: PodArg, wait: Wait = False, as_json: Json = False) -> None:
 @jobs_app.command("list")
 @handles_errors
 def jobs_list(
-    pod: Annotated[str | None, typer.Argument(help="Only this pod's jobs.")] = None,
+    pod: Annotated[str | None, typer.Argument(help="Only this pod's jobs.", metavar="POD")] = None,
     status_: Annotated[str | None, typer.Option("--status", help="e.g. failed")] = None,
     kind: Annotated[str | None, typer.Option(help="e.g. backup, restore, export")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
@@ -129,19 +131,28 @@ def jobs_list(
     """Recent jobs, newest first."""
     params = {k: v for k, v in {"status": status_, "kind": kind}.items() if v}
     with api() as client:
-        path = f"/v1/pods/{client.pod(pod)['id']}/jobs" if pod else "/v1/jobs"
-        jobs = client.items(path, params=params, limit=limit)
+        if pod:
+            found = client.pod(pod)
+            names = {found["id"]: found["name"]}
+            jobs = client.items(f"/v1/pods/{found['id']}/jobs", params=params, limit=limit)
+        else:
+            jobs = client.items("/v1/jobs", params=params, limit=limit)
+            names = (
+                {p["id"]: p["name"] for p in client.items("/v1/pods", limit=10_000)} if jobs else {}
+            )
     if as_json:
         print_json(jobs)
         return
-    t = table("ID", "KIND", "STATUS", "TRIGGER", "CREATED", "TOOK", "DETAIL")
+    t = table("ID", "POD", "KIND", "STATUS", "TRIGGER", "CREATED", "TOOK", "DETAIL")
     for j in jobs:
         detail = (j.get("error") or {}).get("message") or (job_result(j) or [""])[0]
         if j["status"] == "running":
             p = j.get("progress") or {}
             detail = f"{p.get('phase') or ''} {p.get('percent') or 0:.0f}%"
+        pod_id = j.get("pod_id")
         t.add_row(
             j["id"][:8],
+            names.get(pod_id) or (pod_id or "-")[:8],
             j["kind"],
             status(j["status"]),
             j["trigger"],
@@ -227,5 +238,25 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pods_app, name="pods", rich_help_panel=PANEL)
     app.command(rich_help_panel=PANEL, epilog=EXIT_CODES)(backup)
     app.add_typer(jobs_app, name="jobs", rich_help_panel=PANEL, epilog=EXIT_CODES)
+    pods_app.command("create")(pods.pods_create)
+    pods_app.command("show")(pods.pods_show)
+    pods_app.command("update")(pods.pods_update)
+    pods_app.command("delete")(pods.pods_delete)
+    app.add_typer(backup_settings.settings_app, name="settings", rich_help_panel=PANEL)
     client_data.register(app, PANEL)
     client_settings.register(app, PANEL)
+    app.command("check", rich_help_panel=PANEL, epilog=EXIT_CODES)(repo.check)
+    app.command("prune", rich_help_panel=PANEL, epilog=EXIT_CODES)(repo.prune)
+    app.command("refresh", rich_help_panel=PANEL, epilog=EXIT_CODES)(repo.refresh)
+    app.command("snapshot", rich_help_panel=PANEL)(repo.snapshot)
+    app.command("stats", rich_help_panel=PANEL)(repo.stats)
+    app.add_typer(repo.retention_app, name="retention", rich_help_panel=PANEL)
+    app.add_typer(repo.exports_app, name="exports", rich_help_panel=PANEL)
+    app.command("whoami", rich_help_panel=PANEL)(admin.whoami)
+    app.command("health", rich_help_panel=PANEL)(admin.health)
+    app.command("providers", rich_help_panel=PANEL)(admin.providers)
+    app.command("audit", rich_help_panel=PANEL)(admin.audit)
+    app.command("fleet", rich_help_panel=PANEL)(admin.fleet)
+    app.add_typer(admin.accounts_app, name="accounts", rich_help_panel=PANEL)
+    app.add_typer(admin.tokens_app, name="tokens", rich_help_panel=PANEL)
+    app.add_typer(admin.webhooks_app, name="webhooks", rich_help_panel=PANEL)

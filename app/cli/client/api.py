@@ -24,30 +24,48 @@ from urllib.parse import quote
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+MIN_PREFIX = 4  # shortest id prefix taken for a pod or job
 FINAL = frozenset({"succeeded", "partial", "failed", "canceled"})
 
 
 class CliError(Exception):
-    """Shown as ``error: message`` (+ ``hint: …``); the CLI exits with ``code``."""
+    """Shown as ``error: message`` (+ ``hint: …``); the CLI exits with ``code``. With
+    ``--json`` it is printed as ``body()``: the API's envelope ``{error, detail, hint}``."""
 
-    def __init__(self, message: str, hint: str | None = None, code: int = 2) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, code: int = 2, error: str = "ClientError"
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.code = code
+        self.error = error
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error, "detail": self.message}
+        if self.hint:
+            body["hint"] = self.hint
+        return body
 
 
 class ApiError(CliError):
     """The API answered 4xx/5xx with its envelope ``{error, detail, hint}``."""
 
     def __init__(self, status: int, error: str, detail: Any, hint: str | None) -> None:
-        super().__init__(f"{error} (HTTP {status}): {_detail_text(detail)}", hint)
+        super().__init__(f"{detail_text(detail)} ({error}, HTTP {status})", hint, error=error)
         self.status = status
-        self.error = error
         self.detail = detail
 
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error, "detail": self.detail, "status": self.status}
+        if self.hint:
+            body["hint"] = self.hint
+        return body
 
-def _detail_text(detail: Any) -> str:
+
+def detail_text(detail: Any) -> str:
+    """An envelope's ``detail`` as one line: a string as is, validation errors as
+    ``field: message; …``, an object as ``key: value, …`` (never a Python repr)."""
     if isinstance(detail, list):  # validation errors: [{loc, msg}, …]
         parts = []
         for item in detail:
@@ -55,9 +73,11 @@ def _detail_text(detail: Any) -> str:
                 loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
                 parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
             else:
-                parts.append(str(item))
+                parts.append(detail_text(item))
         return "; ".join(parts)
-    return str(detail)
+    if isinstance(detail, dict):
+        return ", ".join(f"{k}: {detail_text(v)}" for k, v in detail.items())
+    return "-" if detail is None else str(detail)
 
 
 # -- configuration ---------------------------------------------------------------------
@@ -122,6 +142,7 @@ class Api:
                 "no API token",
                 hint="export PODBACKUP_TOKEN=<token>, or save one: "
                 "podbackup login --url URL --token TOKEN",
+                error="NoToken",
             )
         self.url = config.url
         headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
@@ -146,11 +167,14 @@ class Api:
             raise CliError(
                 f"cannot reach the podbackup API at {self.url}",
                 hint="is it running (`make run`)? Set PODBACKUP_URL or `podbackup login --url`",
+                error="Unreachable",
             ) from None
         except httpx.TimeoutException:
-            raise CliError(f"the API at {self.url} did not answer in time", "retry") from None
+            raise CliError(
+                f"the API at {self.url} did not answer in time", "retry", error="Timeout"
+            ) from None
         except httpx.HTTPError as exc:
-            raise CliError(f"talking to {self.url} failed: {exc}") from None
+            raise CliError(f"talking to {self.url} failed: {exc}", error="NetworkError") from None
 
     def check(self, r: httpx.Response) -> None:
         if r.status_code < 400:
@@ -204,14 +228,14 @@ class Api:
     # -- names -------------------------------------------------------------------------
 
     def pod(self, ref: str) -> dict[str, Any]:
-        """A pod by id, unique name, or unique id prefix."""
+        """A pod by id, unique name, or unique id prefix (4 characters at least)."""
         if _is_uuid(ref):
             return dict(self.get(f"/v1/pods/{ref}"))
         pods = self.items("/v1/pods", limit=10_000)
         matchers: list[Callable[[dict[str, Any]], bool]] = [
             lambda p: bool(p["name"] == ref),
             lambda p: bool(p["name"].lower() == ref.lower()),
-            lambda p: len(ref) >= 4 and str(p["id"]).startswith(ref.lower()),
+            lambda p: len(ref) >= MIN_PREFIX and str(p["id"]).startswith(ref.lower()),
         ]
         for match in matchers:
             found = [p for p in pods if match(p)]
@@ -219,23 +243,42 @@ class Api:
                 return dict(found[0])
             if len(found) > 1:
                 ids = ", ".join(f"{p['id']} ({p['name']})" for p in found)
-                raise CliError(f"'{ref}' matches several pods: {ids}", hint="use the pod id")
-        raise CliError(f"no pod named '{ref}'", hint="`podbackup pods list` shows your pods")
+                raise CliError(
+                    f"'{ref}' matches several pods: {ids}", hint="use the pod id", error="Ambiguous"
+                )
+        if len(ref) < MIN_PREFIX:
+            raise CliError(
+                f"no pod named '{ref}', and '{ref}' is too short for an id prefix",
+                hint=f"give at least {MIN_PREFIX} characters of the id, or the pod name "
+                "(`podbackup pods list` shows both)",
+                error="NotFound",
+            )
+        raise CliError(
+            f"no pod named '{ref}'", hint="`podbackup pods list` shows your pods", error="NotFound"
+        )
 
     def job_id(self, ref: str) -> str:
         """A job id from a full id or a unique prefix of a recent job's id."""
         if _is_uuid(ref):
             return ref
-        if len(ref) < 4:
-            raise CliError(f"'{ref}' is too short for a job id", hint="give 8 or more characters")
+        if len(ref) < MIN_PREFIX:
+            raise CliError(
+                f"'{ref}' is too short for a job id",
+                hint=f"give at least {MIN_PREFIX} characters of the id (8 are safer)",
+                error="UsageError",
+            )
         found = {
             str(j["id"]) for j in self.items("/v1/jobs", limit=1000) if j["id"].startswith(ref)
         }
         if len(found) == 1:
             return found.pop()
         if found:
-            raise CliError(f"'{ref}' matches several jobs", hint="give more of the id")
-        raise CliError(f"no job '{ref}'", hint="`podbackup jobs list` shows recent jobs")
+            raise CliError(
+                f"'{ref}' matches several jobs", hint="give more of the id", error="Ambiguous"
+            )
+        raise CliError(
+            f"no job '{ref}'", hint="`podbackup jobs list` shows recent jobs", error="NotFound"
+        )
 
     def snapshot(self, pod_id: str, ref: str) -> dict[str, Any]:
         """One snapshot by full or short id, or ``latest``: the newest backup as the API

@@ -96,16 +96,21 @@ def exit_code(status: str) -> int:
 
 
 def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn ``CliError`` (API, network, usage) into a message and its exit code."""
+    """Turn ``CliError`` (API, network, usage) into a message and its exit code:
+    ``error: <detail>`` and ``hint: …`` on stderr; with ``--json``, the error envelope
+    ``{"error", "detail", "hint"?, "status"?}`` as JSON on stdout (where a script reads)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except CliError as exc:
-            err.print(Text.assemble(("error: ", "bold red"), exc.message))
-            if exc.hint:
-                err.print(Text.assemble(("hint: ", "bold"), exc.hint))
+            if kwargs.get("as_json"):
+                print_json(exc.body())
+            else:
+                err.print(Text.assemble(("error: ", "bold red"), exc.message))
+                if exc.hint:
+                    err.print(Text.assemble(("hint: ", "bold"), exc.hint))
             raise typer.Exit(exc.code) from None
 
     return wrapper
