@@ -34,7 +34,7 @@ run: venv
 	$(BIN)/python -m devtools.devserver
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-long: venv
 	PODBACKUP_TEST_LONG=1 $(BIN)/python -m pytest -q
