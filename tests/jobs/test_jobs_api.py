@@ -14,7 +14,8 @@ from tests.pods.test_pods import create_pod
 
 
 async def configured_pod(client: httpx.AsyncClient, tenant: Tenant, app: FastAPI) -> dict[str, Any]:
-    pod = await create_pod(client, tenant)
+    # Pod names are unique per account: callers make several.
+    pod = await create_pod(client, tenant, name=f"pod-{uuid.uuid4().hex[:8]}")
     async with app.state.sessionmaker() as session:
         session.add(
             BackupSettings(

@@ -74,6 +74,7 @@ def bodies(op: Operation, me: Owned) -> list[Any]:
     known: dict[str, Callable[[], Any]] = {
         "PATCH /v1/pods/{pod_id}": lambda: {"name": "renamed"},
         "POST /v1/pods/{pod_id}/restores": lambda: {"snapshot_id": me.ids["snapshot_id"]},
+        "POST /v1/pods/{pod_id}/exports": lambda: {"snapshot_id": me.ids["snapshot_id"]},
         "PUT /v1/pods/{pod_id}/backup-settings": lambda: {"schedule": {"enabled": False}},
         "POST /v1/accounts/{account_id}/tokens": lambda: {"name": "x"},
     }
