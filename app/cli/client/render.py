@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console, ConsoleOptions, RenderableType
+from rich.console import Console, ConsoleDimensions, ConsoleOptions, RenderableType
 from rich.filesize import decimal
 from rich.segment import Segment
 from rich.table import Table
@@ -68,11 +68,29 @@ class SafeConsole(Console):
                 yield segment
 
 
+class _Console(SafeConsole):
+    """The width is decided when something is printed, not when the module is imported (a
+    test runner or a wrapper may swap the streams or the environment in between): `COLUMNS`
+    when set, the terminal's when printing to one, else 200, so piped tables are wide lines
+    rather than cropped at 80 columns."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        measured = super().size
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit() and int(columns) > 0:
+            return ConsoleDimensions(int(columns), measured.height)
+        if self.file.isatty():
+            return measured
+        return ConsoleDimensions(200, measured.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
 def _console(stderr: bool) -> Console:
-    # Piped output: wide lines rather than tables folded at 80 columns (COLUMNS still wins).
-    stream = sys.stderr if stderr else sys.stdout
-    wide = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return SafeConsole(stderr=stderr, highlight=False, markup=False, width=wide)
+    return _Console(stderr=stderr, highlight=False, markup=False)
 
 
 out = _console(stderr=False)
