@@ -34,10 +34,10 @@ run: venv
 	$(BIN)/python -m devtools.devserver
 
 test: venv
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 test-long: venv
-	PODBACKUP_TEST_LONG=1 $(BIN)/python -m pytest -q
+	PODBACKUP_TEST_LONG=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: venv
 	$(BIN)/ruff check app workers devtools tests bench
