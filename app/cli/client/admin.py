@@ -12,9 +12,9 @@ from app.cli.client.api import Api, ApiError, load_config
 from app.cli.client.data import Json, api
 from app.cli.client.render import (
     handles_errors,
-    key_values,
     out,
     print_json,
+    record,
     status,
     table,
     when,
@@ -39,7 +39,7 @@ def whoami(as_json: Json = False) -> None:
     if as_json:
         print_json(me)
         return
-    out.print(key_values([(k, "-" if v is None else str(v)) for k, v in me.items()]))
+    out.print(record(me))
 
 
 @handles_errors
@@ -125,7 +125,7 @@ def accounts_show(
     if as_json:
         print_json(found)
         return
-    out.print(key_values([(k, "-" if v is None else str(v)) for k, v in found.items()]))
+    out.print(record(found))
 
 
 @accounts_app.command("tokens")
@@ -314,7 +314,7 @@ def webhooks_show(webhook: HookArg, as_json: Json = False) -> None:
     if as_json:
         print_json(h)
         return
-    out.print(key_values([(k, "-" if v is None else str(v)) for k, v in h.items()]))
+    out.print(record(h))
 
 
 @webhooks_app.command("delete")

@@ -216,6 +216,12 @@ def key_values(rows: list[tuple[str, Any]]) -> Table:
     return t
 
 
+def record(obj: dict[str, Any]) -> Table:
+    """An API object as key/value lines, ``-`` for null (show commands without a layout of
+    their own)."""
+    return key_values([(k, "-" if v is None else v) for k, v in obj.items()])
+
+
 def snapshot_label(snap: dict[str, Any]) -> str:
     """What made a snapshot, in words: ``backup (manual)``, ``safety (before a restore)``,
     ``imported (made outside the service)``."""
