@@ -55,7 +55,7 @@ def client_address(request: Request) -> str:
 
 def _fail_key(request: Request) -> str:
     namespace = request.app.state.settings.queue_name
-    return f"{namespace}:authfail:{client_address(request)}:{int(time.time() // 60)}"
+    return f"{namespace}:authfail:{client_address(request)}"
 
 
 def _blocked(request: Request) -> bool:
@@ -81,10 +81,13 @@ async def _record_failure(request: Request) -> bool:
         return False
     key = _fail_key(request)
     try:
+        # The window opens at an address's first failure and lasts a minute. (A window per
+        # clock minute let an address make twice the limit across a minute boundary, and
+        # reset the count in the middle of a burst.)
         pipe = redis.pipeline()
+        pipe.set(key, 0, ex=60, nx=True)
         pipe.incr(key)
-        pipe.expire(key, 120)
-        count, _ = await pipe.execute()
+        _, count = await pipe.execute()
     except Exception:  # Redis down must not lock everyone out
         log.debug("could not record failed auth", exc_info=True)
         return False
