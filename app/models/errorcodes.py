@@ -109,7 +109,9 @@ JOB_ERROR_CODES: Mapping[str, ErrorCode] = {
     "dump_incomplete": ErrorCode(
         "The dump ended before its completion footer (the connection dropped or the server "
         "stopped).",
-        "run the backup again",
+        "nothing to do: the job is retried; if it keeps happening, check the database "
+        "server's logs",
+        retryable=True,
     ),
     "load_failed": ErrorCode(
         "A dump could not be loaded into a database; the message names the statement.",

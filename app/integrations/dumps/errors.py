@@ -20,7 +20,8 @@ CODES = (
     "canceled",
     "timeout",
 )
-RETRYABLE = {"unreachable", "timeout", "dump_incomplete"}
+# A dump over its time limit is not retried: the next attempt meets the same limit.
+RETRYABLE = {"unreachable", "dump_incomplete"}
 
 _HINTS = {
     "unreachable": (
