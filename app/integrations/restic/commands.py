@@ -623,6 +623,8 @@ class Restic:
                         raise failed[0] if failed else classify(code, "\n".join(tail)[-4000:])
             finally:
                 watcher.cancel()
+                # Ended before the stream's exit reads stderr to its end (one reader at a time).
+                await asyncio.wait([watcher])
 
 
 async def _watch_dump_stderr(
