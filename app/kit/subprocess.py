@@ -225,7 +225,8 @@ async def stream(
     """Start ``argv`` with stdout piped for the caller to read; always reaped on exit.
 
     A caller that stops reading early (a client closed the download) gets the whole
-    process group interrupted, then killed.
+    process group interrupted, then killed, while what the child still writes is read
+    and dropped (see ``_stop``).
     """
     argv = [str(a) for a in argv]
     _record_argv(argv)
@@ -242,10 +243,42 @@ async def stream(
     try:
         yield proc
     finally:
+        await _stop(proc, grace)
+
+
+async def _discard(reader: asyncio.StreamReader | None) -> None:
+    if reader is None:
+        return
+    with contextlib.suppress(Exception):
+        while await reader.read(1 << 20):
+            pass
+
+
+async def _exited(proc: asyncio.subprocess.Process, timeout: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=timeout)
+    return proc.returncode is not None
+
+
+async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """Interrupt the group (then kill it after ``grace``), reading the child's pipes to
+    their end meanwhile. Unread pipes made this wait forever: a reader over its limit
+    stops reading, so the child blocks in write(2) — restic 0.17+ then never acts on
+    SIGINT (it cancels its command's context, which a blocked write never checks; 0.14
+    exited from the signal handler) — and on Python 3.11 ``Process.wait()`` returns only
+    once every pipe has closed, so even a killed child was never seen to end."""
+    drains = [asyncio.create_task(_discard(r)) for r in (proc.stdout, proc.stderr)]
+    try:
         if proc.returncode is None:
             _signal_group(proc, signal.SIGINT)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=grace)
-            except TimeoutError:
+            if not await _exited(proc, grace):
                 _signal_group(proc, signal.SIGKILL)
-                await proc.wait()
+                await _exited(proc, 5)
+        # The pipes' ends (a helper outside the group may hold one a little longer).
+        await asyncio.wait(drains, timeout=5)
+    except BaseException:
+        _signal_group(proc, signal.SIGKILL)
+        raise
+    finally:
+        for task in drains:
+            task.cancel()

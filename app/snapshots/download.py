@@ -162,18 +162,14 @@ class Dump:
             await stack.aclose()  # raises ResticError when restic failed midway
 
     async def aclose(self) -> None:
-        """Stop restic (when still running), reap it, and read its pipe to the end (a
-        pipe left with unread output keeps its transport open past the event loop)."""
+        """Stop restic (when still running) and reap it: the stream interrupts it while
+        reading its pipes to their end (restic 0.17+ blocked on a full pipe never
+        sees SIGINT, and an unread pipe would keep its transport open past the loop)."""
         stack, self._stack = self._stack, None
         if stack is None:
             return
         with contextlib.suppress(Exception):
             await stack.aclose()
-        if self._out is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    while await self._out.read(CHUNK):
-                        pass
 
 
 class DumpResponse(StreamingResponse):

@@ -229,6 +229,10 @@ class Restic:
         A process killed mid-run (a worker SIGKILLed, a machine lost) leaves its lock behind
         for good: before the command and after each refusal, locks that are provably stale
         by restic's own rules are removed (see ``unlock_stale``).
+
+        Not ``--retry-lock`` on 0.16+: restic's own wait sleeps 5 s first (doubling to
+        60 s), so a reader's lock of a second or two costs 5 s instead of 1, and it cannot
+        remove a lock whose process dies while it waits.
         """
         deadline = time.monotonic() + self.lock_wait_seconds
         delay = 1.0
@@ -623,6 +627,8 @@ class Restic:
                         raise failed[0] if failed else classify(code, "\n".join(tail)[-4000:])
             finally:
                 watcher.cancel()
+                # Ended before the stream's exit reads stderr to its end (one reader at a time).
+                await asyncio.wait([watcher])
 
 
 async def _watch_dump_stderr(
