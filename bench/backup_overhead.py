@@ -5,10 +5,10 @@ repository (a local one, fresh for each side), first run and unchanged run.
     .venv/bin/python -m bench.backup_overhead [--mb 1024] [--rounds 2] [--workdir DIR]
 
 Targets (issue 16): job/plain <= 1.10 on the first run (<= 1.05 at 1 GB); an unchanged
-run within 0.3 s of restic's own. The first run is compared both with `restic init` + `restic backup` (what
-an owner does for a new repository, and what the job does inside) and with the backup
-alone. Job times come from the job row (created_at → finished_at: queue pickup, lock,
-staging, restic, evidence, the finishing transaction); the phase
+run within 0.3 s of restic's own. The first run is compared both with `restic init` +
+`restic backup` (what an owner does for a new repository, and what the job does inside)
+and with the backup alone. Job times come from the job row (created_at → finished_at:
+queue pickup, lock, staging, restic, evidence, the finishing transaction); the phase
 breakdown of each job is printed to show where the time goes.
 
 Each round: plain restic (fresh repository: init, first, unchanged), then the job (a new

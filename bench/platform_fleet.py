@@ -192,6 +192,7 @@ async def _capacity(args: argparse.Namespace) -> None:
                     # host's work too: the round ends when the queue is empty.
                     all_s = await _wait_idle(maker, Job, started)
                     rounds[label] = (backups_s, all_s, failed)
+                    print(f"    {label}: {await _breakdown(maker, result.job_ids)}")
                 for proc in procs:
                     proc.stop()
                 await redis.aclose()
@@ -221,6 +222,34 @@ async def _capacity(args: argparse.Namespace) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _breakdown(maker: Any, ids: list[Any]) -> str:
+    """Medians over the backup jobs: queue wait, start to restic, restic to the end."""
+    import statistics
+
+    from sqlalchemy import text
+
+    async with maker() as session:
+        rows = (
+            await session.execute(
+                text(
+                    """SELECT j.started_at - j.created_at, e.at - j.started_at,
+                              j.finished_at - e.at
+                       FROM jobs j JOIN job_events e ON e.job_id = j.id
+                       WHERE j.id = ANY(:ids) AND e.type = 'log'
+                         AND e.data->>'message' = 'phase: uploading'"""
+                ),
+                {"ids": list(ids)},
+            )
+        ).all()
+    if not rows:
+        return "no phases recorded"
+    wait, before, after = (statistics.median(r[i].total_seconds() for r in rows) for i in range(3))
+    return (
+        f"medians per backup job: queued {wait:.2f} s, started to restic {before:.2f} s, "
+        f"restic + evidence + finishing {after:.2f} s"
+    )
 
 
 def _loadavg() -> str:

@@ -38,6 +38,8 @@ from app.storage.service import size_due
 
 log = logging.getLogger(__name__)
 
+PROGRESS_ENV = {"RESTIC_PROGRESS_FPS": "2"}
+
 
 async def _load(ctx: JobContext) -> tuple[Pod, PodSecrets, targets.Target]:
     async with ctx.session() as session:
@@ -138,6 +140,9 @@ async def run_backup(
                     on_status=lambda m: _on_status(ctx, m),
                     cancel=ctx.cancel,
                     policy=policy,
+                    # restic prints 60 status lines a second with --json; the job writes
+                    # progress about once a second: parse 2.
+                    extra_env=PROGRESS_ENV,
                 )
         except BaseException as exc:
             if check is not None:
