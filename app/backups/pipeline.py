@@ -100,7 +100,6 @@ async def run_backup(
         on_wait=_waiting,
         shared=target.shared_by_pods,
     ):
-        await ctx.phase("opening repository")
         repository_id: str | None = target.recorded_id
         # restic loads the parent (the pod's last snapshot, by its full id) with the
         # repository's key before it reads a file, and fails without it: a backup that
@@ -116,6 +115,8 @@ async def run_backup(
             None if explain else asyncio.ensure_future(target.ensure(access))
         )
         init_first = check is not None and not target.recorded
+        if check is not None:
+            await ctx.phase("opening repository")
         # A local source is staged as hard links to the live files: keep the pod stopped
         # until restic has read them. An SFTP mirror is a copy: the pod may start again.
         hold_through_upload = isinstance(pod.files, LocalFiles)
