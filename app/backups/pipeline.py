@@ -221,8 +221,8 @@ class BackupHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
         pod, secrets, target = await _load(ctx)
         run = await run_backup(ctx, pod, secrets, target)
-        # The repository's size is measured by the follow-up index job, not here: a backup
-        # ends as soon as its snapshot is confirmed.
+        # The browse index (unless copied from the parent) and the repository's size (when
+        # due) come from a follow-up index job: a backup ends once its snapshot is confirmed.
         return self._outcome(ctx, pod, run)
 
     def _outcome(self, ctx: JobContext, pod: Pod, run: BackupRun) -> JobOutcome:
