@@ -8,8 +8,9 @@ nightly capacity of worker processes on a synthetic fleet.
 `storage` backs every pod up with plain restic (the engine and flags the service uses:
 repository version 2, compression auto) into both layouts and prints their sizes.
 `capacity` runs the real service: a throwaway database, platform jobs created by the
-scheduler's tick, and N `podbackup worker` processes; it prints pods per minute and what
-a nightly window needs.
+scheduler's tick, and N `podbackup worker` processes, for a first round (init + backup)
+and an unchanged round; beside each, the limit: plain `restic` (`init` + `backup`, then
+`backup`) over the same pods with as many at a time as the workers have job slots.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 MB = 1024 * 1024
 
@@ -85,6 +87,28 @@ def storage(args: argparse.Namespace) -> None:
         print(f"  per-pod / shared    {per_pod_b / shared_b:8.2f} x storage")
 
 
+def plain_round(pods: list[Path], repos: Path, cache: Path, parallel: int, *, first: bool) -> float:
+    """Plain restic over the same pods, ``parallel`` at a time (the workers' job slots):
+    `init` + `backup` per pod (first) or `backup` alone (unchanged). Wall seconds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(pod: Path) -> None:
+        env = {
+            "PATH": os.environ["PATH"],
+            "RESTIC_PASSWORD": "bench",
+            "RESTIC_CACHE_DIR": str(cache),
+            "RESTIC_REPOSITORY": str(repos / pod.name),
+        }
+        if first:
+            restic(env, "init", "--repository-version", "2")
+        restic(env, "backup", "--json", "--host", pod.name, ".", cwd=pod)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(one, pods))
+    return time.perf_counter() - started
+
+
 async def _capacity(args: argparse.Namespace) -> None:
     import asyncpg
     from alembic import command
@@ -110,8 +134,13 @@ async def _capacity(args: argparse.Namespace) -> None:
         await asyncio.to_thread(command.upgrade, cfg, "head")
         pods = make_fleet(tmp / "pods", args.pods, args.common_mb, args.unique_mb)
         source = sum(du(p) for p in pods)
+        print(
+            f"fleet: {args.pods} pods x ({args.common_mb} MB same app + {args.unique_mb} MB own)"
+            f" = {source / MB:.0f} MB; load average {_loadavg()}"
+        )
         for layout in args.layouts:
             for workers in args.workers:
+                slots = workers * args.concurrency
                 repo = tmp / f"repo-{layout}-{workers}"
                 settings = Settings(
                     _env_file=None,  # type: ignore[call-arg]
@@ -151,45 +180,113 @@ async def _capacity(args: argparse.Namespace) -> None:
                 redis = make_redis(settings)
                 now = datetime.now(UTC)
                 await run_tick(maker, redis, settings, now, plan="platform")
-                started = time.perf_counter()
-                result = await run_tick(
-                    maker, redis, settings, now + timedelta(days=1, hours=7), plan="platform"
-                )
-                while True:
-                    async with maker() as session:
-                        rows = (
-                            await session.execute(
-                                Job.__table__.select()
-                                .with_only_columns(Job.status, Job.error)
-                                .where(Job.id.in_(result.job_ids))
-                            )
-                        ).all()
-                    done = [r[0] for r in rows if r[0] in ("succeeded", "partial", "failed")]
-                    errors = {r[1]["code"]: r[1]["message"] for r in rows if r[1]}
-                    if len(done) == len(result.job_ids):
-                        break
-                    await asyncio.sleep(0.5)
-                wall = time.perf_counter() - started
+                rounds: dict[str, tuple[float, float, int]] = {}
+                for n, label in enumerate(("first", "unchanged"), start=1):
+                    started = time.perf_counter()
+                    result = await run_tick(
+                        maker, redis, settings, now + timedelta(days=n, hours=7), plan="platform"
+                    )
+                    assert len(result.job_ids) == len(pods), result
+                    backups_s, failed = await _wait_jobs(maker, Job, result.job_ids, started)
+                    # The follow-up jobs (browse index, repository size) are the worker
+                    # host's work too: the round ends when the queue is empty.
+                    all_s = await _wait_idle(maker, Job, started)
+                    rounds[label] = (backups_s, all_s, failed)
+                    print(f"    {label}: {await _breakdown(maker, result.job_ids)}")
                 for proc in procs:
                     proc.stop()
                 await redis.aclose()
                 await engine.dispose()
-                failed = sum(1 for s in done if s != "succeeded")
-                for code, message in errors.items():
-                    print(f"    error {code}: {message[:300]}")
-                per_min = len(done) / wall * 60
-                print(
-                    f"layout={layout:<8} workers={workers} x concurrency {args.concurrency}: "
-                    f"{len(done)} pods ({source / MB:.0f} MB) in {wall:6.1f} s = "
-                    f"{per_min:6.1f} pods/min, {failed} failed, repository "
-                    f"{du(repo) / MB:.1f} MB"
+                plain_dir = tmp / f"plain-{layout}-{workers}"
+                plain_first = plain_round(
+                    pods, plain_dir, tmp / f"plain-cache-{layout}-{workers}", slots, first=True
                 )
-                window_h = 6
-                print(f"    a {window_h} h window covers ~{per_min * 60 * window_h:,.0f} such pods")
+                plain_same = plain_round(
+                    pods, plain_dir, tmp / f"plain-cache-{layout}-{workers}", slots, first=False
+                )
+                load = _loadavg()
+                for label, plain_s in (("first", plain_first), ("unchanged", plain_same)):
+                    backups_s, all_s, failed = rounds[label]
+                    ours = len(pods) / all_s * 60
+                    limit = len(pods) / plain_s * 60
+                    print(
+                        f"layout={layout:<8} {workers} worker(s) x {args.concurrency} jobs, "
+                        f"{label:<9}: {len(pods)} pods in {all_s:6.1f} s (backups done at "
+                        f"{backups_s:.1f} s) = {ours:6.1f} pods/min, {failed} failed | plain "
+                        f"restic, {slots} at a time: {plain_s:6.1f} s = {limit:6.1f} pods/min"
+                        f" | ratio {ours / limit:.2f} | load {load}"
+                    )
+                shutil.rmtree(plain_dir, ignore_errors=True)
+                print(f"    repository {du(repo) / MB:.1f} MB")
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _breakdown(maker: Any, ids: list[Any]) -> str:
+    """Medians over the backup jobs: queue wait, start to restic, restic to the end."""
+    import statistics
+
+    from sqlalchemy import text
+
+    async with maker() as session:
+        rows = (
+            await session.execute(
+                text(
+                    """SELECT j.started_at - j.created_at, e.at - j.started_at,
+                              j.finished_at - e.at
+                       FROM jobs j JOIN job_events e ON e.job_id = j.id
+                       WHERE j.id = ANY(:ids) AND e.type = 'log'
+                         AND e.data->>'message' = 'phase: uploading'"""
+                ),
+                {"ids": list(ids)},
+            )
+        ).all()
+    if not rows:
+        return "no phases recorded"
+    wait, before, after = (statistics.median(r[i].total_seconds() for r in rows) for i in range(3))
+    return (
+        f"medians per backup job: queued {wait:.2f} s, started to restic {before:.2f} s, "
+        f"restic + evidence + finishing {after:.2f} s"
+    )
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+async def _wait_jobs(maker: Any, job: Any, ids: list[Any], started: float) -> tuple[float, int]:
+    """Seconds until every job in ``ids`` ended, and how many did not succeed."""
+    while True:
+        async with maker() as session:
+            rows = (
+                await session.execute(
+                    job.__table__.select()
+                    .with_only_columns(job.status, job.error)
+                    .where(job.id.in_(ids))
+                )
+            ).all()
+        done = [r for r in rows if r[0] in ("succeeded", "partial", "failed", "canceled")]
+        if len(done) == len(ids):
+            for code, message in {r[1]["code"]: r[1]["message"] for r in rows if r[1]}.items():
+                print(f"    error {code}: {message[:300]}")
+            return time.perf_counter() - started, sum(1 for r in done if r[0] != "succeeded")
+        await asyncio.sleep(0.1)
+
+
+async def _wait_idle(maker: Any, job: Any, started: float) -> float:
+    """Seconds until no job is queued or running."""
+    from sqlalchemy import func, select
+
+    while True:
+        async with maker() as session:
+            active = await session.scalar(
+                select(func.count()).select_from(job).where(job.status.in_(("queued", "running")))
+            )
+        if not active:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.1)
 
 
 def main() -> None:

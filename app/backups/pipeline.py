@@ -18,10 +18,11 @@ from app.engine import metrics
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
+from app.integrations.restic import ResticError
 from app.integrations.restic.commands import BackupOutcome
 from app.kit.cachedir import private_dirs
 from app.kit.netpolicy import Policy
-from app.models import Job, Pod
+from app.models import Job, Pod, Snapshot
 from app.models.kinds import JobStatus
 from app.models.shapes import JobError, LocalFiles
 from app.plans import repository as plan_states
@@ -30,10 +31,14 @@ from app.podio.hooks import pod_stopped
 from app.podio.stage import Staged, stage_database, stage_dir, stage_files
 from app.pods.repository import pin_host_key
 from app.pods.service import PodSecrets, decrypt_secrets
+from app.snapshots import index
 from app.snapshots import repository as snapshots
 from app.snapshots.service import request_index
+from app.storage.service import size_due
 
 log = logging.getLogger(__name__)
+
+PROGRESS_ENV = {"RESTIC_PROGRESS_FPS": "2"}
 
 
 async def _load(ctx: JobContext) -> tuple[Pod, PodSecrets, targets.Target]:
@@ -61,6 +66,7 @@ class BackupRun:
     staged: Staged
     backup: BackupOutcome
     repository_id: str | None
+    parent: str | None = None  # the snapshot restic compared with (the pod's last)
 
 
 async def run_backup(
@@ -94,16 +100,23 @@ async def run_backup(
         on_wait=_waiting,
         shared=target.shared_by_pods,
     ):
-        await ctx.phase("opening repository")
-        check: asyncio.Future[str | None] | None = None
-        repository_id: str | None = None
-        if target.recorded:
-            # Checking a known repository costs a restic start (~0.7 s, its key derivation):
-            # run it beside staging and the backup. A failed check still fails the job and
-            # its snapshot is never recorded; its error is the clearer one.
-            check = asyncio.ensure_future(target.ensure(access))
-        else:
-            repository_id = await target.ensure(access)  # may `init`: needed before the backup
+        repository_id: str | None = target.recorded_id
+        # restic loads the parent (the pod's last snapshot, by its full id) with the
+        # repository's key before it reads a file, and fails without it: a backup that
+        # succeeds with that parent ran in the pod's own repository. No other restic start
+        # (~0.7 s of key derivation each) is needed to check it; only a failed backup asks
+        # `ensure`, whose answer ("gone", "another repository") is the clearer one.
+        explain = parent is not None and len(parent) == 64 and target.parent_proves
+        # Otherwise `ensure` runs beside staging. A repository on record is only checked:
+        # that goes on beside the backup too; a failed check still fails the job and its
+        # snapshot is never recorded, its error being the clearer one. Without one on
+        # record `ensure` may `init` (~2-3 s of key calibration), which the backup waits for.
+        check: asyncio.Future[str | None] | None = (
+            None if explain else asyncio.ensure_future(target.ensure(access))
+        )
+        init_first = check is not None and not target.recorded
+        if check is not None:
+            await ctx.phase("opening repository")
         # A local source is staged as hard links to the live files: keep the pod stopped
         # until restic has read them. An SFTP mirror is a copy: the pod may start again.
         hold_through_upload = isinstance(pod.files, LocalFiles)
@@ -114,6 +127,9 @@ async def run_backup(
                 await stage_database(ctx, pod, secrets, stage, policy, staged)
                 if not hold_through_upload:
                     await stack.aclose()
+                if init_first:
+                    assert check is not None
+                    repository_id = await check
                 await ctx.phase("uploading", percent=0.0)
                 backup = await ctx.services.restic.backup(
                     target.repo,
@@ -125,14 +141,44 @@ async def run_backup(
                     on_status=lambda m: _on_status(ctx, m),
                     cancel=ctx.cancel,
                     policy=policy,
+                    # restic prints 60 status lines a second with --json; the job writes
+                    # progress about once a second: parse 2.
+                    extra_env=PROGRESS_ENV,
                 )
         except BaseException as exc:
             if check is not None:
                 await _settle(ctx, check, exc)
+            elif explain and _may_be_another_repository(ctx, exc):
+                await target.ensure(access)  # raises what is wrong with the repository
             raise
-        if check is not None:
+        if check is not None and not init_first:
             repository_id = await check
-    return BackupRun(staged=staged, backup=backup, repository_id=repository_id)
+    return BackupRun(staged=staged, backup=backup, repository_id=repository_id, parent=parent)
+
+
+def _may_be_another_repository(ctx: JobContext, exc: BaseException) -> bool:
+    """restic failed in a way a missing or replaced repository would explain."""
+    return (
+        isinstance(exc, ResticError)
+        and exc.code in ("repository_not_found", "wrong_password", "repository_damaged", "failed")
+        and not ctx.cancel.is_set()
+    )
+
+
+async def _index_from_parent(session: AsyncSession, run: BackupRun, row: Snapshot) -> bool:
+    """An unchanged snapshot (its parent's tree, by restic's summary) gets the parent's
+    browse index copied in SQL, in the transaction that records it: no `restic ls`.
+    Needs restic's own time of the snapshot (``backup_start``, restic 0.17+): with 0.14
+    the index job reads it from `restic ls`."""
+    start = run.backup.summary.get("backup_start")
+    if not run.parent or not isinstance(start, str):
+        return False
+    parent = await snapshots.find(session, row.pod_id, row.plan, run.parent)
+    if not index.same_tree_as_parent(run.backup.summary, run.staged.paths, parent):
+        return False
+    assert parent is not None
+    await index.copy_parent(session, row, parent, snapshots.parse_time(start))
+    return True
 
 
 async def _settle(ctx: JobContext, check: asyncio.Future[str | None], exc: BaseException) -> None:
@@ -175,18 +221,12 @@ class BackupHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
         pod, secrets, target = await _load(ctx)
         run = await run_backup(ctx, pod, secrets, target)
-        # The repository's size is measured by the follow-up index job, not here: a backup
-        # ends as soon as its snapshot is confirmed.
-        return self._outcome(ctx, pod, run.staged, run.backup, run.repository_id)
+        # The browse index (unless copied from the parent) and the repository's size (when
+        # due) come from a follow-up index job: a backup ends once its snapshot is confirmed.
+        return self._outcome(ctx, pod, run)
 
-    def _outcome(
-        self,
-        ctx: JobContext,
-        pod: Pod,
-        staged: Staged,
-        backup: BackupOutcome,
-        repository_id: str | None,
-    ) -> JobOutcome:
+    def _outcome(self, ctx: JobContext, pod: Pod, run: BackupRun) -> JobOutcome:
+        staged, backup, repository_id = run.staged, run.backup, run.repository_id
         unreadable = staged.unreadable + [
             u for u in backup.unreadable if u["path"] not in {x["path"] for x in staged.unreadable}
         ]
@@ -216,7 +256,7 @@ class BackupHandler:
                 "status": status,
             }
             assert backup.snapshot is not None
-            await snapshots.upsert(
+            row = await snapshots.upsert(
                 session,
                 pod_id=pod.id,
                 plan=job.plan,
@@ -238,6 +278,11 @@ class BackupHandler:
             await plan_states.upsert(session, pod.id, job.plan, **values)
             if staged.seen_host_key:
                 await pin_host_key(session, pod.id, staged.seen_host_key)
+            state = await plan_states.get(session, pod.id, job.plan)
+            measure = size_due(backup.summary, state.repo_size_at if state else None, now)
+            if await _index_from_parent(session, run, row):
+                if not measure:
+                    return  # indexed, and the repository's size is what was measured
             await request_index(
                 session,
                 ctx.services.redis,
@@ -245,7 +290,7 @@ class BackupHandler:
                 pod,
                 job.plan,
                 backup.snapshot_id,
-                measure=True,
+                measure=measure,
             )
 
         return JobOutcome(status=status, result=result, finalize=finalize)

@@ -94,32 +94,43 @@ class JobContext:
             raise JobCanceled()
 
     async def phase(self, name: str, **fields: Any) -> None:
-        await self.progress(force=True, phase=name, **fields)
-        await self.log(f"phase: {name}")
+        """The progress (with the phase) and its log line, in one transaction."""
+        self._merge(phase=name, **fields)
+        text = redact(f"phase: {name}")
+        log.info("job %s: %s", self.job.id, text)
+        await self.flush_progress(log_line=text)
 
-    async def progress(self, *, force: bool = False, **fields: Any) -> None:
-        """Merge ``fields`` into the job's progress; written at most about once a second."""
+    def _merge(self, **fields: Any) -> None:
         given = {k: v for k, v in fields.items() if v is not None}
         if given:
             self._progress = JobProgress.model_validate(
                 {**self._progress.model_dump(exclude_unset=True), **given}
             )
+
+    async def progress(self, *, force: bool = False, **fields: Any) -> None:
+        """Merge ``fields`` into the job's progress; written at most about once a second."""
+        self._merge(**fields)
         now = time.monotonic()
         if not force and now - self._last_write < 1.0:
             self._pending = True
             return
         await self.flush_progress()
 
-    async def flush_progress(self) -> None:
-        """Write the progress. Best effort: a dropped database connection skips this write
-        (the next one catches up) instead of failing the work it reports on; a database
-        that stays away is noticed by the heartbeat."""
+    async def flush_progress(self, log_line: str | None = None) -> None:
+        """Write the progress (and ``log_line`` as an info event with it). Best effort: a
+        dropped database connection skips this write (the next one catches up) instead of
+        failing the work it reports on; a database that stays away is noticed by the
+        heartbeat."""
         self._last_write = time.monotonic()
         self._pending = False
         snapshot = self._progress
         try:
             async with self.transaction() as session:
                 await jobs.set_progress(session, self.job.id, snapshot)
+                if log_line is not None:
+                    await jobs.add_event(
+                        session, self.job.id, "log", {"level": "info", "message": log_line}
+                    )
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise

@@ -142,8 +142,14 @@ def _sync_entry(src: int, dst: int, name: str, st: os.stat_result, run: _Run, re
             d = open_dir_at(dst, name, rel, make=True, replace=True)
             try:
                 _sync_dir(s, d, run, rel)
-                os.fchmod(d, stat.S_IMODE(st.st_mode))
-                os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+                # Only what differs: a chmod or utime changes the folder's ctime, which
+                # restic records, and an unchanged pod's staged tree would then differ
+                # from its last snapshot's in every folder.
+                now = os.fstat(d)
+                if stat.S_IMODE(now.st_mode) != stat.S_IMODE(st.st_mode):
+                    os.fchmod(d, stat.S_IMODE(st.st_mode))
+                if now.st_mtime_ns != st.st_mtime_ns:
+                    os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
             finally:
                 os.close(d)
         finally:

@@ -33,6 +33,12 @@ class Target:
     # The repository's id is on record (not a first backup): `ensure` only checks, so a
     # backup may run it beside staging and restic instead of before them.
     recorded: bool = False
+    # That id (owner plan); the platform's is not kept.
+    recorded_id: str | None = None
+    # A backup whose parent (the pod's last snapshot on record) restic loads proves the
+    # target holds the pod's repository: `ensure` need not run before it. Not for an owner
+    # target without a recorded repository (new settings: `ensure` may have to `init`).
+    parent_proves: bool = True
 
 
 async def resolve(
@@ -77,4 +83,10 @@ async def _owner_target(
             repository_id: str = await ensure_repository(s, access.restic, current, repo)
             return repository_id
 
-    return Target(repo=repo, ensure=_ensure, recorded=row.repository_id is not None)
+    return Target(
+        repo=repo,
+        ensure=_ensure,
+        recorded=row.repository_id is not None,
+        recorded_id=row.repository_id,
+        parent_proves=row.repository_id is not None,
+    )

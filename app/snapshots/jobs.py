@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import commit
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
-from app.models import Job, Pod
+from app.models import Job, Pod, Snapshot
 from app.models.kinds import Plan
 from app.models.shapes import JobError
 from app.plans import repository as plan_states
@@ -47,24 +47,35 @@ class IndexHandler:
                     hint="refresh the snapshot list",
                     retryable=False,
                 )
-            await snapshots.set_index_status(session, snap.pk, "indexing")
-            await commit(session)
-            try:
-                count = await index.build(
-                    session, ctx.services.restic, target.repo, snap, cancel=ctx.cancel
-                )
-                await commit(session)
-            except BaseException:
-                await session.rollback()
-                await snapshots.set_index_status(session, snap.pk, "failed")
-                await commit(session)
-                raise
+            if snap.index_status == "ready" and ctx.job.params.measure:
+                # Indexed with the backup (an unchanged snapshot has its parent's index):
+                # this job only measures the repository.
+                count = int(snap.file_count or 0)
+            else:
+                count = await self._build(ctx, session, target, snap)
         result: dict[str, Any] = {"snapshot_id": snap.id, "files": count}
         if ctx.job.params.measure:
             # Growth and cost: measured right after each backup; a failure here is logged
             # by `measure` and never fails the index.
             return await storage_jobs.with_size(ctx, target.repo, JobOutcome(result=result))
         return JobOutcome(result=result)
+
+    async def _build(
+        self, ctx: JobContext, session: AsyncSession, target: targets.Target, snap: Snapshot
+    ) -> int:
+        await snapshots.set_index_status(session, snap.pk, "indexing")
+        await commit(session)
+        try:
+            count = await index.build(
+                session, ctx.services.restic, target.repo, snap, cancel=ctx.cancel
+            )
+            await commit(session)
+        except BaseException:
+            await session.rollback()
+            await snapshots.set_index_status(session, snap.pk, "failed")
+            await commit(session)
+            raise
+        return count
 
     async def failed(self, session: AsyncSession, job: Job, error: JobError) -> None:
         return None

@@ -187,6 +187,19 @@ async def set_indexed(session: AsyncSession, snapshot_pk: int, values: dict[str,
     await session.execute(update(Snapshot).where(Snapshot.pk == snapshot_pk).values(**values))
 
 
+async def copy_files(session: AsyncSession, from_pk: int, to_pk: int) -> None:
+    """Give snapshot ``to_pk`` the browse index of ``from_pk`` (same tree), in SQL."""
+    await session.execute(
+        text(
+            """INSERT INTO snapshot_files
+                   (snapshot_pk, parent, name, type, size, mtime, mode, link_target)
+               SELECT :to_pk, parent, name, type, size, mtime, mode, link_target
+               FROM snapshot_files WHERE snapshot_pk = :from_pk"""
+        ),
+        {"from_pk": from_pk, "to_pk": to_pk},
+    )
+
+
 async def delete_files(session: AsyncSession, snapshot_pk: int) -> None:
     await session.execute(delete(SnapshotFile).where(SnapshotFile.snapshot_pk == snapshot_pk))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -69,12 +70,39 @@ async def test_size_is_recorded_after_a_backup(
     assert stats["repository_size_bytes"] == size
     assert stats["snapshot_count"] == 1
 
+    # A backup that stores data is measured again.
+    (tmp_path / "pod" / "c.bin").write_bytes(os.urandom(30_000))
     second = await backup(client, tenant.headers, pod["id"])
+    assert second["result"]["summary"]["data_added"] > 0
     second_size = await measured_size(client, tenant, pod["id"], second)
     stats = (await client.get(f"/v1/pods/{pod['id']}/stats", headers=tenant.headers)).json()
     assert [s["size_bytes"] for s in stats["samples"]] == [size, second_size]
-    assert second_size >= size
+    assert second_size > size
     assert stats["growth_30d"] is None  # two samples minutes apart: no daily rate yet
+
+    # One that stores nothing leaves the size as measured (within a day): no `restic stats`.
+    third = await backup(client, tenant.headers, pod["id"])
+    assert third["result"]["summary"]["data_added"] == 0
+    await _follow_ups_done(client, tenant, pod["id"])
+    index_jobs = (
+        await client.get(f"/v1/pods/{pod['id']}/jobs?kind=index", headers=tenant.headers)
+    ).json()["items"]
+    third_id = third["result"]["snapshot_id"]
+    for j in index_jobs:  # restic 0.14: an index job (`restic ls`); 0.17+: none
+        if j["params"].get("snapshot_id") == third_id:
+            assert "repository_size_bytes" not in (j["result"] or {}), j
+    stats = (await client.get(f"/v1/pods/{pod['id']}/stats", headers=tenant.headers)).json()
+    assert [s["size_bytes"] for s in stats["samples"]] == [size, second_size]
+    assert stats["repository_size_bytes"] == second_size
+
+
+async def _follow_ups_done(client: httpx.AsyncClient, tenant: Tenant, pod_id: str) -> None:
+    for _ in range(300):
+        jobs = (await client.get(f"/v1/pods/{pod_id}/jobs", headers=tenant.headers)).json()
+        if all(j["status"] not in ("queued", "running") for j in jobs["items"]):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the backup's follow-up jobs did not end")
 
 
 async def test_growth_and_cost_from_samples(

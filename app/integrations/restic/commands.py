@@ -271,8 +271,16 @@ class Restic:
         args = ["init"]
         if self.version.compression:
             args += ["--repository-version", "2"]
-        await self.run(repo, args, **kw)
-        # init prints only a 10-hex prefix of the id: read the whole id from the config.
+        if self.version.init_json:
+            # The full id in init's own answer: no second start (key derivation) to read it.
+            lines: list[dict[str, Any]] = []
+            await self.run(repo, [*args, "--json"], on_json=lines.append, **kw)
+            ids = [m.get("id") for m in lines if m.get("message_type") == "initialized"]
+            if len(ids) == 1 and isinstance(ids[0], str) and re.fullmatch(r"[0-9a-f]{64}", ids[0]):
+                return ids[0]
+        else:
+            await self.run(repo, args, **kw)
+        # 0.14's init prints only a 10-hex prefix of the id: read the whole id from the config.
         return await self.repository_id(repo, **kw)
 
     async def cat_config(self, repo: Repository, **kw: Any) -> dict[str, Any]:
@@ -414,7 +422,9 @@ class Restic:
             full = found[0]
         else:
             full.update(
-                time=started.isoformat(),
+                # 0.17+ names the snapshot's own time (backup_start); 0.14 does not, and the
+                # browse index corrects this from restic's record.
+                time=str(summary.get("backup_start") or started.isoformat()),
                 hostname=host,
                 paths=[str(cwd / p) for p in paths],
                 tags=list(tags),

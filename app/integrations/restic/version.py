@@ -39,6 +39,11 @@ class ResticVersion:
         return self.at_least(0, 17)
 
     @property
+    def init_json(self) -> bool:
+        """`init --json` prints the new repository's full id (0.14 prints a 10-hex prefix)."""
+        return self.at_least(0, 15)
+
+    @property
     def json_summary_full_id(self) -> bool:
         """0.14's summary carries the short id; later versions the full one."""
         return self.at_least(0, 15)
