@@ -252,6 +252,7 @@ def test_the_local_side_never_writes_or_deletes_through_a_link(tmp_path: Path) -
     before = fingerprint(outside)
     sftp_local.prepare_dest(dest)
     root = sftp_local.open_root(dest)
+    small = sftp_local.SmallFiles(dest, os.pwrite)  # the mirror's small-file writer
     try:
         os.symlink(outside, dest / "evil")  # as the old code planted it
         tree = RemoteTree(
@@ -272,6 +273,8 @@ def test_the_local_side_never_writes_or_deletes_through_a_link(tmp_path: Path) -
             lambda: sftp_local.open_dir(root, b"evil/keep"),
             lambda: sftp_local.store_file(dest, b"evil/payload.txt", b"x", 0o644, T0, os.pwrite),
             lambda: sftp_local.store_file(dest, b"evil/precious.txt", b"x", 0o644, T0, os.pwrite),
+            lambda: small.store(b"evil/payload.txt", b"x", 0o644, T0),
+            lambda: small.store(b"evil/precious.txt", b"x", 0o644, T0),
             lambda: sftp_local.create_temp(dest, b"evil/payload.txt"),
             lambda: sftp_local.commit_temp(dest, b"evil/precious.txt", b"precious.txt"),
             lambda: sftp_local.remove(dest, b"evil/precious.txt"),
@@ -285,7 +288,10 @@ def test_the_local_side_never_writes_or_deletes_through_a_link(tmp_path: Path) -
         for rel in (b"../outside/precious.txt", b"a/../../outside/x", b"a//b", b"x/."):
             with pytest.raises(sftp_local.UnsafeEntry):
                 sftp_local.store_file(dest, rel, b"x", 0o644, T0, os.pwrite)
+            with pytest.raises(sftp_local.UnsafeEntry):
+                small.store(rel, b"x", 0o644, T0)
     finally:
+        small.close()
         os.close(root)
     assert fingerprint(outside) == before
     assert os.readlink(dest / "evil") == str(outside)

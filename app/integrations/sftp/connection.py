@@ -12,6 +12,7 @@ import asyncssh
 
 from app.integrations.sftp.endpoint import SftpEndpoint, fingerprint, key_line, parse_host_key
 from app.integrations.sftp.errors import SftpError, classify
+from app.integrations.sftp.wire import GatheringTunnel
 from app.kit import netpolicy
 from app.kit.logging import register_secret
 
@@ -102,6 +103,7 @@ async def _connect_one(
         keepalive_interval=15,
         keepalive_count_max=4,
         window=_WINDOW,
+        tunnel=GatheringTunnel(),  # one send per loop turn, not two per request (wire.py)
     )
 
 
