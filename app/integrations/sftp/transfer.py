@@ -148,6 +148,7 @@ async def read_whole(
         _, _, data = await _read_at(f, got, size - got, slots)
         if not data:
             break
+        data = data[: size - got]  # never more than asked, whatever the server sends
         chunks.append(data)
         got += len(data)
     return b"".join(chunks)
