@@ -7,7 +7,8 @@ ciphers): two ``send`` system calls per SFTP request. For thousands of small fil
 cause, cost more than the rest of the transfer. This transport keeps what asyncssh
 writes during one turn of the event loop and sends it with one call at the end of the
 turn, so the requests of all the files in flight leave together. Nothing waits longer
-than that turn: the latency of a single request is unchanged.
+than that turn (a packet of file data, 16 KiB or more, goes out at once with what
+waits before it): the latency of a single request is unchanged.
 
 It is passed to ``asyncssh.connect`` as its ``tunnel`` (an object with
 ``create_connection(session_factory, host, port)``), the library's documented way to
@@ -19,6 +20,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any
+
+# A packet this large carries file data: sending it at once costs one system call for
+# many bytes, and holding it back would only delay the transfer.
+_BULK = 16 * 1024
 
 
 class _Gathering(asyncio.Transport):
@@ -33,11 +38,15 @@ class _Gathering(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._chunks.append(bytes(data))
-        if self._handle is None:
+        if len(data) >= _BULK:  # file data (an upload): out at once, with what waits
+            self.flush()
+        elif self._handle is None:
             self._handle = self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._handle = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
         if not self._chunks:
             return
         data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
