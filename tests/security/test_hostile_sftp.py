@@ -252,6 +252,7 @@ def test_the_local_side_never_writes_or_deletes_through_a_link(tmp_path: Path) -
     before = fingerprint(outside)
     sftp_local.prepare_dest(dest)
     root = sftp_local.open_root(dest)
+    small = sftp_local.SmallFiles(dest, os.pwrite)  # the mirror's small-file writer
     try:
         os.symlink(outside, dest / "evil")  # as the old code planted it
         tree = RemoteTree(
@@ -272,6 +273,8 @@ def test_the_local_side_never_writes_or_deletes_through_a_link(tmp_path: Path) -
             lambda: sftp_local.open_dir(root, b"evil/keep"),
             lambda: sftp_local.store_file(dest, b"evil/payload.txt", b"x", 0o644, T0, os.pwrite),
             lambda: sftp_local.store_file(dest, b"evil/precious.txt", b"x", 0o644, T0, os.pwrite),
+            lambda: small.store(b"evil/payload.txt", b"x", 0o644, T0),
+            lambda: small.store(b"evil/precious.txt", b"x", 0o644, T0),
             lambda: sftp_local.create_temp(dest, b"evil/payload.txt"),
             lambda: sftp_local.commit_temp(dest, b"evil/precious.txt", b"precious.txt"),
             lambda: sftp_local.remove(dest, b"evil/precious.txt"),
@@ -285,7 +288,10 @@ def test_the_local_side_never_writes_or_deletes_through_a_link(tmp_path: Path) -
         for rel in (b"../outside/precious.txt", b"a/../../outside/x", b"a//b", b"x/."):
             with pytest.raises(sftp_local.UnsafeEntry):
                 sftp_local.store_file(dest, rel, b"x", 0o644, T0, os.pwrite)
+            with pytest.raises(sftp_local.UnsafeEntry):
+                small.store(rel, b"x", 0o644, T0)
     finally:
+        small.close()
         os.close(root)
     assert fingerprint(outside) == before
     assert os.readlink(dest / "evil") == str(outside)
@@ -367,3 +373,38 @@ async def test_a_tree_nested_without_end_is_refused(tmp_path: Path) -> None:
     assert info.value.code == "hostile_listing"
     assert f"deeper than {MAX_DEPTH} folders" in info.value.message
     assert not dest.exists() or list(dest.iterdir()) == []
+
+
+async def test_sizes_that_lie_never_store_more_than_listed(tmp_path: Path) -> None:
+    """Small files are read with one request of the listed size: a server whose listing
+    overstates a size (the answer comes short), understates it, or whose read answers
+    with more bytes than asked stores at most the listed size, complete files only,
+    nothing outside the destination."""
+    pod, dest = tmp_path / "pod", tmp_path / "dest"
+    outside = make_sentinel(tmp_path)
+    before = fingerprint(outside)
+    write(pod / "short.txt", "abcd")
+    write(pod / "long.txt", "x" * 5000)
+    write(pod / "greedy.txt", "hello")
+    listed = {b"short.txt": 100, b"long.txt": 10}
+
+    class Liar(PodSftpServer):
+        async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+            async for name in super().scandir(path):
+                assert isinstance(name.filename, bytes)
+                if name.filename in listed:
+                    name.attrs.size = listed[name.filename]
+                yield name
+
+        def read(self, file_obj: object, offset: int, size: int) -> bytes:
+            data = super().read(file_obj, offset, size)
+            return data + b"EXTRA" if data == b"hello" else data
+
+    stats = await run_mirror(pod, dest, Liar)
+
+    assert (dest / "short.txt").read_bytes() == b"abcd"  # the short answer's general path
+    assert (dest / "long.txt").read_bytes() == b"x" * 10
+    assert (dest / "greedy.txt").read_bytes() == b"hello"
+    assert stats.files_downloaded == 3
+    assert sorted(p.name for p in dest.iterdir()) == ["greedy.txt", "long.txt", "short.txt"]
+    assert fingerprint(outside) == before

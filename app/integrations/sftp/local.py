@@ -328,21 +328,45 @@ def store_file(dest: Path, rel: bytes, data: bytes, mode: int, mtime: int, write
     """Write a whole (small) file under a temporary name in its folder, set its mode
     and mtime, rename it to ``rel``. Never leaves the temporary behind, even on ENOSPC."""
     with parent_of(dest, rel) as (dir_fd, name):
-        tmp = temp_name()
-        fd = os.open(tmp, OPEN_FLAGS, 0o600, dir_fd=dir_fd)
+        _store_at(dir_fd, name, data, mode, mtime, write)
+
+
+def _store_at(dir_fd: int, name: bytes, data: bytes, mode: int, mtime: int, write: WriteFn) -> None:
+    tmp = temp_name()
+    fd = os.open(tmp, OPEN_FLAGS, 0o600, dir_fd=dir_fd)
+    try:
         try:
-            try:
-                write_all(write, fd, data, 0)
-                os.fchmod(fd, file_mode(mode))
-                ns = mtime * 1_000_000_000
-                os.utime(fd, ns=(ns, ns))
-            finally:
-                os.close(fd)
-            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dir_fd)
-            raise
+            write_all(write, fd, data, 0)
+            os.fchmod(fd, file_mode(mode))
+            ns = mtime * 1_000_000_000
+            os.utime(fd, ns=(ns, ns))
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+
+
+class SmallFiles:
+    """Stores whole small files below ``dest``, keeping the folder descriptors it
+    opened (one ``open`` per folder, not one per path component per file). Used by one
+    thread at a time (store.py); each ``store`` is complete or leaves nothing behind.
+    ``close`` when done."""
+
+    def __init__(self, dest: Path, write: WriteFn) -> None:
+        self.write = write
+        self.root = open_root(dest)
+        self.dirs = _Dirs(self.root)
+
+    def store(self, rel: bytes, data: bytes, mode: int, mtime: int) -> None:
+        parent, name = split(rel)
+        _store_at(self.dirs.get(parent), name, data, mode, mtime, self.write)
+
+    def close(self) -> None:
+        self.dirs.close()
+        os.close(self.root)
 
 
 def create_temp(dest: Path, rel: bytes) -> tuple[int, bytes]:

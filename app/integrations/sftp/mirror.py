@@ -24,6 +24,11 @@ Local modes: folders get at least ``u+rwx`` and files ``u+r`` (see local.py), so
 worker can always update the cache and restic can always read it. PODBACKUP_CACHE_DIR
 itself is 0700 (app/kit/cachedir.py): the mirror reproduces the pod's modes below it.
 
+Small files (one read's worth) are many and cheap: up to ``small_files`` are open at
+once, each read and closed in one exchange, and stored by one writer thread in batches
+(store.py); on the wire, the requests written in one turn of the event loop leave in
+one packet write (wire.py).
+
 Cancel: when ``cancel`` is set the transfer stops within a moment, temporary files
 are removed and ``SftpError("canceled")`` is raised (not ``CancelledError``, which
 stays reserved for the caller's own task being cancelled).
@@ -45,6 +50,7 @@ from app.integrations.sftp.connection import Session, open_session
 from app.integrations.sftp.endpoint import SftpEndpoint
 from app.integrations.sftp.errors import SftpError, classify, is_disk_full
 from app.integrations.sftp.models import MirrorProgress, MirrorStats
+from app.integrations.sftp.store import BatchWriter, StoreFailed
 from app.integrations.sftp.transfer import (
     Throttle,
     WriteFn,
@@ -52,7 +58,7 @@ from app.integrations.sftp.transfer import (
     cancellable,
     pull_file,
     read_whole,
-    run_pool,
+    run_pools,
 )
 from app.integrations.sftp.tree import DIR, FILE, LINK, Entry, scan, shown
 from app.kit.netpolicy import Policy
@@ -70,21 +76,23 @@ async def mirror(
     parallel_files: int = 8,
     block_size: int = 256 * 1024,
     max_requests: int = 64,
+    small_files: int = 32,
     write: WriteFn = os.pwrite,
 ) -> MirrorStats:
     """Make ``dest`` an exact copy of the endpoint's folder, downloading only changes.
 
-    Up to ``parallel_files`` files are copied at once, with at most ``max_requests``
-    reads of ``block_size`` on the wire in total (shared, not per file: OpenSSH's
-    sshd slows down when hundreds of 256 KiB reads queue up).
+    Up to ``parallel_files`` files larger than one read are copied at once and, beside
+    them, up to ``small_files`` files that fit in one read (each: open, then read and
+    close sent together); at most ``max_requests`` reads of ``block_size`` are on the
+    wire in total (shared, not per file: OpenSSH's sshd slows down when hundreds of
+    256 KiB reads queue up).
 
     ``write`` is the pwrite-shaped function used for file data (fault tests inject
     ENOSPC through it). Raises SftpError (codes in errors.py), or
     OutboundAddressRefused when the host is not allowed.
     """
-    job = _Mirror(
-        endpoint, policy, Path(dest), on_progress, parallel_files, block_size, max_requests, write
-    )
+    job = _Mirror(endpoint, policy, Path(dest), on_progress, block_size, max_requests, write)
+    job.parallel_files, job.small_files = max(1, parallel_files), max(1, small_files)
     return await cancellable(job.run(), cancel)
 
 
@@ -95,7 +103,6 @@ class _Mirror:
         policy: Policy,
         dest: Path,
         on_progress: Callable[[MirrorProgress], None] | None,
-        parallel_files: int,
         block_size: int,
         max_requests: int,
         write: WriteFn,
@@ -104,7 +111,8 @@ class _Mirror:
         self.policy = policy
         self.dest = dest
         self.progress = Throttle(on_progress)
-        self.parallel_files = parallel_files
+        self.parallel_files = 8  # set by mirror()
+        self.small_files = 32
         self.block_size = block_size
         self.max_requests = max_requests
         self.write = write
@@ -142,14 +150,34 @@ class _Mirror:
         self.unreadable.update(tree.unreadable)
         self.stats.symlinks_skipped = len(tree.unread_links)
         todo = await asyncio.to_thread(local.reconcile, self.dest, tree, self.stats)
-        todo.sort(key=lambda e: e.size, reverse=True)  # big files first: even finish
         self.todo_files = len(todo)
         self.todo_bytes = sum(e.size for e in todo)
         self._report(force=True)
-        queue: asyncio.Queue[Entry] = asyncio.Queue()
-        for entry in todo:
-            queue.put_nowait(entry)
-        await run_pool(self.parallel_files, queue, lambda e: self._download(session, e))
+        block = block_size_for(
+            session.sftp.limits.max_read_len, self.block_size, unknown=self.block_size
+        )
+        # Small files keep the listing's order (folder by folder: the writer's folder
+        # descriptors stay warm); large ones go biggest first, for an even finish.
+        small: asyncio.Queue[Entry] = asyncio.Queue()
+        large: asyncio.Queue[Entry] = asyncio.Queue()
+        for entry in (e for e in todo if e.size <= block):
+            small.put_nowait(entry)
+        for entry in sorted((e for e in todo if e.size > block), key=lambda e: -e.size):
+            large.put_nowait(entry)
+        writer = BatchWriter(self.dest, self.write, self._stored)
+        try:
+            await run_pools(
+                (self.parallel_files, large, lambda e: self._download(session, e, block)),
+                (self.small_files, small, lambda e: self._download_small(session, e, writer)),
+            )
+            await writer.drain()
+        except StoreFailed as exc:
+            if isinstance(exc.error, local.UnsafeEntry):
+                raise unsafe(exc.error) from None
+            doing = "writing" if is_disk_full(exc.error) else "storing"
+            raise classify(exc.error, f"{doing} {shown(exc.rel)}") from None
+        finally:
+            await writer.close()
         self._report(force=True)
         await asyncio.to_thread(local.finish, self.dest, tree)
 
@@ -179,25 +207,61 @@ class _Mirror:
         self.stats.bytes_downloaded += n
         self._report()
 
-    async def _download(self, session: Session, entry: Entry) -> None:
+    async def _open(self, session: Session, entry: Entry) -> asyncssh.SFTPClientFile | None:
+        """The remote file opened for reading, or None when it cannot be copied (recorded
+        as unreadable, or gone: its local copy is removed either way)."""
         try:
-            f = await session.sftp.open(session.path(entry.rel), "rb", block_size=0)
+            return await session.sftp.open(session.path(entry.rel), "rb", block_size=0)
         except asyncssh.SFTPPermissionDenied:
             self.unreadable[entry.rel] = "permission denied"
             # never keep stale content
             await _settled(local.remove, self.dest, entry.rel)
-            return
         except asyncssh.SFTPNoSuchFile:  # vanished since the scan
             self.stats.files_deleted += await _settled(local.remove, self.dest, entry.rel)
-            return
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, f"opening {shown(entry.rel)}") from None
-        limits = session.sftp.limits
-        block = block_size_for(limits.max_read_len, self.block_size, unknown=self.block_size)
+        return None
+
+    def _stored(self, entry: Entry) -> None:
+        self.done_files += 1
+        self.stats.files_downloaded += 1
+        self._on_bytes(entry.size)
+
+    async def _download_small(self, session: Session, entry: Entry, writer: BatchWriter) -> None:
+        """A file that fits in one read: open; then the read and the close go out
+        together (the server answers requests on a handle in order), and ``writer``
+        stores the bytes (counted as downloaded once stored). An answer shorter than
+        the listed size (the file shrank, or a server that answers short) takes the
+        general path."""
+        f = await self._open(session, entry)
+        if f is None:
+            return
+        try:
+            async with self.slots:
+                if entry.size:
+                    read = asyncio.ensure_future(f.read(entry.size, 0))
+                    await asyncio.sleep(0)  # the read is sent before the close
+                else:
+                    read = None
+                closing = asyncio.ensure_future(f.close())
+                try:
+                    data = await read if read is not None else b""
+                finally:
+                    await _settled_close(closing, read)
+            assert isinstance(data, bytes)
+            if len(data) < entry.size:
+                await self._download(session, entry, entry.size)
+                return
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc, f"downloading {shown(entry.rel)}") from None
+        await writer.add(entry, data[: entry.size])
+
+    async def _download(self, session: Session, entry: Entry, block: int) -> None:
+        f = await self._open(session, entry)
+        if f is None:
+            return
         try:
             if entry.size <= block:
-                # One request; the local create/write/rename (slow on busy disks) runs in
-                # a thread so the event loop keeps the other transfers moving meanwhile.
                 try:
                     data = await read_whole(f, entry.size, self.slots)
                 finally:
@@ -282,6 +346,15 @@ def unsafe(exc: local.UnsafeEntry) -> SftpError:
         f"refused to write {shown(exc.rel)!r} in the worker's cache: it {exc.why}; "
         "nothing was written through it",
     )
+
+
+async def _settled_close(closing: asyncio.Future[None], read: asyncio.Future[Any] | None) -> None:
+    """Wait for a close sent behind a read (its outcome does not matter: the data was
+    received, or its error is the one raised)."""
+    if read is not None and not read.done():
+        read.cancel()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(closing, timeout=5)
 
 
 async def _close(f: asyncssh.SFTPClientFile) -> None:

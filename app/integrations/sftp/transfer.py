@@ -41,17 +41,33 @@ async def run_pool(n: int, queue: asyncio.Queue[T], work: Callable[[T], Awaitabl
     ``work`` may put more items (a directory walk). The first failure cancels the
     other workers and is raised as is.
     """
+    await run_pools((n, queue, work))
 
-    async def worker() -> None:
-        while True:
-            item = await queue.get()
-            try:
-                await work(item)
-            finally:
-                queue.task_done()
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, n))]
-    drained = asyncio.create_task(queue.join())
+async def run_pools(
+    *pools: tuple[int, asyncio.Queue[Any], Callable[[Any], Awaitable[None]]],
+) -> None:
+    """``run_pool`` for several queues at once, each with its own workers; returns when
+    every queue is drained. The first failure in any pool cancels all the workers and
+    is raised as is."""
+
+    def worker(queue: asyncio.Queue[Any], work: Callable[[Any], Awaitable[None]]) -> Any:
+        async def loop() -> None:
+            while True:
+                item = await queue.get()
+                try:
+                    await work(item)
+                finally:
+                    queue.task_done()
+
+        return loop()
+
+    workers = [
+        asyncio.create_task(worker(queue, work))
+        for n, queue, work in pools
+        for _ in range(max(1, n))
+    ]
+    drained = asyncio.gather(*(queue.join() for _, queue, _ in pools))
     try:
         done, _ = await asyncio.wait([drained, *workers], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
@@ -132,6 +148,7 @@ async def read_whole(
         _, _, data = await _read_at(f, got, size - got, slots)
         if not data:
             break
+        data = data[: size - got]  # never more than asked, whatever the server sends
         chunks.append(data)
         got += len(data)
     return b"".join(chunks)

@@ -82,7 +82,7 @@ async def upload(
 
     async def body() -> UploadStats:
         try:
-            async with open_session(endpoint, policy) as session:
+            async with open_session(endpoint, policy, gather_writes=False) as session:
                 job.stats.host_key = session.host_key
                 await job.run(session)
         except SftpError:
