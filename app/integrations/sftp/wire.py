@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 # A packet this large carries file data: sending it at once costs one system call for
 # many bytes, and holding it back would only delay the transfer.
@@ -108,8 +108,9 @@ class _Relay(asyncio.Protocol):
         self.transport: _Gathering | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = _Gathering(transport, self.loop)
+        # Not an isinstance check: uvloop's transports (the API runs under uvicorn's uvloop)
+        # have the same methods but are not asyncio.Transport subclasses.
+        self.transport = _Gathering(cast(asyncio.Transport, transport), self.loop)
         self.session.connection_made(self.transport)
 
     def data_received(self, data: bytes) -> None:
