@@ -91,8 +91,17 @@ async def mirror(
     ENOSPC through it). Raises SftpError (codes in errors.py), or
     OutboundAddressRefused when the host is not allowed.
     """
-    job = _Mirror(endpoint, policy, Path(dest), on_progress, block_size, max_requests, write)
-    job.parallel_files, job.small_files = max(1, parallel_files), max(1, small_files)
+    job = _Mirror(
+        endpoint,
+        policy,
+        Path(dest),
+        on_progress,
+        block_size,
+        max_requests,
+        write,
+        parallel_files=max(1, parallel_files),
+        small_files=max(1, small_files),
+    )
     return await cancellable(job.run(), cancel)
 
 
@@ -106,13 +115,15 @@ class _Mirror:
         block_size: int,
         max_requests: int,
         write: WriteFn,
+        parallel_files: int,
+        small_files: int,
     ) -> None:
         self.endpoint = endpoint
         self.policy = policy
         self.dest = dest
         self.progress = Throttle(on_progress)
-        self.parallel_files = 8  # set by mirror()
-        self.small_files = 32
+        self.parallel_files = parallel_files
+        self.small_files = small_files
         self.block_size = block_size
         self.max_requests = max_requests
         self.write = write
