@@ -30,15 +30,18 @@ class Target:
     # Several pods back up into this repository (the platform's shared layout): backups
     # take the repository lock shared, maintenance exclusively.
     shared_by_pods: bool = False
-    # The repository's id is on record (not a first backup): `ensure` only checks, so a
-    # backup may run it beside staging and restic instead of before them.
-    recorded: bool = False
-    # That id (owner plan); the platform's is not kept.
+    # The repository's id on record (owner plan; the platform's is not kept).
     recorded_id: str | None = None
     # A backup whose parent (the pod's last snapshot on record) restic loads proves the
     # target holds the pod's repository: `ensure` need not run before it. Not for an owner
     # target without a recorded repository (new settings: `ensure` may have to `init`).
     parent_proves: bool = True
+
+    @property
+    def recorded(self) -> bool:
+        """Not a first backup: `ensure` only checks, so a backup may run it beside staging
+        and restic instead of before them."""
+        return self.recorded_id is not None
 
 
 async def resolve(
@@ -86,7 +89,6 @@ async def _owner_target(
     return Target(
         repo=repo,
         ensure=_ensure,
-        recorded=row.repository_id is not None,
         recorded_id=row.repository_id,
         parent_proves=row.repository_id is not None,
     )
