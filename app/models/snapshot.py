@@ -4,7 +4,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,9 +46,17 @@ class Snapshot(Base):
     indexed_at: Mapped[datetime | None] = mapped_column()
     file_count: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Pinned: kept by retention until `pinned_until` (null: until unpinned). Set by the
+    # owner, by a restore for its safety snapshot, by a before-update backup.
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    pinned_until: Mapped[datetime | None] = mapped_column()
+    pin_note: Mapped[str | None] = mapped_column(Text)
+    pinned_at: Mapped[datetime | None] = mapped_column()
+    pinned_by: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("pod_id", "plan", "id", name="uq_snapshots_pod_plan_id"),
+        Index("ix_snapshots_pinned", "pod_id", "plan", postgresql_where=text("pinned")),
         Index("ix_snapshots_pod_plan_time", "pod_id", "plan", "time"),
         Index("ix_snapshots_pod_short", "pod_id", "short_id"),
         Index("ix_snapshots_tags", "tags", postgresql_using="gin"),
@@ -60,3 +78,7 @@ class SnapshotFile(Base):
     mtime: Mapped[datetime | None] = mapped_column()
     mode: Mapped[int | None] = mapped_column(BigInteger)
     link_target: Mapped[str | None] = mapped_column(Text)
+    # A version id of a file's content: equal in two snapshots exactly when restic says the
+    # content is the same (carried over from the indexed parent through `restic diff`).
+    # Null in rows indexed before content ids existed.
+    content_id: Mapped[str | None] = mapped_column(String(32))

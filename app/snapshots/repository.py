@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 
 from app.kit import fastread
 from app.models import Snapshot, SnapshotFile
+from app.models.base import utcnow
 from app.snapshots.kinds import KIND_SQL
 
 
@@ -192,8 +193,8 @@ async def copy_files(session: AsyncSession, from_pk: int, to_pk: int) -> None:
     await session.execute(
         text(
             """INSERT INTO snapshot_files
-                   (snapshot_pk, parent, name, type, size, mtime, mode, link_target)
-               SELECT :to_pk, parent, name, type, size, mtime, mode, link_target
+                   (snapshot_pk, parent, name, type, size, mtime, mode, link_target, content_id)
+               SELECT :to_pk, parent, name, type, size, mtime, mode, link_target, content_id
                FROM snapshot_files WHERE snapshot_pk = :from_pk"""
         ),
         {"from_pk": from_pk, "to_pk": to_pk},
@@ -286,3 +287,60 @@ async def count_listed(
 ) -> int:
     total = await fastread.fetchrow(source, COUNT_SQL, pod_id, plan, tag, kind)
     return int(total[0]) if total else 0
+
+
+async def pin(
+    session: AsyncSession,
+    snapshot_pk: int,
+    *,
+    until: datetime | None,
+    note: str | None,
+    by: str,
+) -> None:
+    """Pin a snapshot: retention keeps it until ``until`` (null: until unpinned). A pin
+    that lasts longer already stays: pinning never shortens an existing pin."""
+    snap = await session.get(Snapshot, snapshot_pk)
+    if snap is None:
+        return
+    if (
+        snap.pinned
+        and pin_active(snap)
+        and (snap.pinned_until is None or (until is not None and snap.pinned_until >= until))
+    ):
+        if note and not snap.pin_note:
+            snap.pin_note = note
+        return
+    snap.pinned = True
+    snap.pinned_until = until
+    snap.pin_note = note
+    snap.pinned_at = utcnow()
+    snap.pinned_by = by
+
+
+async def unpin(session: AsyncSession, snapshot_pk: int) -> None:
+    await session.execute(
+        update(Snapshot)
+        .where(Snapshot.pk == snapshot_pk)
+        .values(pinned=False, pinned_until=None, pin_note=None, pinned_at=None, pinned_by=None)
+    )
+
+
+def pin_active(snap: Snapshot, now: datetime | None = None) -> bool:
+    """Pinned now: pinned, and its pin has no end or ends later."""
+    if not snap.pinned:
+        return False
+    return snap.pinned_until is None or snap.pinned_until > (now or utcnow())
+
+
+async def pinned_ids(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> set[str]:
+    """Full ids of the pod's snapshots pinned now (retention keeps them)."""
+    now = utcnow()
+    rows = await session.scalars(
+        select(Snapshot.id).where(
+            Snapshot.pod_id == pod_id,
+            Snapshot.plan == plan,
+            Snapshot.pinned.is_(True),
+            (Snapshot.pinned_until.is_(None)) | (Snapshot.pinned_until > now),
+        )
+    )
+    return set(rows)

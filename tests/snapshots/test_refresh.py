@@ -18,6 +18,7 @@ from sqlalchemy import update
 from app.models import Snapshot
 from tests.backups.helpers import backup, build_pod_tree, create_pod, wait_index, wait_job
 from tests.conftest import Tenant, auth
+from tests.faults.helpers import wait_no_active_jobs
 from tests.fixtures.worker import WorkerProcess
 
 
@@ -126,6 +127,10 @@ async def test_listing_an_unindexed_snapshot_queues_one_index_job(
     )
     snap = (await backup(client, tenant.headers, pod["id"]))["result"]["snapshot_id"]
     await wait_index(client, tenant.headers, pod["id"], snap)
+    # The index job goes on to measure the repository after the index is ready: stopping
+    # the worker then would leave it `running`, and a running index job is the one a
+    # request reuses. Let it end first.
+    await wait_no_active_jobs(client, admin_token)
     worker.stop()  # nothing runs the index jobs now: they stay queued
     async with app.state.sessionmaker() as session:
         await session.execute(update(Snapshot).values(index_status="failed"))
