@@ -356,6 +356,15 @@ class Settings(BaseSettings):
     stale_batch_size: int = Field(
         500, ge=1, le=10_000, description="Stale pods one detection pass claims per transaction."
     )
+    restore_undo_days: int = Field(
+        7,
+        ge=0,
+        description=(
+            "How long a restore stays undoable: its safety snapshot is pinned this many days "
+            "(retention keeps it), and `POST /v1/restores/{job_id}/undo` restores it. 0: "
+            "safety snapshots are not pinned (retention may forget them)."
+        ),
+    )
     check_sample_files: int = Field(
         20, ge=0, le=1000, description="Files a check job restores and verifies from a snapshot."
     )

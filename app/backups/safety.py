@@ -1,11 +1,15 @@
 """The safety backup: a snapshot of a pod as it is now, taken before a restore writes into
-it, so the restore itself can be undone."""
+it, so the restore itself can be undone (``POST /v1/restores/{job_id}/undo``). It is
+pinned for PODBACKUP_RESTORE_UNDO_DAYS, so retention keeps it at least that long."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from app.backups.pipeline import run_backup
 from app.engine.context import JobContext
 from app.models import Pod
+from app.models.base import utcnow
 from app.plans import targets
 from app.pods.service import PodSecrets
 from app.snapshots import repository as snapshots
@@ -32,7 +36,7 @@ async def safety_backup(ctx: JobContext, pod: Pod, secrets: PodSecrets) -> str |
     # restore then fails.
     async with ctx.transaction() as session:
         assert snap.snapshot is not None
-        await snapshots.upsert(
+        row = await snapshots.upsert(
             session,
             pod_id=pod.id,
             plan=ctx.job.plan,
@@ -49,6 +53,15 @@ async def safety_backup(ctx: JobContext, pod: Pod, secrets: PodSecrets) -> str |
                 "safety": True,
             },
         )
+        days = ctx.settings.restore_undo_days
+        if days > 0:
+            await snapshots.pin(
+                session,
+                row.pk,
+                until=utcnow() + timedelta(days=days),
+                note=f"safety before restore {str(ctx.job.id)[:8]}",
+                by="restore",
+            )
         await sync_plan_state(session, pod.id, ctx.job.plan, newest=snap.snapshot_id)
     await ctx.log(f"safety snapshot {snap.short_id} taken before restoring")
     return snap.snapshot_id

@@ -360,8 +360,38 @@ def _prepare_subpath(rel: str) -> list[str]:
     return parts
 
 
+def _missing_in(root: int, parts: list[str]) -> bool:
+    """Whether the tree at ``root`` lacks ``parts`` (a link on the way counts as missing)."""
+    try:
+        fd = safefs.open_below(root, parts[:-1], "/".join(parts[:-1]))
+    except (FileNotFoundError, LocalFsError):
+        return True
+    try:
+        return lstat_at(fd, parts[-1]) is None
+    finally:
+        os.close(fd)
+
+
+def _remove_subpath(dst_root: int, parts: list[str], run: _Run) -> None:
+    """Mirror mode, a path the restored tree lacks: remove it from the pod's folder (the
+    folders above it stay)."""
+    rel = "/".join(parts[:-1])
+    try:
+        d = safefs.open_below(dst_root, parts[:-1], rel)
+    except (FileNotFoundError, LocalFsError):
+        return  # not in the pod either (or a link on the way, never followed)
+    try:
+        run.stats.files_deleted += remove_at(d, parts[-1])
+    finally:
+        os.close(d)
+
+
 def _push_subpath(src_root: int, dst_root: int, parts: list[str], run: _Run) -> None:
-    """Bring one restored path (and the folders above it) into the pod's folder."""
+    """Bring one restored path (and the folders above it) into the pod's folder; in
+    mirror mode a path the restored tree lacks is removed from it."""
+    if run.delete_extra and _missing_in(src_root, parts):
+        _remove_subpath(dst_root, parts, run)
+        return
     chain: list[tuple[int, int, bool]] = []  # (scratch folder, pod folder, made by this run)
     s, d = src_root, dst_root
     try:

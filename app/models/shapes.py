@@ -116,6 +116,8 @@ class JobParams(StoredShape):
     mode: str = "merge"
     safety_backup: bool = True
     allow_unrecorded_dump: bool = False
+    dry_run: bool = False  # a preview: compare, write nothing
+    undo_of: str | None = None  # the restore job this one undoes
     # restore, export, index
     snapshot_id: str | None = None
     # export

@@ -1,5 +1,6 @@
 """Put a restored tree and a database dump back into a pod: files over SFTP (only what
-differs) or into its local folder, the dump loaded into its database."""
+differs) or into its local folder, the dump loaded into its database; and, for a restore
+preview, what putting the files back would change (``compare_files``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from app.engine.context import JobContext, ProgressPump
-from app.integrations import localfs
+from app.integrations import localdiff, localfs
 from app.integrations.dumps import load
 from app.integrations.sftp import MirrorProgress, upload
+from app.integrations.sftp.compare import compare as sftp_compare
+from app.integrations.treediff import TreeDiff
 from app.kit.netpolicy import Policy
 from app.models import Pod
 from app.models.shapes import LocalFiles
@@ -111,3 +114,37 @@ async def load_database(
         "seconds": loaded.seconds,
         "not_restored": loaded.not_restored,
     }
+
+
+async def compare_files(
+    ctx: JobContext,
+    pod: Pod,
+    secrets: PodSecrets,
+    src: Path,
+    policy: Policy,
+    *,
+    subpaths: list[str] | None,
+    delete_extra: bool,
+) -> TreeDiff:
+    """What ``put_files`` with the same arguments would change in the pod's folder, read
+    through the same access (local folder or SFTP) and written nowhere."""
+    await ctx.phase("comparing files")
+    src.mkdir(parents=True, exist_ok=True)
+    files = pod.files
+    if isinstance(files, LocalFiles):
+        return await localdiff.compare(
+            src,
+            Path(files.path),
+            roots=ctx.settings.local_roots,
+            subpaths=subpaths,
+            delete_extra=delete_extra,
+            cancel=ctx.cancel,
+        )
+    return await sftp_compare(
+        sftp_endpoint(pod, secrets),
+        policy,
+        src,
+        subpaths=subpaths,
+        delete_extra=delete_extra,
+        cancel=ctx.cancel,
+    )

@@ -16,6 +16,7 @@ from app.kit.validators import Body
 from app.models.kinds import JobKind
 from app.models.shapes import JobParams
 from app.pods import service as pods
+from app.restores import undo
 from app.restores.paths import files_subpaths
 from app.snapshots import service as snapshots
 from app.snapshots.dumps import UNRECORDED_HINT, made_by_service
@@ -34,6 +35,7 @@ class RestoreRequest(Body):
             "examples": [
                 {"snapshot_id": "4f068fc0", "files": True, "database": True},
                 {"snapshot_id": "4f068fc0", "paths": ["uploads/2024"], "database": False},
+                {"snapshot_id": "4f068fc0", "mode": "mirror", "dry_run": True},
             ]
         },
     }
@@ -60,6 +62,13 @@ class RestoreRequest(Body):
     )
     plan: Literal["owner", "platform"] = Field(
         "owner", description="`platform`: restore from the operator's backups (admins only)."
+    )
+    dry_run: bool = Field(
+        False,
+        description="Preview only: the job restores the snapshot into scratch and compares it "
+        "with the pod, and writes nothing (no safety backup, no hooks, no database load). "
+        "Its `result.preview` (`RestorePreview`) lists what the restore would add, "
+        "overwrite (and why) and delete, and what the database load would replace.",
     )
     allow_unrecorded_dump: bool = Field(
         False,
@@ -150,8 +159,9 @@ async def create_restore(
         files=body.files,
         database=body.database,
         mode=body.mode,
-        safety_backup=body.safety_backup,
+        safety_backup=body.safety_backup and not body.dry_run,
         allow_unrecorded_dump=body.allow_unrecorded_dump,
+        dry_run=body.dry_run,
     )
     return await start_pod_job(
         session,
@@ -160,10 +170,43 @@ async def create_restore(
         principal,
         target,
         kind=JobKind.RESTORE,
-        action="restore.create",
+        action="restore.preview" if body.dry_run else "restore.create",
         request=request,
         response=response,
         plan=body.plan,
+        params=params,
+        idempotent=False,
+        detail={k: v for k, v in params.stored().items() if k != "safety_backup"},
+    )
+
+
+@router.post(
+    "/v1/restores/{job_id}/undo",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Undo a restore: put the pod back as it was before it",
+    responses=error_responses(401, 404, 409, 410, 422),
+)
+async def undo_restore(
+    job_id: uuid.UUID,
+    principal: AnyPrincipal,
+    session: DbSession,
+    redis: RedisDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> JobRead:
+    restore, pod, params = await undo.plan_undo(session, principal, job_id)
+    return await start_pod_job(
+        session,
+        redis,
+        settings,
+        principal,
+        pod,
+        kind=JobKind.RESTORE,
+        action="restore.undo",
+        request=request,
+        response=response,
+        plan=restore.plan,
         params=params,
         idempotent=False,
         detail={k: v for k, v in params.stored().items() if k != "safety_backup"},

@@ -1,7 +1,11 @@
 """The restore job: (safety backup) → restic restore into scratch → stop hook → files back
 into the pod (only what differs; `mirror` also deletes extras) → database loaded → start
 hook. The job's pod is the pod written to; the snapshot may come from another pod of the
-same account (a clone)."""
+same account (a clone).
+
+``dry_run`` (a preview): the same restore into scratch and the same checks of the dump,
+then a comparison with the pod instead of the safety backup, hooks and writes
+(``preview.build``). ``undo_of``: the restore job this one undoes (``undo.py``)."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from app.plans import targets
 from app.podio.hooks import pod_stopped
 from app.podio.write import load_database, put_files
 from app.pods.service import PodSecrets, decrypt_secrets
+from app.restores import preview
 from app.restores.dumps import vet_dump
 from app.restores.paths import files_subpaths
 from app.snapshots import repository as snapshots
@@ -76,8 +81,12 @@ class RestoreHandler:
             "source_pod_id": str(plan.source.id),
             "mode": params.mode,
         }
+        if params.undo_of:
+            result["undo_of"] = params.undo_of
+        if params.dry_run:
+            result["dry_run"] = True
         safety = None
-        if params.safety_backup:
+        if params.safety_backup and not params.dry_run:
             safety = await safety_backup(ctx, plan.target_pod, plan.secrets)
         result["safety_snapshot_id"] = safety
 
@@ -98,6 +107,17 @@ class RestoreHandler:
                     retryable=False,
                 )
             dump_check = await vet_dump(ctx, plan.snapshot, dump_file) if dump_file else None
+            if params.dry_run:
+                result["preview"] = await preview.build(
+                    ctx,
+                    plan.target_pod,
+                    plan.secrets,
+                    scratch,
+                    want_files=want_files,
+                    dump_file=dump_file if want_db else None,
+                    dump_check=dump_check,
+                )
+                return JobOutcome(result=result)
             policy = Policy.from_settings(ctx.settings)
             async with pod_stopped(ctx, plan.target_pod, policy):
                 if want_files:
@@ -153,7 +173,10 @@ class RestoreHandler:
                 cancel=ctx.cancel,
             )
         ctx.check_cancel()
-        for rel in files_subpaths(ctx.job.params.paths) if want_files else []:
+        # An undo's paths may be missing from its safety snapshot: the restore it undoes
+        # created them, and its mirror mode removes them again.
+        undo = ctx.job.params.undo_of is not None
+        for rel in files_subpaths(ctx.job.params.paths) if want_files and not undo else []:
             if not os.path.lexists(scratch / "files" / rel):
                 raise JobFailure(
                     "path_not_found",
