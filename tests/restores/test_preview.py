@@ -63,8 +63,10 @@ async def preview(
 ) -> dict[str, Any]:
     job = await restore(client, tenant.headers, pod_id, snap, dry_run=True, **body)
     assert job["status"] == "succeeded", job
-    assert job["kind"] == "restore" and job["params"]["dry_run"] is True
-    assert job["result"]["dry_run"] is True and job["result"]["safety_snapshot_id"] is None
+    assert job["kind"] == "restore"
+    assert job["params"]["dry_run"] is True
+    assert job["result"]["dry_run"] is True
+    assert job["result"]["safety_snapshot_id"] is None
     result: dict[str, Any] = job["result"]["preview"]
     return result
 
@@ -99,9 +101,7 @@ def assert_preview_is_what_happened(
     assert set(by_path(result["add"])) == added
     assert set(by_path(result["delete"])) == deleted
     # tree_state does not see a link's own mtime, which SFTP restores too
-    shown_over = {
-        p for p, i in by_path(result["overwrite"]).items() if i["reasons"] != ["mtime"]
-    }
+    shown_over = {p for p, i in by_path(result["overwrite"]).items() if i["reasons"] != ["mtime"]}
     assert shown_over == over
     counts = result["counts"]
     assert (counts["add"], counts["delete"]) == (len(added), len(deleted))
@@ -148,7 +148,8 @@ async def test_preview_of_merge_and_mirror_restores_of_an_sftp_pod_with_a_databa
     merge = await preview(client, tenant, pod["id"], snap)
     # The pod is untouched: every byte, mode and nanosecond mtime, every row; no safety
     # snapshot was taken.
-    assert exact_state(root) == exact and tree_state(root) == before
+    assert exact_state(root) == exact
+    assert tree_state(root) == before
     assert await pg_rows(pg_pod) == rows
     snaps = (await client.get(f"/v1/pods/{pod['id']}/snapshots", headers=tenant.headers)).json()
     assert [s["id"] for s in snaps["items"]] == snaps_before
@@ -159,23 +160,28 @@ async def test_preview_of_merge_and_mirror_restores_of_an_sftp_pod_with_a_databa
     assert over["data/readme.md"]["reasons"][:2] == ["size", "content"]
     assert "content" in over["current"]["reasons"]
     added = by_path(merge["add"])
-    assert "uploads/2024" in added and added["uploads/2024"]["type"] == "dir"
+    assert "uploads/2024" in added
+    assert added["uploads/2024"]["type"] == "dir"
     photo = added["uploads/2024/photo.bin"]
-    assert photo["type"] == "file" and photo["size"] > 0
-    assert merge["delete"] == [] and merge["counts"]["delete"] == 0
+    assert photo["type"] == "file"
+    assert photo["size"] > 0
+    assert merge["delete"] == []
+    assert merge["counts"]["delete"] == 0
     assert merge["bytes"]["add"] == sum(i["size"] for i in merge["add"])
     database = merge["database"]
     assert database["target_database"] == pg_pod.name
     assert database["dump_file"] == f"/database/{pg_pod.name}.sql"
     assert {"public.blobs", "public.notes", "public.numbers"} <= set(database["replaces"])
-    assert database["rows"]["public.numbers"] == 2000 and database["recorded"] is True
+    assert database["rows"]["public.numbers"] == 2000
+    assert database["recorded"] is True
 
     mirror = await preview(client, tenant, pod["id"], snap, mode="mirror")
     assert exact_state(root) == exact
     assert by_path(mirror["delete"]) == {
         "uploads/new-since.txt": {"path": "/files/uploads/new-since.txt", "type": "file"}
     }
-    assert mirror["add"] == merge["add"] and mirror["overwrite"] == merge["overwrite"]
+    assert mirror["add"] == merge["add"]
+    assert mirror["overwrite"] == merge["overwrite"]
 
     # The restore itself does what its preview said.
     done = await restore(
