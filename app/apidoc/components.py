@@ -1,5 +1,6 @@
 """Schemas the OpenAPI document gains beyond the routes' own: the job error codes, the API
-error names, and the data of each event of a job's event stream."""
+error names, the data of each event of a job's event stream, and the job result shapes
+no route names (a restore preview)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.jobs.schemas import (
     JobStateChange,
 )
 from app.models.errorcodes import JOB_ERROR_CODES
+from app.restores.schemas import RestorePreview
 
 REF = "#/components/schemas/{model}"
 
@@ -110,9 +112,14 @@ def job_error_code_schema() -> dict[str, Any]:
     }
 
 
+# Shapes of job results the routes do not name (a job's `result` is free-form per kind).
+RESULT_SHAPES: tuple[type[BaseModel], ...] = (RestorePreview,)
+
+
 def stream_event_schemas() -> dict[str, Any]:
-    """The JSON schemas of the stream's event data, as components."""
-    models = [m for group in STREAM_EVENTS.values() for m in group]
+    """The JSON schemas of the stream's event data and of the job result shapes, as
+    components."""
+    models = [m for group in STREAM_EVENTS.values() for m in group] + list(RESULT_SHAPES)
     _, defs = models_json_schema([(m, "serialization") for m in models], ref_template=REF)
     schemas: dict[str, Any] = defs.get("$defs", {})
     return schemas

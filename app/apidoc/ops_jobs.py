@@ -6,7 +6,16 @@ from __future__ import annotations
 from app.apidoc import examples as ex
 from app.apidoc import examples_views as views
 from app.apidoc.causes import STORAGE_DOWN
-from app.apidoc.op import ACCOUNT_SHARE, ANY, JOB_NEXT, POD_BUSY, SLOTS_FULL, Op, no_settings
+from app.apidoc.op import (
+    ACCOUNT_SHARE,
+    ANY,
+    JOB_NEXT,
+    POD_BUSY,
+    SLOTS_FULL,
+    Op,
+    error_cause,
+    no_settings,
+)
 
 JOB_OPERATIONS: dict[str, Op] = {
     # -- backups and jobs ----------------------------------------------------------------------
@@ -112,10 +121,59 @@ JOB_OPERATIONS: dict[str, Op] = {
         f"pod of the account). A safety backup of the pod as it is comes first "
         f"(`safety_backup`), so a restore can be undone. `mode: mirror` also deletes files "
         f"the snapshot lacks. A dump the service did not record is refused "
-        f"(`dump_not_recorded`) unless `allow_unrecorded_dump`. {ANY} {JOB_NEXT}",
-        request={"snapshot_id": "latest", "paths": ["uploads/2024/06/logo.png"]},
-        response=ex.job(kind="restore", params={"snapshot_id": ex.SNAPSHOT_ID}),
+        f"(`dump_not_recorded`) unless `allow_unrecorded_dump`. The safety snapshot is pinned "
+        f"for PODBACKUP_RESTORE_UNDO_DAYS: `POST /v1/restores/{{job_id}}/undo` puts the pod "
+        f"back as it was.\n\n"
+        f"**Preview** with `dry_run: true`: the job restores the snapshot into scratch and "
+        f"compares it with the pod (bytes compared exactly), writes nothing (no safety "
+        f"backup, no hooks, no database load) and answers in `result.preview` "
+        f"(`RestorePreview`): `add`, `overwrite` with `reasons` (`type`, `size`, `content`, "
+        f"`mode`, `mtime`), `delete` (mirror mode), `unchanged`, exact `counts` and `bytes`, "
+        f"lists capped at 1,000 (`truncated`), and `database` (the dump, the tables it "
+        f"replaces, the target database). {ANY} {JOB_NEXT}",
+        request={"snapshot_id": "latest", "paths": ["uploads/2024"], "dry_run": True},
+        response=ex.job(kind="restore", params={"snapshot_id": ex.SNAPSHOT_ID, "dry_run": True}),
         causes=(POD_BUSY,),
+    ),
+    "POST /v1/restores/{job_id}/undo": Op(
+        f"Undo a succeeded restore: a `restore` job from the safety snapshot it took, over "
+        f"the same scope (its `paths`, files in `mirror` mode so what the restore added goes; "
+        f"the database when it loaded one), with a safety backup of its own, so the undo can "
+        f"be undone too. Its `params.undo_of` and `result.undo_of` name the restore; the "
+        f"audit trail records `restore.undo`. 409 `NotUndoable` when the job is not a "
+        f"finished, succeeded restore (or a preview), or took no safety snapshot "
+        f"(`safety_backup: false`); 410 `SafetySnapshotGone` when retention has forgotten "
+        f"the safety snapshot (it is pinned PODBACKUP_RESTORE_UNDO_DAYS). {ANY} {JOB_NEXT}",
+        response=ex.job(
+            kind="restore",
+            params={
+                "source_pod_id": ex.POD_ID,
+                "snapshot_id": ex.SNAPSHOT_ID,
+                "mode": "mirror",
+                "undo_of": ex.JOB_ID,
+            },
+        ),
+        causes=(
+            POD_BUSY,
+            error_cause(
+                409,
+                "no_safety_snapshot",
+                "The restore took no safety snapshot, or cannot be undone.",
+                "NotUndoable",
+                "restore 6f1c2a9e took no safety snapshot (safety_backup: false, or the pod "
+                "had no backup target then)",
+                "there is nothing to go back to; restore an older snapshot of the pod instead",
+            ),
+            error_cause(
+                410,
+                "safety_forgotten",
+                "The safety snapshot was forgotten by retention.",
+                "SafetySnapshotGone",
+                "the safety snapshot 9d2e41b7 of restore 6f1c2a9e was forgotten",
+                "the undo window is PODBACKUP_RESTORE_UNDO_DAYS days; restore an older "
+                "snapshot of the pod instead",
+            ),
+        ),
     ),
     "POST /v1/pods/{pod_id}/exports": Op(
         f"Build a one-time archive (tar.gz) of the pod's files and database dump in an "
