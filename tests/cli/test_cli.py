@@ -141,6 +141,42 @@ def test_restore_wait_puts_a_file_back(live: Live, snapshot: dict[str, Any]) -> 
     assert "nothing to restore" in r.stderr
 
 
+def test_restore_dry_run_then_undo(live: Live, snapshot: dict[str, Any]) -> None:
+    config = live.root / "pod" / "config.ini"
+    extra = live.root / "pod" / "uploads" / "extra.txt"
+    original = config.read_text()
+    config.write_text("broken again\n")
+    extra.write_text("not in the snapshot\n")
+    sid = snapshot["short_id"]
+    r = live.cli("restore", "wiki", sid, "--mirror", "--no-database", "--dry-run")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "previewing a restore of snapshot" in r.stdout
+    assert "would add 0" in r.stdout
+    assert re.search(r"overwrite[\s│]+/files/config\.ini[\s│]+size, content, mtime", r.stdout), (
+        r.stdout
+    )
+    assert re.search(r"delete[\s│]+/files/uploads/extra\.txt", r.stdout), r.stdout
+    assert config.read_text() == "broken again\n"  # nothing written
+    assert extra.exists()
+    r = live.cli("restore", "wiki", sid, "--mirror", "--no-database", "--dry-run", "--json")
+    preview = json.loads(r.stdout)["result"]["preview"]
+    assert preview["counts"]["delete"] == 1
+
+    r = live.cli("restore", "wiki", sid, "--path", "config.ini", "--no-database", "--wait",
+                 "--json")  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    done = json.loads(r.stdout)
+    assert config.read_text() == original
+    r = live.cli("undo", done["id"][:8], "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"undid restore {done['id'][:8]}" in r.stdout
+    assert config.read_text() == "broken again\n"
+    assert extra.exists()  # outside the restored path: left alone
+    # back to the snapshot's state for the tests after this one
+    config.write_text(original)
+    extra.unlink()
+
+
 def test_export_wait_download(live: Live, snapshot: dict[str, Any]) -> None:
     dest = live.home / "export.tar.gz"
     r = live.cli(

@@ -58,6 +58,7 @@ COMMANDS: dict[str, str] = {
     "get_snapshot_v1_pods__pod_id__snapshots__snapshot_id__get": "snapshot",
     "list_files_v1_pods__pod_id__snapshots__snapshot_id__files_get": "files",
     "download_v1_pods__pod_id__snapshots__snapshot_id__download_get": "download",
+    "undo_restore_v1_restores__job_id__undo_post": "undo",
     "create_restore_v1_pods__pod_id__restores_post": "restore",
     "create_export_v1_pods__pod_id__exports_post": "export",
     "get_export_v1_exports__export_id__get": "exports show",

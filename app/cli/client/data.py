@@ -15,7 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.text import Text
 
 from app.cli.client.api import Api, ApiError, CliError, load_config
-from app.cli.client.follow import follow, run_job, wait_quietly
+from app.cli.client.follow import follow, print_outcome, run_job, wait_quietly
 from app.cli.client.render import (
     EXIT_CODES,
     OK,
@@ -24,6 +24,7 @@ from app.cli.client.render import (
     handles_errors,
     out,
     print_json,
+    print_preview,
     size,
     snapshot_label,
     status,
@@ -263,6 +264,14 @@ def restore(
             help="Load a database dump podbackup did not make (a snapshot found by a refresh).",
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Only show what the restore would add, overwrite and delete (waits for it; "
+            "the pod is not touched).",
+        ),
+    ] = False,
     wait: Wait = False,
     as_json: Json = False,
 ) -> None:
@@ -274,8 +283,9 @@ def restore(
         snap = client.snapshot(found["id"], snapshot)
         # Said before anything starts: which snapshot `latest` (or the id) turned out to be.
         (err if as_json else out).print(
-            f"restoring snapshot {snap['short_id']} ({snapshot_label(snap)}, "
-            f"{when(snap['time'])}) into pod {into or found['name']}"
+            f"{'previewing a restore of' if dry_run else 'restoring'} snapshot "
+            f"{snap['short_id']} ({snapshot_label(snap)}, {when(snap['time'])}) into pod "
+            f"{into or found['name']}"
         )
         body: dict[str, Any] = {
             "snapshot_id": snap["id"],
@@ -290,7 +300,21 @@ def restore(
             body["paths"] = paths
         if into:
             body["target_pod_id"] = client.pod(into)["id"]
+        if dry_run:
+            body["dry_run"] = True
+            body.pop("safety_backup")
         job = client.post(f"/v1/pods/{found['id']}/restores", json=body)
+        if dry_run:
+            final = wait_quietly(client, job)
+            if as_json:
+                print_json(final)
+            elif final["status"] == "succeeded":
+                print_preview(final["result"]["preview"])
+                out.print(f"restore it: the same command without --dry-run (preview job "
+                          f"{final['id'][:8]})")  # fmt: skip
+            else:
+                print_outcome(final)
+            raise typer.Exit(exit_code(final["status"]))
         if wait and not as_json:
             out.print(f"job {job['id'][:8]}")
         run_job(client, job, wait, as_json)
@@ -345,12 +369,38 @@ def _local(client: Api, link: str) -> str:
     return link[at:] if at >= 0 else link
 
 
+@handles_errors
+def undo(
+    job: Annotated[
+        str,
+        typer.Argument(
+            help="The restore job's id (8 hex is enough).",
+            metavar="RESTORE_JOB_ID",
+            show_default=False,
+        ),
+    ],
+    wait: Wait = False,
+    as_json: Json = False,
+) -> None:
+    """Undo a restore: put the pod back as it was before it, from the safety snapshot it
+    took (pinned PODBACKUP_RESTORE_UNDO_DAYS days). The undo takes its own safety backup."""
+    with api() as client:
+        started = client.post(f"/v1/restores/{client.job_id(job)}/undo")
+        if not as_json:
+            out.print(
+                f"undoing restore {job[:8]} from safety snapshot "
+                f"{str(started['params'].get('snapshot_id'))[:8]}"
+            )
+        run_job(client, started, wait, as_json)
+
+
 def register(app: typer.Typer, panel: str) -> None:
     for fn, name in (
         (snapshots, "snapshots"),
         (files, "files"),
         (download, "download"),
         (restore, "restore"),
+        (undo, "undo"),
         (export, "export"),
     ):
         app.command(name, rich_help_panel=panel, epilog=EXIT_CODES)(fn)

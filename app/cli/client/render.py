@@ -295,7 +295,47 @@ def _restore_lines(result: dict[str, Any]) -> list[str]:
     db = result.get("database")
     if isinstance(db, dict):
         lines.append(f"database {db.get('name')}: loaded in {duration(db.get('seconds'))}")
+    if result.get("undo_of"):
+        lines.append(f"undid restore {str(result['undo_of'])[:8]}")
     if result.get("safety_snapshot_id"):
         short = str(result["safety_snapshot_id"])[:8]
-        lines.append(f"safety snapshot {short} holds the pod as it was before (to undo)")
+        lines.append(
+            f"safety snapshot {short} holds the pod as it was before "
+            f"(to undo: podbackup undo JOB_ID)"
+        )
     return lines
+
+
+PREVIEW_ROWS = 40
+
+
+def print_preview(preview: dict[str, Any]) -> None:
+    """A restore preview: what it adds, overwrites (and why) and deletes, then the database."""
+    counts, nbytes = preview.get("counts") or {}, preview.get("bytes") or {}
+    out.print(
+        f"would add {counts.get('add', 0)} ({size(nbytes.get('add'))}), overwrite "
+        f"{counts.get('overwrite', 0)} ({size(nbytes.get('overwrite'))} rewritten), delete "
+        f"{counts.get('delete', 0)}; {counts.get('unchanged', 0)} unchanged"
+    )
+    rows = [("add", i, size(i.get("size"))) for i in preview.get("add") or []]
+    rows += [
+        ("overwrite", i, ", ".join(i.get("reasons") or [])) for i in preview.get("overwrite") or []
+    ]
+    rows += [("delete", i, "") for i in preview.get("delete") or []]
+    if rows:
+        t = table("change", "path", "why / size")
+        for action, item, why in rows[:PREVIEW_ROWS]:
+            t.add_row(action, printable(str(item.get("path"))), why)
+        out.print(t)
+    shown = min(len(rows), PREVIEW_ROWS)
+    total = sum(int(counts.get(k, 0)) for k in ("add", "overwrite", "delete"))
+    if total > shown:
+        out.print(f"… and {total - shown} more (--json lists up to 1,000 of each)")
+    db = preview.get("database")
+    if isinstance(db, dict):
+        tables = db.get("replaces") or []
+        out.print(
+            f"database {printable(str(db.get('target_database')))}: replaced whole by "
+            f"{printable(str(db.get('dump_file')))} ({db.get('tables_total', len(tables))} "
+            f"tables: {printable(', '.join(tables[:10]))}{' …' if len(tables) > 10 else ''})"
+        )
