@@ -88,7 +88,12 @@ async def emit_for_job(
     data = _job_data(job, status, result, error)
     if status in ("succeeded", "partial", "failed"):
         await emit(session, job.account_id, f"job.{status}", data)
-    if job.kind == "restore" and status in ("succeeded", "partial", "failed"):
+    # A preview (dry_run) restored nothing: only its job.* event.
+    if (
+        job.kind == "restore"
+        and status in ("succeeded", "partial", "failed")
+        and not job.params.dry_run
+    ):
         await emit(session, job.account_id, "restore.finished", data)
     if job.kind == "check" and (status == "failed" or (result or {}).get("ok") is False):
         await emit(session, job.account_id, "check.failed", data)

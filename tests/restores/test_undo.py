@@ -5,6 +5,7 @@ server, PostgreSQL, restic and worker."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,3 +219,56 @@ async def test_undo_refuses_what_it_cannot_undo(
     async with app.state.sessionmaker() as session:
         actions = (await session.scalars(select(AuditEvent.action))).all()
     assert "restore.undo" not in actions
+
+
+@pytest.mark.parametrize("source", ["local", "sftp"])
+@pytest.mark.timeout(240)
+async def test_undo_of_a_partial_restore_removes_the_folder_it_brought_back(
+    source: str,
+    client: httpx.AsyncClient,
+    admin_token: str,
+    tenant: Tenant,
+    sftp_server: SftpServerHandle,
+    worker: WorkerProcess,
+    tmp_path: Path,
+) -> None:
+    """The restored path is not in the safety snapshot (the pod had lost it): the undo's
+    mirror removes it again, and leaves everything outside the path alone."""
+    if source == "local":
+        root = tmp_path / "pod"
+        files: dict[str, Any] = {"kind": "local", "path": str(root)}
+        headers, extra = auth(admin_token), {"account_id": tenant.account_id}
+    else:
+        root = sftp_server.root
+        files, headers, extra = sftp_files(sftp_server), tenant.headers, {}
+    build_pod_tree(root)
+    pod = await create_pod(
+        client,
+        headers,
+        files=files,
+        target={"kind": "local", "path": str(tmp_path / "repo")},
+        target_headers=auth(admin_token),
+        **extra,
+    )
+    job = await backup(client, tenant.headers, pod["id"])
+    assert job["status"] == "succeeded", (job, worker.logs()[-3000:])
+    shutil.rmtree(root / "uploads" / "2024")
+    (root / "data" / "readme.md").write_text("outside the restored path\n")
+    before = tree_state(root)
+
+    done = await restore(
+        client, tenant.headers, pod["id"], job["result"]["snapshot_id"], paths=["uploads/2024"]
+    )
+    assert done["status"] == "succeeded", (done, worker.logs()[-3000:])
+    assert (root / "uploads" / "2024" / "photo.bin").exists()
+    r = await undo(client, tenant, done["id"])
+    assert r.status_code == 202, r.text
+    assert r.json()["params"]["paths"] == ["uploads/2024"]
+    undone = await wait_job(client, tenant.headers, r.json()["id"], 120)
+    assert undone["status"] == "succeeded", (undone, worker.logs()[-3000:])
+    assert not (root / "uploads" / "2024").exists()
+    after = tree_state(root)
+    # `uploads` itself: its mtime changed when its child went (a partial restore leaves
+    # the folders above its paths alone)
+    after.pop("uploads"), before.pop("uploads")
+    assert after == before
