@@ -92,7 +92,7 @@ async def emit_for_job(
     if (
         job.kind == "restore"
         and status in ("succeeded", "partial", "failed")
-        and not job.params.dry_run
+        and not (job.params and job.params.dry_run)
     ):
         await emit(session, job.account_id, "restore.finished", data)
     if job.kind == "check" and (status == "failed" or (result or {}).get("ok") is False):

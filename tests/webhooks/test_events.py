@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Account, Job, Pod, Webhook, WebhookDelivery
 from app.models.encrypted import WEBHOOK_SECRET
-from app.models.shapes import JobError
+from app.models.shapes import JobError, JobParams
 from app.webhooks.events import emit_for_job
 from tests.webhooks.conftest import Svc
 
@@ -55,12 +55,15 @@ async def test_emit_for_job_fans_out_by_account_subscription_and_state(services:
         error = JobError(code="storage_unreachable", message="no", hint=None)
         await emit_for_job(session, backup, "failed", None, error)
         await emit_for_job(session, job("restore"), "succeeded", {}, None)
+        preview = job("restore")
+        preview.params = JobParams(dry_run=True)  # restored nothing: no restore.finished
+        await emit_for_job(session, preview, "succeeded", {"dry_run": True}, None)
         await emit_for_job(session, job("check"), "succeeded", {"ok": False}, None)
         await emit_for_job(session, job("backup", plan="platform"), "failed", None, error)
         await emit_for_job(session, backup, "running", None, None)
         assert await _sent(session) == Counter(
             {
-                (every.id, "job.succeeded"): 3,  # backup, restore, check
+                (every.id, "job.succeeded"): 4,  # backup, restore, preview, check
                 (every.id, "job.failed"): 1,
                 (failures.id, "job.failed"): 1,
                 (every.id, "restore.finished"): 1,
