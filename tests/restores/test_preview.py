@@ -24,6 +24,7 @@ from tests.backups.helpers import (
     tree_state,
 )
 from tests.conftest import Tenant, auth
+from tests.faults.services import HookGate
 from tests.fixtures.sftp import SftpServerHandle
 from tests.fixtures.worker import WorkerProcess
 from tests.restores.content import damage_pg, pg_rows, seed_pg
@@ -225,6 +226,15 @@ async def test_preview_of_a_local_pod_partial_mirror_and_merge(
     job = await backup(client, tenant.headers, pod["id"])
     assert job["status"] == "succeeded", (job, worker.logs()[-3000:])
     snap = job["result"]["snapshot_id"]
+    # Hooks from now on: a preview calls neither; a restore calls both.
+    gate = await HookGate().start()
+    gate.open()
+    r = await client.patch(
+        f"/v1/pods/{pod['id']}",
+        json={"hooks": {"stop_url": gate.url, "start_url": gate.url}},
+        headers=auth(admin_token),
+    )
+    assert r.status_code == 200, r.text
     sizes = {p: (root / p).stat().st_size for p in ("app/config/settings.yml", "data/readme.md")}
 
     change_pod(root)
@@ -248,11 +258,13 @@ async def test_preview_of_a_local_pod_partial_mirror_and_merge(
     assert exact_state(root) == exact
     assert {i["path"] for i in part["delete"]} == {"/files/uploads/new-since.txt"}
     assert all(i["path"].startswith("/files/uploads") for i in part["add"] + part["overwrite"])
+    assert gate.calls == 0
     done = await restore(
         client, tenant.headers, pod["id"], snap, paths=["uploads"], mode="mirror",
         database=False, safety_backup=False,
     )  # fmt: skip
     assert done["status"] == "succeeded", (done, worker.logs()[-3000:])
+    assert gate.calls == 2  # stop and start
     after = tree_state(root)
     assert_preview_is_what_happened(part, before, after)
 
@@ -263,3 +275,4 @@ async def test_preview_of_a_local_pod_partial_mirror_and_merge(
                          safety_backup=False)  # fmt: skip
     assert done["status"] == "succeeded", done
     assert_preview_is_what_happened(merge, before, tree_state(root))
+    await gate.close()
