@@ -113,7 +113,9 @@ async def test_snapshot_tagged_pinned_and_the_rollback_call_restores_it(
     assert tree_state(root) != want_files
     assert await pg_rows(pg_pod) != want_rows
     back = answer["rollback"]
-    r = await client.request(back["method"], back["path"], json=back["body"], headers=tenant.headers)
+    r = await client.request(
+        back["method"], back["path"], json=back["body"], headers=tenant.headers
+    )
     assert r.status_code == 202, r.text
     restored = await wait_job(client, tenant.headers, r.json()["id"], 180)
     assert restored["status"] == "succeeded", (restored, worker.logs()[-3000:])
@@ -147,9 +149,7 @@ async def test_a_failed_backup_answers_409_with_its_code_and_pins_nothing(
     assert "auth_failed" in body["detail"]
     assert "do not update the app" in body["hint"]
     snaps = f"/v1/pods/{pod['id']}/snapshots"
-    assert (await client.get(f"{snaps}?pinned=true", headers=tenant.headers)).json()[
-        "items"
-    ] == []
+    assert (await client.get(f"{snaps}?pinned=true", headers=tenant.headers)).json()["items"] == []
     assert (await client.get(snaps, headers=tenant.headers)).json()["items"] == []
 
 

@@ -87,7 +87,8 @@ async def test_pin_unpin_list_filter_and_audit(
     unpinned = await _list(client, tenant, pod["id"], "?pinned=false")
     assert [s["id"] for s in unpinned["items"]] == [ids[1]]
     one = (await client.get(f"{url}/{ids[2]}", headers=tenant.headers)).json()
-    assert one["pinned"] is True and one["pin"]["note"] == "keep: before the import"
+    assert one["pinned"] is True
+    assert one["pin"]["note"] == "keep: before the import"
 
     r = await client.delete(f"{url}/{ids[2]}/pin", headers=tenant.headers)
     assert r.status_code == 200, r.text
@@ -107,9 +108,7 @@ async def test_pin_unpin_list_filter_and_audit(
     one = (await client.get(f"{url}/{ids[0]}", headers=tenant.headers)).json()
     assert (one["pinned"], one["pin"]) == (False, None)
 
-    r = await client.get(
-        f"/v1/audit?pod_id={pod['id']}&limit=100", headers=auth(admin_token)
-    )
+    r = await client.get(f"/v1/audit?pod_id={pod['id']}&limit=100", headers=auth(admin_token))
     actions = [(e["action"], e["detail"]["snapshot_id"]) for e in r.json()["items"]
                if e["action"].startswith("snapshot.")]  # fmt: skip
     assert sorted(actions) == sorted(
@@ -134,7 +133,8 @@ async def test_pin_unpin_list_filter_and_audit(
     assert r.status_code == 404
     # Admins pin an account's snapshot like its owner.
     r = await client.put(f"{url}/{ids[1]}/pin", headers=auth(admin_token))
-    assert r.status_code == 200 and r.json()["pin"]["by"] == "admin"
+    assert r.status_code == 200
+    assert r.json()["pin"]["by"] == "admin"
 
 
 async def test_pin_body_is_validated(
