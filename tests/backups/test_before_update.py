@@ -29,7 +29,7 @@ from tests.backups.helpers import (
 from tests.backups.test_sftp_s3_e2e import kit_password, restic_env
 from tests.conftest import Tenant, auth
 from tests.fixtures.s3 import S3ServerHandle
-from tests.fixtures.sftp import SftpServerHandle
+from tests.fixtures.sftp import SftpServerHandle, start_sftp_server
 from tests.fixtures.worker import WorkerProcess
 from tests.restores.content import damage_pg, pg_rows, seed_pg
 from tests.restores.test_roundtrip import damage_files
@@ -224,3 +224,36 @@ async def test_busy_pod_slow_backup_bad_version_and_tenancy(
     assert job["params"]["pin"] is True
     assert job["params"]["pin_days"] is None
     assert f"GET /v1/jobs/{job['id']}" in pending["hint"]
+
+
+async def test_a_partial_backup_is_no_rollback_point(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    s3_server: S3ServerHandle,
+    s3_bucket: str,
+    worker: WorkerProcess,
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "denied-pod"
+    build_pod_tree(root)
+    server = await start_sftp_server(root, deny_read={"data/readme.md"})
+    try:
+        pod = await create_pod(
+            client,
+            tenant.headers,
+            files=sftp_files(server),
+            target=s3_target(s3_server, s3_bucket),
+        )
+        r = await client.post(_url(pod), json={"app_version": "7"}, headers=tenant.headers)
+    finally:
+        await server.close()
+    assert r.status_code == 409, (r.text, worker.logs()[-3000:])
+    body = r.json()
+    assert body["error"] == "BackupBeforeUpdateFailed"
+    assert body["code"] == "partial"
+    assert body["job"]["status"] == "partial"
+    assert "1 file(s) could not be read" in body["detail"]
+    # The snapshot exists (it holds what could be read) but is not pinned.
+    snaps = (await client.get(f"/v1/pods/{pod['id']}/snapshots", headers=tenant.headers)).json()
+    assert [s["id"] for s in snaps["items"]] == [body["job"]["result"]["snapshot_id"]]
+    assert snaps["items"][0]["pinned"] is False
