@@ -22,7 +22,6 @@ from app.kit.validators import Body
 from app.models import Pod
 from app.models.kinds import FINAL_STATUSES, JobKind, JobStatus, Plan
 from app.pods import service as pods
-from app.snapshots import repository as snapshot_rows
 from app.snapshots import service as snapshots
 from app.snapshots.schemas import SnapshotRead, plain_note
 
@@ -161,9 +160,9 @@ async def before_update(
 ) -> BeforeUpdateResult | Response:
     deadline = time.monotonic() + body.timeout_seconds
     pod = await pods.get_visible(session, principal, pod_id)
+    version = updates.app_version(body.app_version)
     plan = Plan(body.plan)
     await _check_plan(session, settings, principal, pod, plan)
-    version = updates.app_version(body.app_version)
     await commit(session)  # nothing held while the backup runs
     job = await updates.start(
         request.app.state.sessionmaker,
@@ -193,8 +192,7 @@ async def before_update(
         return answer
     if job.status != JobStatus.SUCCEEDED:
         raise updates.failure(job)
-    snapshot_id = str((job.result or {}).get("snapshot_id") or "")
-    snap = await snapshot_rows.find(session, pod.id, plan, snapshot_id) if snapshot_id else None
+    snap = await updates.evidence(session, pod, plan, job)
     if snap is None:  # the job says succeeded, but its evidence is gone (forgotten meanwhile)
         raise updates.failure(job)
     response.headers.update(location)

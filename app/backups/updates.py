@@ -36,9 +36,10 @@ from app.jobs import repository as job_rows
 from app.jobs import service as jobs
 from app.jobs.errors import PodBusy
 from app.jobs.schemas import JobRead
-from app.models import Pod
+from app.models import Pod, Snapshot
 from app.models.kinds import FINAL_STATUSES, JobKind, JobStatus
 from app.models.shapes import JobParams
+from app.snapshots import repository as snapshot_rows
 
 TAG = "before-update"
 TRIGGER = "before-update"  # the job's trigger, its `trigger:` tag and the pin's `by`
@@ -129,8 +130,13 @@ async def start(
                 )
                 return jobs.to_read(job)
         except PodBusy as busy:
-            other = (busy.detail or {}).get("job_id") if isinstance(busy.detail, dict) else None
-            if other is None or not await _ends(engine, uuid.UUID(other), deadline):
+            other = busy.detail.get("job_id") if isinstance(busy.detail, dict) else None
+            if other is not None:
+                ended = await _ends(engine, uuid.UUID(other), deadline)
+            else:  # the job in the way ended between the insert and the look-up
+                ended = time.monotonic() < deadline
+                await asyncio.sleep(FIRST_POLL)
+            if not ended:
                 raise PodBusy(
                     busy.message,
                     hint="no backup was started: call again once that job has ended "
@@ -160,8 +166,24 @@ async def wait(engine: AsyncEngine, job_id: uuid.UUID, deadline: float) -> Mappi
         pause = min(pause * 1.5, LAST_POLL)
 
 
+async def evidence(session: AsyncSession, pod: Pod, plan: str, job: JobRead) -> Snapshot | None:
+    """The snapshot a succeeded backup job recorded (its row is the evidence), if it is
+    still there (a refresh or prune could have dropped it since)."""
+    snapshot_id = (job.result or {}).get("snapshot_id")
+    if not isinstance(snapshot_id, str) or not snapshot_id:
+        return None
+    return await snapshot_rows.find(session, pod.id, plan, snapshot_id)
+
+
 def failure(job: JobRead) -> BackupBeforeUpdateFailed:
     """Why a finished job gives no rollback point, as the platform acts on it."""
+    if job.status == JobStatus.SUCCEEDED:  # but its snapshot is gone (``evidence``)
+        return BackupBeforeUpdateFailed(
+            "the backup succeeded but its snapshot is no longer recorded",
+            code="snapshot_not_found",
+            job=job,
+            hint="call again for a new backup; do not update the app meanwhile",
+        )
     if job.status == JobStatus.PARTIAL:
         count = (job.result or {}).get("unreadable_count")
         return BackupBeforeUpdateFailed(
