@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.apidoc import examples as ex
 from app.apidoc import examples_views as views
-from app.apidoc.causes import STORAGE_DOWN
+from app.apidoc.causes import STORAGE_DOWN, Cause
 from app.apidoc.op import ACCOUNT_SHARE, ANY, JOB_NEXT, POD_BUSY, SLOTS_FULL, Op, no_settings
 
 PIN = {
@@ -15,6 +15,23 @@ PIN = {
     "by": "account",
 }
 PINNED_SNAPSHOT = {**ex.SNAPSHOT, "pinned": True, "pin": PIN}
+
+BEFORE_UPDATE_FAILED = Cause(
+    409,
+    "backup_failed",
+    "The backup before the update failed: refuse the update",
+    "The backup job failed, was canceled or is `partial`: `code` is its error code (or "
+    "`partial`), `job` the job. Nothing was pinned.",
+    {
+        "error": "BackupBeforeUpdateFailed",
+        "detail": "the backup before the update failed (auth_failed): the SFTP server refused "
+        "the login of 'wiki'",
+        "hint": "check the SFTP username and password (or key) in the pod settings; do not "
+        "update the app until a backup before the update has succeeded",
+        "code": "auth_failed",
+        "job": {**ex.JOB_FAILED, "trigger": "before-update"},
+    },
+)
 
 JOB_OPERATIONS: dict[str, Op] = {
     # -- backups and jobs ----------------------------------------------------------------------
@@ -69,7 +86,7 @@ JOB_OPERATIONS: dict[str, Op] = {
                 },
             },
         },
-        causes=(POD_BUSY, no_settings("verify it and back up")),
+        causes=(BEFORE_UPDATE_FAILED, POD_BUSY, no_settings("verify it and back up")),
     ),
     "GET /v1/pods/{pod_id}/jobs": Op(
         f"The pod's jobs, newest first; filter by `kind` and `status`. {ANY}",
