@@ -129,14 +129,32 @@ def _planned(snapshot_id: str, time: str, reasons: list[str]) -> Json:
     }
 
 
+PINNED_SNAPSHOT_ID = "5b2c" * 16
+
 PREVIEW = {
     "pod_id": POD_ID,
     "policy": {"keep_last": 3, "keep_daily": 7},
     "scope": {"host": POD_ID, "tag": f"pod:{POD_ID}", "note": "only this pod's snapshots"},
-    "keep": [_planned(SNAPSHOT_ID, T1, ["last snapshot", "daily snapshot"])],
+    "keep": [
+        _planned(SNAPSHOT_ID, T1, ["last snapshot", "daily snapshot"]),
+        _planned(
+            PINNED_SNAPSHOT_ID,
+            "2026-04-02T01:30:00Z",
+            ["pinned until unpinned: before update to 2.4.1"],
+        ),
+    ],
     "remove": [_planned(OLD_SNAPSHOT_ID, "2026-05-01T01:30:00Z", [])],
     "untouched": [],
     "protected_snapshot_id": SNAPSHOT_ID,
+    "kept_because_pinned": [
+        {
+            "id": PINNED_SNAPSHOT_ID,
+            "short_id": PINNED_SNAPSHOT_ID[:8],
+            "time": "2026-04-02T01:30:00Z",
+            "note": "before update to 2.4.1",
+            "until": None,
+        }
+    ],
     "notes": [],
 }
 

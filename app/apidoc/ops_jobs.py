@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.apidoc import examples as ex
 from app.apidoc import examples_views as views
-from app.apidoc.causes import STORAGE_DOWN
+from app.apidoc.causes import STORAGE_DOWN, Cause
 from app.apidoc.op import (
     ACCOUNT_SHARE,
     ANY,
@@ -15,6 +15,31 @@ from app.apidoc.op import (
     Op,
     error_cause,
     no_settings,
+)
+
+PIN = {
+    "note": "before the big import",
+    "until": "2026-09-01T02:00:00Z",
+    "at": ex.T2,
+    "by": "account",
+}
+PINNED_SNAPSHOT = {**ex.SNAPSHOT, "pinned": True, "pin": PIN}
+
+BEFORE_UPDATE_FAILED = Cause(
+    409,
+    "backup_failed",
+    "The backup before the update failed: refuse the update",
+    "The backup job failed, was canceled or is `partial`: `code` is its error code (or "
+    "`partial`), `job` the job. Nothing was pinned.",
+    {
+        "error": "BackupBeforeUpdateFailed",
+        "detail": "the backup before the update failed (auth_failed): the SFTP server refused "
+        "the login of 'wiki'",
+        "hint": "check the SFTP username and password (or key) in the pod settings; do not "
+        "update the app until a backup before the update has succeeded",
+        "code": "auth_failed",
+        "job": {**ex.JOB_FAILED, "trigger": "before-update"},
+    },
 )
 
 JOB_OPERATIONS: dict[str, Op] = {
@@ -27,6 +52,50 @@ JOB_OPERATIONS: dict[str, Op] = {
         request={"trigger": "api"},
         response=ex.job(),
         causes=(POD_BUSY, no_settings("verify it and back up")),
+    ),
+    "POST /v1/pods/{pod_id}/before-update": Op(
+        f"Back up the pod before its app is updated or migrated, and answer only when the "
+        f"snapshot exists: a `backup` job (trigger `before-update`) tagged `before-update` "
+        f"and `app-version=<app_version>`, waited for in the request (up to "
+        f"`timeout_seconds`). A backup or other job already holding the pod is waited for "
+        f"first, then this one starts (an earlier backup is not mistaken for it). {ANY}\n\n"
+        "- **201**: the snapshot (pinned for `pin_days`, note `before update to <v>`), the "
+        "job, and `rollback`: the one `POST /v1/pods/{pod_id}/restores` call (files and "
+        "database, `mode: mirror`, a safety backup first) that puts the pod back.\n"
+        "- **409 `BackupBeforeUpdateFailed`**: the backup failed or is `partial`; `code` is "
+        "the job's error code (or `partial`), `job` the job: **refuse the update**. Nothing "
+        "is pinned.\n"
+        "- **409 `PodBusy`**: another job still held the pod at the timeout; nothing started.\n"
+        "- **202**: still running at the timeout; it goes on and pins its snapshot when it "
+        "succeeds: poll `GET /v1/jobs/{job_id}` and do not update before it has succeeded.",
+        request={"app_version": "2.4.1", "note": "to 2.5.0", "pin_days": 30},
+        response={
+            "snapshot": {
+                **PINNED_SNAPSHOT,
+                "tags": [
+                    f"pod:{ex.POD_ID}",
+                    "app:wikijs",
+                    "trigger:before-update",
+                    "before-update",
+                    "app-version=2.4.1",
+                ],
+                "trigger": "before-update",
+                "pin": {**PIN, "note": "before update to 2.4.1: to 2.5.0", "by": "before-update"},
+            },
+            "job": {**ex.JOB_SUCCEEDED, "trigger": "before-update"},
+            "rollback": {
+                "method": "POST",
+                "path": f"/v1/pods/{ex.POD_ID}/restores",
+                "body": {
+                    "snapshot_id": ex.SNAPSHOT_ID,
+                    "files": True,
+                    "database": True,
+                    "mode": "mirror",
+                    "safety_backup": True,
+                },
+            },
+        },
+        causes=(BEFORE_UPDATE_FAILED, POD_BUSY, no_settings("verify it and back up")),
     ),
     "GET /v1/pods/{pod_id}/jobs": Op(
         f"The pod's jobs, newest first; filter by `kind` and `status`. {ANY}",
@@ -98,6 +167,20 @@ JOB_OPERATIONS: dict[str, Op] = {
         f"never a safety snapshot): time, tags, summary, the recorded database dump and its "
         f"browse index status. {ANY}",
         response=ex.SNAPSHOT,
+    ),
+    "PUT /v1/pods/{pod_id}/snapshots/{snapshot_id}/pin": Op(
+        f"Pin a snapshot (full or short id, or `latest`): retention keeps it, whatever the "
+        f"policy says, for `days` from now or until unpinned (no `days`), with an optional "
+        f"plain-text `note`. Pinning again replaces the pin. The retention preview lists "
+        f"what it keeps only because of a pin (`kept_because_pinned`). {ANY} Audited. "
+        "Admins pass `plan=platform` for the operator's plan.",
+        request={"note": "before the big import", "days": 90},
+        response=PINNED_SNAPSHOT,
+    ),
+    "DELETE /v1/pods/{pod_id}/snapshots/{snapshot_id}/pin": Op(
+        f"Unpin a snapshot: retention treats it like any other again (the next prune may "
+        f"forget it). {ANY} Audited.",
+        response={**ex.SNAPSHOT, "pinned": False, "pin": None},
     ),
     "GET /v1/pods/{pod_id}/snapshots/{snapshot_id}/files": Op(
         f"The children of a folder (`path`, `/` by default: `files/` and `database/`) from the "

@@ -9,7 +9,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -192,6 +192,20 @@ async def _settle(ctx: JobContext, check: asyncio.Future[str | None], exc: BaseE
         raise problem
 
 
+async def _pin_if_asked(
+    session: AsyncSession, job: Job, row: Snapshot, status: str, now: datetime
+) -> None:
+    """A backup asked to pin its snapshot (the one before an app update) pins it in the
+    transaction that records it, only when it succeeded: a partial snapshot is no rollback
+    point. Here, not in the request that waits for it: a request that gave up waiting
+    (or whose client went away) still leaves the snapshot pinned."""
+    params = job.params
+    if not params.pin or status != JobStatus.SUCCEEDED:
+        return
+    until = now + timedelta(days=params.pin_days) if params.pin_days else None
+    await snapshots.pin(session, row.pk, until=until, note=params.pin_note, by=job.trigger)
+
+
 def backup_tags(pod: Pod, job: Job) -> list[str]:
     return [
         f"pod:{pod.id}",
@@ -220,7 +234,7 @@ async def _on_status(ctx: JobContext, message: dict[str, Any]) -> None:
 class BackupHandler:
     async def run(self, ctx: JobContext) -> JobOutcome:
         pod, secrets, target = await _load(ctx)
-        run = await run_backup(ctx, pod, secrets, target)
+        run = await run_backup(ctx, pod, secrets, target, extra_tags=ctx.job.params.tags or ())
         # The browse index (unless copied from the parent) and the repository's size (when
         # due) come from a follow-up index job: a backup ends once its snapshot is confirmed.
         return self._outcome(ctx, pod, run)
@@ -278,6 +292,7 @@ class BackupHandler:
             await plan_states.upsert(session, pod.id, job.plan, **values)
             if staged.seen_host_key:
                 await pin_host_key(session, pod.id, staged.seen_host_key)
+            await _pin_if_asked(session, job, row, status, now)
             state = await plan_states.get(session, pod.id, job.plan)
             measure = size_due(backup.summary, state.repo_size_at if state else None, now)
             if await _index_from_parent(session, run, row):

@@ -124,6 +124,12 @@ class JobParams(StoredShape):
     export_id: str | None = None
     # index
     measure: bool = False
+    # backup: restic tags beside the service's own, and a pin of the snapshot it makes
+    # when it succeeds (the before-update backup); ``pin_days`` null: until unpinned
+    tags: list[str] | None = None
+    pin: bool = False
+    pin_days: int | None = None
+    pin_note: str | None = None
     # check
     trial_restore: bool = True
     read_data_subset: str | None = None

@@ -48,6 +48,14 @@ class PlannedSnapshotRead(BaseModel):
     )
 
 
+class PinnedKeepRead(BaseModel):
+    id: str
+    short_id: str
+    time: datetime
+    note: str | None
+    until: datetime | None = Field(description="When the pin ends; null: until unpinned")
+
+
 class RetentionScope(BaseModel):
     host: str
     tag: str
@@ -66,6 +74,11 @@ class RetentionPreview(BaseModel):
     )
     protected_snapshot_id: str | None = Field(
         description="The newest successful snapshot: never removed, whatever the policy."
+    )
+    kept_because_pinned: list[PinnedKeepRead] = Field(
+        [],
+        description="Snapshots the policy alone would remove but a pin in force keeps (they "
+        "are in `keep` too, with the pin as their reason). An expired pin keeps nothing.",
     )
     notes: list[str] = []
 
@@ -148,6 +161,10 @@ async def preview(
         remove=_read(result.remove),
         untouched=_read(result.untouched),
         protected_snapshot_id=result.protected,
+        kept_because_pinned=[
+            PinnedKeepRead(id=k.id, short_id=k.short_id, time=k.time, note=k.note, until=k.until)
+            for k in result.kept_because_pinned
+        ],
         notes=notes,
     )
 

@@ -2,8 +2,9 @@
 lock; the snapshots table and the repository size follow in the finishing transaction.
 
 The plan is the preview's (``service.compute``: a dry run, the newest successful snapshot
-taken out of the remove list) and only its ids are forgotten (``restic forget <ids>``), so
-restic cannot decide anything at prune time that the preview did not show.
+and the pinned ones taken out of the remove list) and only its ids are forgotten
+(``restic forget <ids>``), so restic cannot decide anything at prune time that the
+preview did not show.
 """
 
 from __future__ import annotations
@@ -86,7 +87,10 @@ class PruneHandler:
             )
             plan = service.assemble(groups, policy, pod.id, recorded)
             ctx.check_cancel()
-            removed = plan.remove_ids
+            # A pin set while restic planned (seconds) still counts: read them once more.
+            async with ctx.session() as session:
+                pinned = set(await service.pins(session, pod.id, plan_name))
+            removed = [i for i in plan.remove_ids if i not in pinned]
             pruned: list[str] = []
             if removed:
                 await ctx.phase("forgetting", files_total=len(removed))
@@ -115,6 +119,7 @@ class PruneHandler:
             "removed": len(removed),
             "removed_ids": removed,
             "protected_snapshot_id": plan.protected,
+            "kept_because_pinned": [k.id for k in plan.kept_because_pinned],
             "untouched": len(plan.untouched),
             "pruned": bool(pruned),
             "prune_output": [ln for ln in pruned if ln.strip()][-20:],

@@ -10,6 +10,13 @@ The newest successful snapshot (status ``succeeded`` recorded at backup time, el
 plan's last success) is never removed, whatever the policy says: with ``keep_last: 1`` and
 a newer partial backup, restic alone would drop the last good one.
 
+A snapshot pinned now (``snapshots.pinned``, until its ``pinned_until``) is never removed
+either: the policy's remove list minus the pinned ids is what goes, listed in the plan as
+``kept_because_pinned``. restic's own ``--keep-tag`` would need the pin as a tag in the
+repository, and ``restic tag`` rewrites a snapshot under a new id; the pin lives in our
+table and the forget is by id, so nothing in the repository changes when a pin does. An
+expired pin protects nothing.
+
 Preview equals removal: the prune job computes the same plan (a dry run, under the
 repository lock) and forgets exactly its ``remove`` ids with ``restic forget <ids>``, so
 what the owner was shown is what goes (unless a backup ran in between, adding a snapshot).
@@ -40,6 +47,7 @@ _TIME = re.compile(r"^(?P<base>[^.]+?)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d
 
 PROTECTED_REASON = "newest successful backup: never removed"
 REMOVE_REASON = "no keep rule matches it"
+PINNED_REASON = "pinned"
 
 
 class PolicyMissing(Exception):
@@ -70,6 +78,26 @@ class PlannedSnapshot:
         }
 
 
+@dataclass(frozen=True)
+class Pin:
+    note: str | None
+    until: datetime | None
+
+
+@dataclass
+class PinnedKeep:
+    id: str
+    short_id: str
+    time: datetime
+    note: str | None
+    until: datetime | None
+
+
+def pin_reason(pin: Pin) -> str:
+    until = f" until {pin.until.isoformat()}" if pin.until else " until unpinned"
+    return PINNED_REASON + until + (f": {pin.note}" if pin.note else "")
+
+
 @dataclass
 class RetentionPlan:
     policy: dict[str, int]
@@ -79,6 +107,8 @@ class RetentionPlan:
     remove: list[PlannedSnapshot] = field(default_factory=list)
     untouched: list[PlannedSnapshot] = field(default_factory=list)
     protected: str | None = None  # the newest successful snapshot's id
+    # what the policy alone would remove but a pin keeps (also in ``keep``)
+    kept_because_pinned: list[PinnedKeep] = field(default_factory=list)
 
     @property
     def remove_ids(self) -> list[str]:
@@ -91,6 +121,7 @@ class Known:
 
     rows: dict[str, PlannedSnapshot]
     newest_successful: str | None
+    pins: dict[str, Pin] = field(default_factory=dict)  # pinned now, by snapshot id
 
 
 def parse_time(value: str) -> datetime:
@@ -157,7 +188,13 @@ async def known(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> Known:
         state = await plan_states.get(session, pod_id, plan)
         if state is not None and state.last_status == "succeeded" and state.last_snapshot_id:
             newest = state.last_snapshot_id
-    return Known(found, newest)
+    return Known(found, newest, await pins(session, pod_id, plan))
+
+
+async def pins(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> dict[str, Pin]:
+    """The pod's pins in force now, by snapshot id."""
+    rows = await snapshots.pinned_rows(session, pod_id, plan)
+    return {r.id: Pin(r.pin_note, r.pinned_until) for r in rows}
 
 
 async def dry_run(
@@ -256,6 +293,19 @@ def assemble(
             plan.remove.remove(item)
             item.reasons = [PROTECTED_REASON]
             plan.keep.append(item)
+    for item in plan.keep:
+        if item.id in recorded.pins:
+            item.reasons.append(pin_reason(recorded.pins[item.id]))
+    for item in list(plan.remove):
+        pin = recorded.pins.get(item.id)
+        if pin is None:
+            continue
+        plan.remove.remove(item)
+        item.reasons = [pin_reason(pin)]
+        plan.keep.append(item)
+        plan.kept_because_pinned.append(
+            PinnedKeep(item.id, item.short_id, item.time, pin.note, pin.until)
+        )
     seen = {s.id for s in plan.keep} | {s.id for s in plan.remove}
     for ident, row in recorded.rows.items():
         if ident in seen:
@@ -273,6 +323,7 @@ def assemble(
         plan.untouched.append(untouched)
     for items in (plan.keep, plan.remove, plan.untouched):
         items.sort(key=lambda s: s.time, reverse=True)
+    plan.kept_because_pinned.sort(key=lambda s: s.time, reverse=True)
     return plan
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import AnyPrincipal
+from app.auth.dependencies import AnyPrincipal, client_address
 from app.config import Settings
 from app.db import DbSession, commit
 from app.deps import KeyringDep, RedisDep, ResticDep, SettingsDep
@@ -27,7 +27,7 @@ from app.pods import service as pods
 from app.readcache.cache import Fresh, ReadCache
 from app.snapshots import service
 from app.snapshots.download import DownloadSlots, Dump, DumpResponse, download_error
-from app.snapshots.schemas import FileEntry, SnapshotKind, SnapshotRead
+from app.snapshots.schemas import FileEntry, PinRequest, SnapshotKind, SnapshotRead
 from app.snapshots.service import request_index
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,10 @@ async def list_snapshots(
         SnapshotKind | None,
         Query(description="Only `backup`, `safety` (taken by restores) or `imported` snapshots."),
     ] = None,
+    pinned: Annotated[
+        bool | None,
+        Query(description="`true`: only snapshots pinned now; `false`: only those not pinned."),
+    ] = None,
     plan: PlanQuery = "owner",
 ) -> Response:
     service.check_plan(principal, plan)
@@ -66,12 +70,13 @@ async def list_snapshots(
             params.limit,
             params.offset,
             kind=kind,
+            pinned=pinned,
         )
         page = json_response(make_page(items, total, params))
         return Fresh(page, owner, admin_only=plan == "platform")
 
     cache: ReadCache = request.app.state.read_cache
-    key = ("snapshots", pod_id, plan, tag, kind, params.limit, params.offset)
+    key = ("snapshots", pod_id, plan, tag, kind, pinned, params.limit, params.offset)
     return await cache.serve(key, pod_id, principal, read)
 
 
@@ -119,6 +124,50 @@ async def get_snapshot(
     pod = await pods.get_visible(session, principal, pod_id)
     service.check_plan(principal, plan)
     return service.to_read(await service.get(session, pod, plan, snapshot_id))
+
+
+@router.put(
+    "/v1/pods/{pod_id}/snapshots/{snapshot_id}/pin",
+    summary="Pin a snapshot: retention keeps it (until `days` have passed, or until unpinned)",
+    responses=error_responses(401, 404, 422),
+)
+async def pin_snapshot(
+    pod_id: uuid.UUID,
+    snapshot_id: str,
+    principal: AnyPrincipal,
+    session: DbSession,
+    request: Request,
+    body: PinRequest | None = None,
+    plan: PlanQuery = "owner",
+) -> SnapshotRead:
+    pod = await pods.get_visible(session, principal, pod_id)
+    service.check_plan(principal, plan)
+    snap = await service.get(session, pod, plan, snapshot_id)
+    ask = body or PinRequest()
+    snap = await service.set_pin(
+        session, principal, snap, note=ask.note, days=ask.days, client=client_address(request)
+    )
+    return service.to_read(snap)
+
+
+@router.delete(
+    "/v1/pods/{pod_id}/snapshots/{snapshot_id}/pin",
+    summary="Unpin a snapshot: retention treats it like any other again",
+    responses=error_responses(401, 404, 422),
+)
+async def unpin_snapshot(
+    pod_id: uuid.UUID,
+    snapshot_id: str,
+    principal: AnyPrincipal,
+    session: DbSession,
+    request: Request,
+    plan: PlanQuery = "owner",
+) -> SnapshotRead:
+    pod = await pods.get_visible(session, principal, pod_id)
+    service.check_plan(principal, plan)
+    snap = await service.get(session, pod, plan, snapshot_id)
+    snap = await service.clear_pin(session, principal, snap, client=client_address(request))
+    return service.to_read(snap)
 
 
 @router.get(

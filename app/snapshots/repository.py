@@ -247,11 +247,16 @@ async def sample_files(
     return [(parent, name, size) for parent, name, size in rows.all()]
 
 
-def _where(kind: str) -> str:
-    """The list's filter; ``kind`` is the placeholder of the kind parameter."""
+# A pin in force (``pin_active`` in SQL, over the snapshots row ``s``).
+PIN_ACTIVE_SQL = "(s.pinned AND (s.pinned_until IS NULL OR s.pinned_until > now()))"
+
+
+def _where(kind: str, pinned: str) -> str:
+    """The list's filter; ``kind`` and ``pinned`` are the placeholders of those parameters."""
     return (
         "s.pod_id = $1 AND s.plan = $2 AND ($3::text IS NULL OR s.tags @> ARRAY[$3::text]) "
-        f"AND ({kind}::text IS NULL OR ({KIND_SQL}) = {kind}::text)"
+        f"AND ({kind}::text IS NULL OR ({KIND_SQL}) = {kind}::text) "
+        f"AND ({pinned}::boolean IS NULL OR {PIN_ACTIVE_SQL} = {pinned}::boolean)"
     )
 
 
@@ -259,12 +264,12 @@ LIST_SQL = f"""
 SELECT pod.account_id, page.*
 FROM (SELECT account_id FROM pods WHERE id = $1) AS pod
 LEFT JOIN LATERAL (
-    SELECT s.*, count(*) OVER () AS total FROM snapshots AS s
-    WHERE {_where("$6")}
+    SELECT s.*, {PIN_ACTIVE_SQL} AS pin_active, count(*) OVER () AS total FROM snapshots AS s
+    WHERE {_where("$6", "$7")}
     ORDER BY s.time DESC, s.pk DESC LIMIT $4 OFFSET $5
 ) AS page ON true
 """
-COUNT_SQL = f"SELECT count(*) FROM snapshots AS s WHERE {_where('$4')}"
+COUNT_SQL = f"SELECT count(*) FROM snapshots AS s WHERE {_where('$4', '$5')}"
 
 
 async def list_page(
@@ -275,17 +280,23 @@ async def list_page(
     limit: int,
     offset: int,
     kind: str | None,
+    pinned: bool | None = None,
 ) -> list[Any]:
     """The pod's account and one page of its snapshots with the total, in one plain
     statement: one row with a null ``pk`` when the page is empty, none when the pod is
-    missing."""
-    return await fastread.fetch(source, LIST_SQL, pod_id, plan, tag, limit, offset, kind)
+    missing. ``pinned``: only snapshots pinned now (true) or not (false)."""
+    return await fastread.fetch(source, LIST_SQL, pod_id, plan, tag, limit, offset, kind, pinned)
 
 
 async def count_listed(
-    source: fastread.Source, pod_id: uuid.UUID, plan: str, tag: str | None, kind: str | None
+    source: fastread.Source,
+    pod_id: uuid.UUID,
+    plan: str,
+    tag: str | None,
+    kind: str | None,
+    pinned: bool | None = None,
 ) -> int:
-    total = await fastread.fetchrow(source, COUNT_SQL, pod_id, plan, tag, kind)
+    total = await fastread.fetchrow(source, COUNT_SQL, pod_id, plan, tag, kind, pinned)
     return int(total[0]) if total else 0
 
 
@@ -296,14 +307,17 @@ async def pin(
     until: datetime | None,
     note: str | None,
     by: str,
+    replace: bool = False,
 ) -> None:
     """Pin a snapshot: retention keeps it until ``until`` (null: until unpinned). A pin
-    that lasts longer already stays: pinning never shortens an existing pin."""
+    that lasts longer already stays: pinning never shortens an existing pin, unless
+    ``replace`` (the owner setting the pin by hand: what they ask is what holds)."""
     snap = await session.get(Snapshot, snapshot_pk)
     if snap is None:
         return
     if (
-        snap.pinned
+        not replace
+        and snap.pinned
         and pin_active(snap)
         and (snap.pinned_until is None or (until is not None and snap.pinned_until >= until))
     ):
@@ -344,3 +358,17 @@ async def pinned_ids(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> set
         )
     )
     return set(rows)
+
+
+async def pinned_rows(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> list[Snapshot]:
+    """The pod's snapshots pinned now, with their notes and ends (the retention plan)."""
+    now = utcnow()
+    rows = await session.scalars(
+        select(Snapshot).where(
+            Snapshot.pod_id == pod_id,
+            Snapshot.plan == plan,
+            Snapshot.pinned.is_(True),
+            (Snapshot.pinned_until.is_(None)) | (Snapshot.pinned_until > now),
+        )
+    )
+    return list(rows)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import posixpath
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import plans
+from app.audit import service as audit
 from app.auth.dependencies import Principal
 from app.config import Settings
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -17,12 +19,13 @@ from app.jobs import repository as job_repository
 from app.jobs import service as jobs
 from app.kit import fastread
 from app.models import Job, Pod, Snapshot, SnapshotFile
+from app.models.base import utcnow
 from app.models.kinds import JobKind
 from app.models.shapes import JobParams
 from app.snapshots import repository
 from app.snapshots.dumps import dump_record
 from app.snapshots.kinds import kind_of, trigger_of
-from app.snapshots.schemas import FileEntry, SnapshotRead
+from app.snapshots.schemas import FileEntry, PinRead, SnapshotRead
 
 
 class SnapshotNotIndexed(Conflict):
@@ -43,10 +46,12 @@ async def list_visible(
     limit: int,
     offset: int,
     kind: str | None = None,
+    pinned: bool | None = None,
 ) -> tuple[list[SnapshotRead], int, uuid.UUID]:
     """Visibility, one page and the total in one plain statement (lists are polled); and
-    the pod's account. ``kind``: only backup, safety or imported snapshots."""
-    rows = await repository.list_page(source, pod_id, plan, tag, limit, offset, kind)
+    the pod's account. ``kind``: only backup, safety or imported snapshots; ``pinned``:
+    only those pinned now (or not)."""
+    rows = await repository.list_page(source, pod_id, plan, tag, limit, offset, kind, pinned)
     if not rows or not principal.owns(rows[0]["account_id"]):
         raise NotFound("Pod not found", hint="check the pod id")
     owner: uuid.UUID = rows[0]["account_id"]
@@ -55,10 +60,14 @@ async def list_visible(
         return items, int(rows[0]["total"]), owner
     if offset == 0:
         return [], 0, owner
-    return [], await repository.count_listed(source, pod_id, plan, tag, kind), owner
+    return [], await repository.count_listed(source, pod_id, plan, tag, kind, pinned), owner
 
 
-_DERIVED = ("kind", "trigger", "database_dump")
+_DERIVED = ("kind", "trigger", "database_dump", "pinned", "pin")
+
+
+def _pin(active: bool, note: Any, until: Any, at: Any, by: Any) -> PinRead | None:
+    return PinRead(note=note, until=until, at=at, by=by) if active else None
 
 
 def read_mapping(row: Any) -> SnapshotRead:
@@ -72,6 +81,14 @@ def read_mapping(row: Any) -> SnapshotRead:
             "kind": kind,
             "trigger": trigger_of(row["summary"], tags),
             "database_dump": dump_record(row["summary"]),
+            "pinned": bool(row["pin_active"]),
+            "pin": _pin(
+                bool(row["pin_active"]),
+                row["pin_note"],
+                row["pinned_until"],
+                row["pinned_at"],
+                row["pinned_by"],
+            ),
         }
     )
 
@@ -123,6 +140,8 @@ def to_read(snap: Snapshot) -> SnapshotRead:
         plan=snap.plan,
         index_status=snap.index_status,
         file_count=snap.file_count,
+        pinned=(active := repository.pin_active(snap)),
+        pin=_pin(active, snap.pin_note, snap.pinned_until, snap.pinned_at, snap.pinned_by),
     )
 
 
@@ -219,3 +238,59 @@ async def request_index(
         params=JobParams(snapshot_id=snapshot_id, measure=measure),
     )
     return job
+
+
+async def set_pin(
+    session: AsyncSession,
+    principal: Principal,
+    snap: Snapshot,
+    *,
+    note: str | None,
+    days: int | None,
+    client: str | None,
+) -> Snapshot:
+    """The owner pins a snapshot (or changes its pin): exactly the note and end asked."""
+    until = utcnow() + timedelta(days=days) if days else None
+    await repository.pin(session, snap.pk, until=until, note=note, by=principal.actor, replace=True)
+    await audit.record(
+        session,
+        "snapshot.pin",
+        principal=principal,
+        account_id=await _account(session, snap),
+        pod_id=snap.pod_id,
+        detail={
+            "snapshot_id": snap.id,
+            "plan": str(snap.plan),
+            "note": note,
+            "until": until.isoformat() if until else None,
+        },
+        client=client,
+    )
+    await session.flush()
+    await session.refresh(snap)
+    return snap
+
+
+async def clear_pin(
+    session: AsyncSession, principal: Principal, snap: Snapshot, *, client: str | None
+) -> Snapshot:
+    """Unpin: retention treats it like any other snapshot again."""
+    was = repository.pin_active(snap)
+    await repository.unpin(session, snap.pk)
+    if was or snap.pinned:
+        await audit.record(
+            session,
+            "snapshot.unpin",
+            principal=principal,
+            account_id=await _account(session, snap),
+            pod_id=snap.pod_id,
+            detail={"snapshot_id": snap.id, "plan": str(snap.plan), "note": snap.pin_note},
+            client=client,
+        )
+    await session.refresh(snap)
+    return snap
+
+
+async def _account(session: AsyncSession, snap: Snapshot) -> uuid.UUID | None:
+    pod = await session.get(Pod, snap.pod_id)
+    return pod.account_id if pod else None

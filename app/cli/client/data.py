@@ -91,7 +91,9 @@ def snapshots(
     if as_json:
         print_json(items)
         return
-    t = table("ID", "TIME", "KIND", "TRIGGER", "FILES", "SIZE", "ADDED", "DATABASE", "STATUS")
+    t = table(
+        "ID", "TIME", "KIND", "TRIGGER", "FILES", "SIZE", "ADDED", "DATABASE", "STATUS", "PIN"
+    )
     for s in items:
         summary = s.get("summary") or {}
         db = summary.get("database") or {}
@@ -106,6 +108,7 @@ def snapshots(
             size(summary.get("data_added")),
             db.get("name") or "-",
             status(summary.get("status") or ("-" if s.get("kind") == "imported" else "succeeded")),
+            Text("pinned", style="cyan") if s.get("pinned") else "",
         )
     if not items:
         out.print("no snapshots yet: podbackup backup POD --wait")

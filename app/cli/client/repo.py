@@ -10,6 +10,7 @@ from rich.text import Text
 
 from app.cli.client.data import Json, PodArg, SnapArg, Wait, api
 from app.cli.client.follow import run_job
+from app.cli.client.pins import pin_text
 from app.cli.client.render import (
     handles_errors,
     key_values,
@@ -104,6 +105,9 @@ def retention_preview(
     out.print(t)
     for note in preview.get("notes") or []:
         out.print(f"note: {note}")
+    if preview.get("kept_because_pinned"):
+        pinned = ", ".join(k["short_id"] for k in preview["kept_because_pinned"])
+        out.print(f"kept only because pinned: {pinned} (podbackup unpin POD SNAPSHOT)")
     out.print(f"{len(preview['keep'])} kept, {len(preview['remove'])} removed by `podbackup prune`")
 
 
@@ -134,6 +138,7 @@ def snapshot(pod: PodArg, snap: SnapArg, as_json: Json = False) -> None:
         ("size", size(summary.get("total_bytes_processed"))),
         ("added", size(summary.get("data_added"))),
         ("tags", ", ".join(s.get("tags") or []) or "-"),
+        ("pin", pin_text(s) or "-"),
     ]
     out.print(key_values(rows))
 
