@@ -96,12 +96,13 @@ async def claim_due(
 
 
 async def lock_state(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> PlanState | None:
-    return await session.scalar(
+    state: PlanState | None = await session.scalar(
         select(PlanState)
         .where(PlanState.pod_id == pod_id, PlanState.plan == plan)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    return state
 
 
 async def write_state(
