@@ -362,7 +362,8 @@ class Settings(BaseSettings):
         ge=0,
         description=(
             "Every scheduled pod's target gets a light probe (credentials, bucket, repository "
-            "config; no restic) this often; 0 turns the watch off."
+            "config; no restic) this often, by the workers that run the scheduler; 0 turns "
+            "the watch off."
         ),
     )
     target_probe_lead_hours: float = Field(

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -32,6 +33,7 @@ from tests.fixtures.s3 import S3ServerHandle
 from tests.fixtures.worker import WorkerProcess
 from tests.retention.helpers import local_pod
 from tests.webhooks.conftest import Receiver, Svc, create_webhook
+from workers.tasks.watch import watch_targets
 
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
@@ -358,3 +360,44 @@ async def test_a_pod_due_soon_is_probed_before_its_window(
         assert run is not None
         [probed_at] = probes[pod_id]
         assert run - 2 * HOUR <= probed_at < run
+
+
+async def test_the_cron_task_probes_with_the_real_clock_where_the_scheduler_runs(
+    app: FastAPI, settings: Settings, tmp_path: Path
+) -> None:
+    async with app.state.sessionmaker() as session:
+        account = Account(name="acme")
+        session.add(account)
+        await session.flush()
+        pod = Pod(account_id=account.id, name="p", app="a")
+        session.add(pod)
+        await session.flush()
+        session.add(
+            BackupSettings(
+                pod_id=pod.id,
+                target_kind="local",
+                target={"path": str(tmp_path / "gone")},
+                repo_password="v1:x:y",
+                repository_id="0" * 64,  # a repository was made there, and is gone
+                schedule={"enabled": True},
+                retention={"keep_daily": 7},
+                verified_ok=True,
+            )
+        )
+        await session.commit()
+
+    def ctx(enabled: bool) -> Any:
+        svc = SimpleNamespace(
+            settings=settings.model_copy(update={"scheduler_enabled": enabled}),
+            sessionmaker=app.state.sessionmaker,
+            keyring=_keyring(settings),
+        )
+        return {"services": svc}
+
+    assert await watch_targets(ctx(False)) == {}
+    counts = await watch_targets(ctx(True))
+    assert (counts["probed"], counts["went_unavailable"], counts["rows_added"]) == (1, 1, 1)
+    async with app.state.sessionmaker() as session:
+        state = await session.get(PlanState, (pod.id, "owner"))
+        assert state is not None
+        assert (state.target_state, state.target_code) == ("unavailable", "path_unavailable")

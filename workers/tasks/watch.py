@@ -9,6 +9,8 @@ from workers.context import WorkerContext
 
 async def watch_targets(ctx: WorkerContext) -> dict[str, int]:
     services = ctx["services"]
+    if not services.settings.scheduler_enabled:
+        return {}  # the watch serves the schedule: it runs in the workers that tick it
     result = await watch(services.sessionmaker, services.settings, services.keyring, utcnow())
     return {
         "probed": result.probed,
