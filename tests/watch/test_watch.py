@@ -401,3 +401,28 @@ async def test_the_cron_task_probes_with_the_real_clock_where_the_scheduler_runs
         state = await session.get(PlanState, (pod.id, "owner"))
         assert state is not None
         assert (state.target_state, state.target_code) == ("unavailable", "path_unavailable")
+
+
+async def test_a_certificate_that_does_not_verify_is_unreachable(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    settings: Settings,
+    tls_server: int,
+) -> None:
+    """The probe's S3 client shares one TLS context across clients: it still verifies."""
+    target = {
+        "kind": "s3",
+        "endpoint": f"127.0.0.1:{tls_server}",  # https, a certificate for another name
+        "bucket": "pod-tls-1",
+        "access_key_id": "AKIAWATCHEXAMPLE",
+        "secret_access_key": "never-in-a-reason-or-a-log",
+    }
+    pod_id = await _s3_pod(client, tenant, target)
+    await _schedule_on(app, pod_id, repository_id="0" * 64)
+    result = await watch(app.state.sessionmaker, settings, _keyring(settings), utcnow())
+    assert result.went_unavailable == 1
+    shown = (await _status(client, tenant, pod_id))["target"]
+    assert shown["code"] == "unreachable"
+    assert "certificate" in shown["reason"].lower()
+    assert "certificate must be valid" in shown["hint"]
