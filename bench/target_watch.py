@@ -100,9 +100,13 @@ async def _run(database_url: str, url: str, buckets: list[str], concurrency: int
                     pod_id=pod.id,
                     target_kind="s3",
                     target=S3Place(
-                        endpoint=endpoint, scheme="http", bucket=bucket, access_key_id=KEY,
-                        region="us-east-1", signing_region="us-east-1",
-                    ),  # fmt: skip
+                        endpoint=endpoint,
+                        scheme="http",
+                        bucket=bucket,
+                        access_key_id=KEY,
+                        region="us-east-1",
+                        signing_region="us-east-1",
+                    ),
                     repo_password="v1:x:y",
                     repository_id="0" * 64,
                     schedule={"enabled": True},
