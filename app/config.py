@@ -356,6 +356,33 @@ class Settings(BaseSettings):
     stale_batch_size: int = Field(
         500, ge=1, le=10_000, description="Stale pods one detection pass claims per transaction."
     )
+    # targets watched between runs (app/watch/)
+    target_probe_hours: float = Field(
+        6.0,
+        ge=0,
+        description=(
+            "Every scheduled pod's target gets a light probe (credentials, bucket, repository "
+            "config; no restic) this often, by the workers that run the scheduler; 0 turns "
+            "the watch off."
+        ),
+    )
+    target_probe_lead_hours: float = Field(
+        2.0,
+        ge=0,
+        description=(
+            "A pod whose next nightly run is this close is probed once more (unless probed "
+            "within this lead already), so a target that turned bad is reported before the run."
+        ),
+    )
+    target_probe_concurrency: int = Field(
+        16, ge=1, le=500, description="Target probes one worker runs at once."
+    )
+    target_probe_timeout_seconds: float = Field(
+        20.0, gt=0, le=300, description="Time budget of one target probe."
+    )
+    target_probe_batch_size: int = Field(
+        200, ge=1, le=10_000, description="Targets one watch pass claims per transaction."
+    )
     restore_undo_days: int = Field(
         7,
         ge=0,

@@ -10,6 +10,7 @@ BENCHES = [
     ("browse_index", "folder listing from the index vs `restic ls` (100,000 files)"),
     ("snapshot_list", "snapshot list of a pod with 1,000 snapshots"),
     ("scheduler_plan", "planning 100,000 pods and one tick claiming 10,000"),
+    ("target_watch", "one watch pass probing 1,000 S3 targets vs plain GETs"),
     ("load", "200 clients on status/jobs/snapshots vs a bare FastAPI endpoint"),
     ("load_fleet", "40 pods backed up at once across 2 worker processes"),
     ("platform_fleet", "platform: shared vs per-pod storage (storage), capacity (capacity)"),

@@ -25,6 +25,7 @@ from workers.tasks.jobs import run_job
 from workers.tasks.maintenance import expire_exports, reconcile_jobs, sweep_export_orphans
 from workers.tasks.scheduler import schedule_tick
 from workers.tasks.stale import detect_stale
+from workers.tasks.watch import watch_targets
 from workers.tasks.webhooks import deliver_webhooks
 from workers.transport import resilient
 
@@ -92,6 +93,8 @@ class WorkerSettings:
         cron(expire_exports, second={7}),  # type: ignore[arg-type]
         cron(sweep_export_orphans, minute={37}, second={41}),  # type: ignore[arg-type]
         cron(detect_stale, second={23}),  # type: ignore[arg-type]
+        # Each minute: a pass claims only the targets due (one indexed query when none is).
+        cron(watch_targets, second={47}),  # type: ignore[arg-type]
     ]
     on_startup = startup
     on_shutdown = shutdown

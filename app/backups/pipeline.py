@@ -35,6 +35,7 @@ from app.snapshots import index
 from app.snapshots import repository as snapshots
 from app.snapshots.service import request_index
 from app.storage.service import size_due
+from app.watch import service as watch
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +291,8 @@ class BackupHandler:
                 values["last_success_at"] = now
                 values["stale_alerted_at"] = None
             await plan_states.upsert(session, pod.id, job.plan, **values)
+            # A snapshot was written: the target works, whatever the last probe said.
+            await watch.mark_available(session, pod.id, pod.account_id, job.plan, now)
             if staged.seen_host_key:
                 await pin_host_key(session, pod.id, staged.seen_host_key)
             await _pin_if_asked(session, job, row, status, now)

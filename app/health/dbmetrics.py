@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.jobs import repository as jobs
 from app.plans import repository as plan_states
+from app.watch import repository as watch
 
 JOBS_ACTIVE = Gauge(
     "podbackup_jobs_active", "Queued and running jobs (from PostgreSQL)", ["kind", "status"]
@@ -30,6 +31,11 @@ PODS_STALE = Gauge(
 PODS_PAST_RPO = Gauge(
     "podbackup_pods_past_rpo",
     "Pods past their RPO: `backup.stale` raised (PODBACKUP_STALE_AFTER_HOURS), no success since",
+    ["plan"],
+)
+TARGETS_UNAVAILABLE = Gauge(
+    "podbackup_targets_unavailable",
+    "Pods whose target the last light probe found unavailable (`target.unavailable` raised)",
     ["plan"],
 )
 REPO_BYTES = Gauge(
@@ -61,6 +67,7 @@ class DbMetrics:
             stale = await plan_states.stale_counts(conn)
             past_rpo = await plan_states.past_rpo_counts(conn)
             sizes = await plan_states.size_totals(conn)
+            unavailable = await watch.unavailable_counts(conn)
         JOBS_ACTIVE.clear()
         for (kind, status), n in active.items():
             JOBS_ACTIVE.labels(kind, status).set(n)
@@ -75,6 +82,10 @@ class DbMetrics:
         PODS_PAST_RPO.labels("owner").set(0)  # 0, not absent: the plan stale detection watches
         for plan, n in past_rpo:
             PODS_PAST_RPO.labels(plan).set(n)
+        TARGETS_UNAVAILABLE.clear()
+        TARGETS_UNAVAILABLE.labels("owner").set(0)  # 0, not absent: the plan that is watched
+        for plan, n in unavailable:
+            TARGETS_UNAVAILABLE.labels(plan).set(n)
         REPO_BYTES.clear()
         REPOS_MEASURED.clear()
         for plan, measured, size in sizes:

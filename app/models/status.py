@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,11 +36,19 @@ class PlanState(Base):
     repo_size_at: Mapped[datetime | None] = mapped_column()
     last_verification: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     stale_alerted_at: Mapped[datetime | None] = mapped_column()
+    # The target as the last light probe (or successful backup) found it (app/watch/).
+    target_state: Mapped[str | None] = mapped_column(String(16))  # available | unavailable
+    target_code: Mapped[str | None] = mapped_column(String(32))
+    target_reason: Mapped[str | None] = mapped_column(Text)
+    target_hint: Mapped[str | None] = mapped_column(Text)
+    target_checked_at: Mapped[datetime | None] = mapped_column()
+    target_since: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (
         Index("ix_plan_states_next_run_at", "next_run_at"),
         Index("ix_plan_states_next_prune_at", "next_prune_at"),
         Index("ix_plan_states_next_check_at", "next_check_at"),
+        Index("ix_plan_states_target_checked_at", "target_checked_at"),
     )
 
 

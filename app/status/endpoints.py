@@ -27,6 +27,24 @@ class LastBackup(BaseModel):
     job_id: uuid.UUID | None
 
 
+class TargetHealth(BaseModel):
+    """The target as the last light probe (or successful backup) found it."""
+
+    state: Literal["available", "unavailable", "unknown"] = Field(
+        description="unknown: not probed yet (a pod is probed once its schedule is on)"
+    )
+    code: str | None = Field(
+        None,
+        description="Why it is unavailable: address_refused, unresolvable, unreachable, "
+        "timeout, credentials_rejected, bucket_unavailable, repository_missing, "
+        "path_unavailable, probe_failed",
+    )
+    reason: str | None = None
+    hint: str | None = None
+    checked_at: datetime | None = Field(None, description="The last probe or backup that judged it")
+    since: datetime | None = Field(None, description="When the current state began")
+
+
 class PodStatus(BaseModel):
     pod_id: uuid.UUID
     plan: str
@@ -56,6 +74,12 @@ class PodStatus(BaseModel):
     )
     stale_alerted_at: datetime | None = Field(
         None, description="When `backup.stale` was raised; cleared by the next success."
+    )
+    target: TargetHealth | None = Field(
+        None,
+        description="The target between runs (owner plan, once settings exist): probed every "
+        "PODBACKUP_TARGET_PROBE_HOURS and before the nightly run; `unavailable` raises "
+        "`target.unavailable`.",
     )
 
 
@@ -110,5 +134,17 @@ async def _read_status(
         repository_growth_30d=GrowthRead.of(row.growth()) if size is not None else None,
         cost_estimate=CostEstimateRead.of(estimate),
         stale_alerted_at=v["stale_alerted_at"],
+        target=_target(v) if plan == "owner" and v["configured"] else None,
     )
     return Fresh(json_response(status), row.account_id, admin_only=plan == "platform")
+
+
+def _target(v: dict[str, Any]) -> TargetHealth:
+    return TargetHealth(
+        state=v["target_state"] or "unknown",
+        code=v["target_code"],
+        reason=v["target_reason"],
+        hint=v["target_hint"],
+        checked_at=v["target_checked_at"],
+        since=v["target_since"],
+    )

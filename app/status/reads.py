@@ -40,6 +40,8 @@ SELECT p.account_id,
         WHERE s.pod_id = p.id AND s.plan = $2 AND s.id = ps.last_snapshot_id) AS last_snapshot_kind,
        ps.next_run_at, coalesce(ps.snapshot_count, 0) AS snapshot_count,
        ps.repo_size_bytes, ps.repo_size_at, ps.last_verification, ps.stale_alerted_at,
+       ps.target_state, ps.target_code, ps.target_reason, ps.target_hint,
+       ps.target_checked_at, ps.target_since,
        (SELECT to_jsonb(j) FROM (
             SELECT * FROM jobs
             WHERE pod_id = p.id AND plan = $2 AND status IN ('queued', 'running')

@@ -64,8 +64,11 @@ async def verify_s3(
     return checks.ok_overall, checks.result()
 
 
-async def _reach(c: Checks, policy: netpolicy.Policy, endpoint: ep.Endpoint) -> bool:
-    """address_policy and connect; False when the endpoint cannot be reached."""
+async def address_step(
+    c: Checks, policy: netpolicy.Policy, endpoint: ep.Endpoint
+) -> list[netpolicy.IPAddress] | None:
+    """The address_policy check (a DNS lookup, no connection): the addresses that may be
+    dialled, or None when the endpoint's address is refused or does not resolve."""
     c.current = "address_policy"
     try:
         addrs = await c.within(
@@ -74,7 +77,7 @@ async def _reach(c: Checks, policy: netpolicy.Policy, endpoint: ep.Endpoint) -> 
     except netpolicy.OutboundAddressRefused as exc:
         c.fail("address_policy", exc.message, exc.hint)
         c.stop("not run: the endpoint's address is refused")
-        return False
+        return None
     except netpolicy.HostUnresolvable:
         c.fail(
             "address_policy",
@@ -83,7 +86,7 @@ async def _reach(c: Checks, policy: netpolicy.Policy, endpoint: ep.Endpoint) -> 
             "while to appear in DNS",
         )
         c.stop("not run: the endpoint's name does not resolve")
-        return False
+        return None
     if endpoint.scheme == "http" and not all(any(a in net for net in policy.allow) for a in addrs):
         c.fail(
             "address_policy",
@@ -91,10 +94,23 @@ async def _reach(c: Checks, policy: netpolicy.Policy, endpoint: ep.Endpoint) -> 
             f"use https://{endpoint.netloc}",
         )
         c.stop("not run: plain http is not allowed to this host")
-        return False
+        return None
     shown = ", ".join(str(a) for a in addrs[:4])
     c.ok("address_policy", f"'{endpoint.host}' resolves to {shown}, which may be reached")
+    return addrs
 
+
+def connect_failure(c: Checks, failure: e.S3Failure) -> None:
+    """A network failure reaching the endpoint, as the connect check reports it."""
+    c.fail("connect", failure.message, _CONNECT_HINTS.get(failure.kind))
+    c.stop("not run: the endpoint cannot be reached")
+
+
+async def _reach(c: Checks, policy: netpolicy.Policy, endpoint: ep.Endpoint) -> bool:
+    """address_policy and connect; False when the endpoint cannot be reached."""
+    addrs = await address_step(c, policy, endpoint)
+    if addrs is None:
+        return False
     c.current = "connect"
     tls = endpoint.scheme == "https"
     try:
@@ -102,8 +118,7 @@ async def _reach(c: Checks, policy: netpolicy.Policy, endpoint: ep.Endpoint) -> 
             s3.probe(endpoint.host, endpoint.effective_port, addrs, tls=tls, timeout=c.timeout(5))
         )
     except e.S3Failure as failure:
-        c.fail("connect", failure.message, _CONNECT_HINTS.get(failure.kind))
-        c.stop("not run: the endpoint cannot be reached")
+        connect_failure(c, failure)
         return False
     where = f"{conn.address}:{conn.port}"
     if tls:
@@ -146,26 +161,7 @@ async def _bucket(c: Checks, bucket: s3.Bucket, t: S3Place) -> bool:
     try:
         await c.within(bucket.list_objects(max_keys=1))
     except e.S3Failure as f:
-        if f.kind == e.INVALID_ACCESS_KEY:
-            c.fail(
-                "credentials",
-                f"the provider does not know access key id '{t.access_key_id}'",
-                "copy the access key id again from your provider; a deleted key must be "
-                "replaced by a new one",
-            )
-        elif f.kind == e.SIGNATURE_MISMATCH:
-            c.fail(
-                "credentials",
-                "the secret access key does not match the access key id",
-                "enter the secret again (it is shown only once when the key is created; "
-                "if lost, create a new key)",
-            )
-        elif f.network or f.kind == e.REDIRECT:
-            c.fail("credentials", f.message, steps.hint_for("credentials", f))
-        else:
-            c.ok("credentials", "the provider accepted the access key and secret")
-            _bucket_failure(c, f, name, t)
-        c.stop("not run: the bucket cannot be used with this key")
+        access_failure(c, f, name, t)
         return False
     c.ok("credentials", "the provider accepted the access key and secret")
     c.current = "bucket"
@@ -184,6 +180,31 @@ async def _bucket(c: Checks, bucket: s3.Bucket, t: S3Place) -> bool:
         return False
     c.ok("bucket", f"bucket '{name}' exists" + (f" (region {region})" if region else ""))
     return True
+
+
+def access_failure(c: Checks, f: e.S3Failure, name: str, t: S3Place) -> None:
+    """A request on the bucket failed: the credentials and bucket checks say why (a network
+    failure is the credentials check's, as the first request)."""
+    if f.kind == e.INVALID_ACCESS_KEY:
+        c.fail(
+            "credentials",
+            f"the provider does not know access key id '{t.access_key_id}'",
+            "copy the access key id again from your provider; a deleted key must be "
+            "replaced by a new one",
+        )
+    elif f.kind == e.SIGNATURE_MISMATCH:
+        c.fail(
+            "credentials",
+            "the secret access key does not match the access key id",
+            "enter the secret again (it is shown only once when the key is created; "
+            "if lost, create a new key)",
+        )
+    elif f.network or f.kind == e.REDIRECT:
+        c.fail("credentials", f.message, steps.hint_for("credentials", f))
+    else:
+        c.ok("credentials", "the provider accepted the access key and secret")
+        _bucket_failure(c, f, name, t)
+    c.stop("not run: the bucket cannot be used with this key")
 
 
 def _bucket_failure(c: Checks, f: e.S3Failure, name: str, t: S3Place) -> None:

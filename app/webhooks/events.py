@@ -21,6 +21,8 @@ EVENTS = (
     "backup.stale",
     "check.failed",
     "restore.finished",
+    "target.unavailable",
+    "target.recovered",
 )
 # Sent only by `POST /v1/webhooks/{id}/test`, to that one webhook whatever it subscribes to.
 TEST_EVENT = "webhook.test"

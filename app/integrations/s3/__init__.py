@@ -1,4 +1,4 @@
-"""S3: the only code that opens S3 connections (aioboto3), plus a bare connect probe."""
+"""S3: the only code that opens S3 connections (aiobotocore), plus a bare connect probe."""
 
 from app.integrations.s3.client import Bucket, Listing, ObjectReader, S3Access, open_bucket
 from app.integrations.s3.connect import Connected, probe

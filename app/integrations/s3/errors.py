@@ -176,6 +176,16 @@ def _expected_region(message: str) -> str | None:
     return message[at + len(marker) : end] or None
 
 
+def _verify_message(exc: ssl.SSLCertVerificationError) -> str:
+    """Why the certificate was refused. aiohttp's ClientConnectorCertificateError is one
+    of these without ``verify_message``: the reason is on the error it wraps."""
+    message = getattr(exc, "verify_message", None)
+    if message is None:
+        inner = getattr(exc, "certificate_error", None)
+        message = getattr(inner, "verify_message", None) or str(inner or exc)
+    return str(message)
+
+
 def classify(exc: BaseException) -> S3Failure:
     """Any exception from an S3 call as an S3Failure (unknown ones re-raised by the caller)."""
     if isinstance(exc, S3Failure):
@@ -190,7 +200,7 @@ def classify(exc: BaseException) -> S3Failure:
             return S3Failure(UNRESOLVABLE, str(cur))
     for cur in chain:
         if isinstance(cur, ssl.SSLCertVerificationError):
-            return S3Failure(TLS, f"the TLS certificate is not valid: {cur.verify_message}")
+            return S3Failure(TLS, f"the TLS certificate is not valid: {_verify_message(cur)}")
     if any(isinstance(cur, BotoSSLError | ssl.SSLError) for cur in chain):
         reason = next((str(c) for c in chain if isinstance(c, ssl.SSLError)), "handshake failed")
         return S3Failure(TLS, f"TLS failed: {reason}")
