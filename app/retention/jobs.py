@@ -9,6 +9,7 @@ restic cannot decide anything at prune time that the preview did not show.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +28,8 @@ from app.snapshots import repository as snapshots
 from app.snapshots.jobs import sync_plan_state
 from app.storage import jobs as storage_jobs
 from app.storage import service as storage
+from app.targets.repository import maintenance_repository
+from app.targets.resolve import stored_target
 
 
 async def _load(ctx: JobContext) -> tuple[Pod, targets.Target, dict[str, int], bool]:
@@ -53,12 +56,42 @@ async def _load(ctx: JobContext) -> tuple[Pod, targets.Target, dict[str, int], b
                 retryable=False,
             ) from None
         exists = True
+        row = None
         if plan == Plan.OWNER:
             row = await session.get(BackupSettings, pod.id)
             exists = row is not None and row.repository_id is not None
         target = await targets.resolve(session, ctx.settings, ctx.services.keyring, pod, plan)
     ctx.secret(*target.repo.secret_values())
+    if row is not None:
+        target = await _lock_mode(ctx, row, target)
     return pod, target, policy, exists
+
+
+async def _lock_mode(
+    ctx: JobContext, row: BackupSettings, target: targets.Target
+) -> targets.Target:
+    """In lock mode the backup key cannot delete: forget and prune run with the maintenance
+    key, or not at all (refused before restic starts, rather than restic failing half-way
+    or, worse, reporting snapshots forgotten that the bucket kept)."""
+    resolved = stored_target(ctx.services.keyring, row)
+    if not resolved.lock_days:
+        return target
+    repo = maintenance_repository(target.repo, resolved)
+    if repo is None:
+        raise JobFailure(
+            "maintenance_key_missing",
+            f"the target is in lock mode ({resolved.lock_days} day(s)) and has no maintenance "
+            "key: the backup key cannot delete, so nothing was forgotten or pruned",
+            hint="add target.immutable.maintenance_key (a key that may delete) with PUT "
+            "/v1/pods/{pod_id}/backup-settings; GET /v1/providers shows its policy",
+            retryable=False,
+        )
+    ctx.secret(*repo.secret_values())
+    await ctx.log(
+        f"lock mode: forget and prune use the maintenance key "
+        f"{repo.env['AWS_ACCESS_KEY_ID']}, not the backup key"
+    )
+    return replace(target, repo=repo)
 
 
 class PruneHandler:
