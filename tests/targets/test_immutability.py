@@ -305,7 +305,8 @@ async def test_lock_mode_verify_the_backup_key_may_not_delete_the_maintenance_ke
     }
     # The maintenance key deleted the probe (a delete marker: the locked version stays).
     assert s3_iam_server.keys(bucket) == []
-    assert secret not in json.dumps(result) and m_secret not in json.dumps(result)
+    assert secret not in json.dumps(result)
+    assert m_secret not in json.dumps(result)
 
     # A lock period shorter than the bucket's is a warning naming the bucket's.
     short = locked_bucket(s3_iam_server, days=5)
