@@ -347,6 +347,17 @@ class KeySetup(BaseModel):
     iam_policy_text: str | None = None
 
 
+class LockModeSetup(BaseModel):
+    """Lock mode (`target.immutable`): a backup key that cannot delete, a maintenance key
+    that can, and the bucket's Object Lock."""
+
+    bucket: list[str]
+    backup_key: list[str]
+    maintenance_key: list[str]
+    backup_policy: dict[str, Any] | None = None
+    maintenance_policy: dict[str, Any] | None = None
+
+
 class ProviderPreset(BaseModel):
     id: str
     name: str
@@ -357,6 +368,9 @@ class ProviderPreset(BaseModel):
     path_style: bool
     bucket_rules: str
     key_setup: KeySetup
+    lock_mode: LockModeSetup | None = Field(
+        None, description="How to set up lock mode (immutable backups) at this provider."
+    )
     notes: list[str] = []
 
 
