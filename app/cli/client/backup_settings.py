@@ -15,7 +15,7 @@ Opt = typer.Option
 settings_app = typer.Typer(
     help="A pod's backup settings: target, schedule, retention.", no_args_is_help=True
 )
-KEEP = ("last", "daily", "weekly", "monthly", "yearly")
+KEEP = ("last", "daily", "weekly", "monthly", "yearly", "within_days")
 
 
 @settings_app.command("show")
@@ -60,6 +60,10 @@ def settings_set(
     keep_weekly: Annotated[int | None, Opt("--keep-weekly", help="Weekly snapshots.")] = None,
     keep_monthly: Annotated[int | None, Opt("--keep-monthly", help="Monthly snapshots.")] = None,
     keep_yearly: Annotated[int | None, Opt("--keep-yearly", help="Yearly snapshots.")] = None,
+    keep_within_days: Annotated[
+        int | None,
+        Opt("--keep-within-days", help="Every snapshot of the last N days (lock mode: >= lock)."),
+    ] = None,
     from_json: FromJson = None,
     as_json: Json = False,
 ) -> None:
@@ -87,7 +91,7 @@ def settings_set(
             if timezone:
                 sched["timezone"] = timezone
             body["schedule"] = sched
-        keeps = (keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+        keeps = (keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within_days)
         if any(k is not None for k in keeps):
             retention = dict(
                 body.get("retention") or _current(client, found["id"]).get("retention") or {}
