@@ -125,9 +125,24 @@ class PruneHandler:
                 await ctx.phase("forgetting", files_total=len(removed))
                 await ctx.log(f"forgetting {len(removed)} snapshot(s): {', '.join(removed)}")
                 await restic.forget_ids(target.repo, removed, cancel=ctx.cancel)
+                # restic exits 0 even when the storage refused a delete ("unable to remove
+                # snapshot/…"): what is still listed was not forgotten.
+                listed = await restic.snapshots(target.repo, host=host, tags=[tag])
+                kept = set(removed) & {str(s.get("id")) for s in listed}
+                gone = [i for i in removed if i not in kept]
                 # They are gone from the repository now: the table follows at once, so a
                 # failed or canceled prune below cannot leave rows of forgotten snapshots.
-                await _reconcile(ctx, pod.id, plan_name, removed)
+                await _reconcile(ctx, pod.id, plan_name, gone)
+                if kept:
+                    raise JobFailure(
+                        "forget_refused",
+                        f"restic reported {len(removed)} snapshot(s) forgotten, but the "
+                        f"storage kept {len(kept)} of them: the key may not delete there",
+                        hint="give the key that prunes (in lock mode the maintenance key) "
+                        "delete access to the bucket's objects; GET /v1/providers shows "
+                        "the policy",
+                        retryable=False,
+                    )
             # A retry after a failed prune finds nothing left to forget but must still prune.
             want_prune = bool(removed) or ctx.job.attempt > 1
             if want_prune and target.shared_by_pods:

@@ -8,15 +8,20 @@ Why refuse rather than let restic try: restic 0.18 given a key that may not dele
 job would record snapshots forgotten that the bucket kept.
 
 The proof that the maintenance key was used is the bucket itself: the backup key is denied
-s3:DeleteObject on snapshots/ (checked below), yet the forgotten snapshots are gone.
-The bucket here has no Object Lock: on moto (as on AWS) restic's plain DELETEs in a locked
-bucket only add delete markers, so a lock would not change what this test can observe.
+s3:DeleteObject on snapshots/ (checked below), yet the forgotten snapshots are gone. A
+maintenance key that may not delete either is caught too (``forget_refused``).
+In an Object Lock bucket (the second test) moto behaves as AWS documents: restic's plain
+DELETEs become delete markers, the locked versions stay, and deleting a version before its
+retention ends is refused, even for the maintenance key (GOVERNANCE without the bypass
+header, which restic never sends).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,18 +41,28 @@ def _ago(days: int) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
 
 
-async def test_prune_in_lock_mode_needs_the_maintenance_key_and_runs_with_it(
+@dataclass
+class LockedPod:
+    pod_id: str
+    target: dict[str, Any]
+    owner: PlainRestic
+    newest: str
+    old: set[str]  # two back-dated snapshots the policy removes
+
+
+async def _lock_mode_pod(
     client: httpx.AsyncClient,
     tenant: Tenant,
     sftp_server: SftpServerHandle,
-    s3_iam_server: S3ServerHandle,  # noqa: F811
-    worker: WorkerProcess,
+    s3: S3ServerHandle,
+    bucket: str,
+    key: str,
+    secret: str,
     tmp_path: Path,
-) -> None:
-    s3 = s3_iam_server
+) -> LockedPod:
+    """A pod in lock mode (1 day, no maintenance key) with one backup of its own and two
+    snapshots back-dated by the owner (3 and 4 days), which retention removes."""
     fill(sftp_server.root)
-    bucket = s3.create_bucket()
-    key, secret = s3.create_key(bucket, deny=("s3:DeleteObject",), deny_under=REPO_FOLDERS)
     r = await client.post(
         "/v1/pods",
         json={"name": "wiki", "app": "wikijs", "files": sftp_files(sftp_server)},
@@ -72,7 +87,7 @@ async def test_prune_in_lock_mode_needs_the_maintenance_key_and_runs_with_it(
 
     # Backups run with the backup key (restic removes its own lock files under locks/).
     first = await backup(client, tenant.headers, pod_id)
-    assert first["status"] == "succeeded", (first, worker.logs()[-3000:])
+    assert first["status"] == "succeeded", first
     newest = first["result"]["snapshot_id"]
 
     owner = PlainRestic(s3, bucket, await kit_password(client, tenant, pod_id), tmp_path)
@@ -86,8 +101,24 @@ async def test_prune_in_lock_mode_needs_the_maintenance_key_and_runs_with_it(
     }
     old = set(owner.full_ids(**made).values())
     await refresh(client, tenant, pod_id)
-    before = {s["id"] for s in owner.snapshots()}
-    assert before == old | {newest}
+    assert {s["id"] for s in owner.snapshots()} == old | {newest}
+    return LockedPod(pod_id, target, owner, newest, old)
+
+
+async def test_prune_in_lock_mode_needs_the_maintenance_key_and_runs_with_it(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    sftp_server: SftpServerHandle,
+    s3_iam_server: S3ServerHandle,  # noqa: F811
+    worker: WorkerProcess,
+    tmp_path: Path,
+) -> None:
+    s3 = s3_iam_server
+    bucket = s3.create_bucket()
+    key, secret = s3.create_key(bucket, deny=("s3:DeleteObject",), deny_under=REPO_FOLDERS)
+    pod = await _lock_mode_pod(client, tenant, sftp_server, s3, bucket, key, secret, tmp_path)
+    pod_id, target, owner, newest, old = pod.pod_id, pod.target, pod.owner, pod.newest, pod.old
+    before = old | {newest}
 
     # The backup key really cannot delete restic's data.
     some = next(iter(old))
@@ -103,17 +134,21 @@ async def test_prune_in_lock_mode_needs_the_maintenance_key_and_runs_with_it(
     listed = (await client.get(f"/v1/pods/{pod_id}/snapshots", headers=tenant.headers)).json()
     assert {s["id"] for s in listed["items"]} == before
 
-    # With a maintenance key (one that may delete), the prune job runs with it.
+    # A maintenance key that may not delete either: the job fails and the list stays true.
+    weak, weak_secret = s3.create_key(bucket, deny=("s3:DeleteObject",), deny_under=REPO_FOLDERS)
+    await _maintenance(client, tenant, pod_id, target, weak, weak_secret)
+    job = await run_job(client, tenant, f"/v1/pods/{pod_id}/prune")
+    assert job["status"] == "failed", job
+    # restic 0.14 exits non-zero there (access_denied); 0.18 exits 0 and the job's own
+    # listing after forget catches it (forget_refused).
+    assert job["error"]["code"] in ("forget_refused", "access_denied"), job["error"]
+    assert {s["id"] for s in owner.snapshots()} == before
+    listed = (await client.get(f"/v1/pods/{pod_id}/snapshots", headers=tenant.headers)).json()
+    assert {s["id"] for s in listed["items"]} == before
+
+    # With a maintenance key that may delete, the prune job runs with it.
     m_key, m_secret = s3.create_key(bucket)
-    with_key = {k: v for k, v in target.items() if k != "secret_access_key"}
-    with_key["immutable"] = {
-        "lock_days": 1,
-        "maintenance_key": {"access_key_id": m_key, "secret_access_key": m_secret},
-    }
-    r = await client.put(
-        f"/v1/pods/{pod_id}/backup-settings", json={"target": with_key}, headers=tenant.headers
-    )
-    assert r.status_code == 200, r.text
+    await _maintenance(client, tenant, pod_id, target, m_key, m_secret)
     job = await run_job(client, tenant, f"/v1/pods/{pod_id}/prune")
     assert job["status"] == "succeeded", (job, worker.logs()[-3000:])
     assert sorted(job["result"]["removed_ids"]) == sorted(old)
@@ -123,3 +158,64 @@ async def test_prune_in_lock_mode_needs_the_maintenance_key_and_runs_with_it(
     assert not any(k.endswith(tuple(old)) for k in s3.keys(bucket, "snapshots/"))
     assert m_secret not in worker.logs()
     assert secret not in worker.logs()
+
+
+async def _maintenance(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    pod_id: str,
+    target: dict[str, Any],
+    key: str,
+    secret: str,
+) -> None:
+    """Give the lock-mode target a maintenance key (the backup key's secret kept)."""
+    with_key = {k: v for k, v in target.items() if k != "secret_access_key"}
+    with_key["immutable"] = {
+        "lock_days": target["immutable"]["lock_days"],
+        "maintenance_key": {"access_key_id": key, "secret_access_key": secret},
+    }
+    r = await client.put(
+        f"/v1/pods/{pod_id}/backup-settings", json={"target": with_key}, headers=tenant.headers
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_prune_in_a_locked_bucket_leaves_the_locked_versions(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    sftp_server: SftpServerHandle,
+    s3_iam_server: S3ServerHandle,  # noqa: F811
+    worker: WorkerProcess,
+    tmp_path: Path,
+) -> None:
+    """What moto shows of Object Lock: restic's deletes become delete markers, the locked
+    versions stay, and not even the maintenance key can remove a version early."""
+    s3 = s3_iam_server
+    bucket = s3.create_bucket(object_lock=True)
+    s3.client().put_object_lock_configuration(
+        Bucket=bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
+        },
+    )
+    key, secret = s3.create_key(bucket, deny=("s3:DeleteObject",), deny_under=REPO_FOLDERS)
+    pod = await _lock_mode_pod(client, tenant, sftp_server, s3, bucket, key, secret, tmp_path)
+    m_key, m_secret = s3.create_key(bucket)
+    await _maintenance(client, tenant, pod.pod_id, pod.target, m_key, m_secret)
+
+    job = await run_job(client, tenant, f"/v1/pods/{pod.pod_id}/prune")
+    assert job["status"] == "succeeded", (job, worker.logs()[-3000:])
+    assert sorted(job["result"]["removed_ids"]) == sorted(pod.old)
+    assert {s["id"] for s in pod.owner.snapshots()} == {pod.newest}
+
+    admin = s3.client()
+    for ident in pod.old:
+        found = admin.list_object_versions(Bucket=bucket, Prefix=f"snapshots/{ident}")
+        assert len(found.get("DeleteMarkers", [])) == 1  # what restic's delete became
+        versions = found.get("Versions", [])
+        assert len(versions) == 1  # the snapshot's data is still there, locked
+        with pytest.raises(ClientError, match="AccessDenied"):
+            s3.client(m_key, m_secret).delete_object(
+                Bucket=bucket, Key=versions[0]["Key"], VersionId=versions[0]["VersionId"]
+            )

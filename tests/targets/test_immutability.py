@@ -3,11 +3,13 @@ and Object Lock (mode and default retention) as checks and as facts; lock mode i
 in the settings with a maintenance key kept like the main secret, and retention must keep
 snapshots at least as long as the lock.
 
-What moto cannot show (stated here and in the README): moto keeps Object Lock settings and
-refuses to permanently delete a locked *version*, but a plain DELETE (what restic sends)
-only adds a delete marker on AWS and moto alike, so "restic cannot remove locked data" is
-not observable as a failing restic call; and moto ignores IAM ``NotResource`` (the keys here
-deny deletes by listing the repository's folders instead)."""
+What moto cannot show (stated here and in the README): it authorises
+GetObjectLockConfiguration as s3:ListBucket, so an "unknown" Object Lock (a provider without
+the call, or a key denied it) is not produced here (versioning's is); it ignores IAM
+``NotResource`` (the keys here deny deletes by listing the repository's folders instead).
+What it does show (tests/retention/test_lock_mode.py): deletes in a locked bucket become
+delete markers and a locked version cannot be deleted early.
+"""
 
 from __future__ import annotations
 
