@@ -14,7 +14,10 @@ delete markers and a locked version cannot be deleted early.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -347,3 +350,69 @@ async def test_lock_mode_warns_when_the_backup_key_can_delete_and_fails_a_bad_ma
     assert checks["maintenance_key"]["level"] == "error"
     assert "s3:DeleteObject" in checks["maintenance_key"]["hint"]
     assert result["ok"] is False  # the settings demand a maintenance key that deletes
+
+
+def _user_with(server: S3ServerHandle, name: str, policy: dict[str, Any]) -> dict[str, str]:
+    iam = server._client("iam", direct=True)
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="doc", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
+
+
+def _restic(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["restic", *args], env=env, capture_output=True, text=True, check=False)
+
+
+async def test_the_documented_aws_lock_mode_policies_hold_on_the_local_server(
+    client: httpx.AsyncClient, tenant: Tenant, s3_iam_server: S3ServerHandle, tmp_path: Path
+) -> None:
+    """The two IAM policies GET /v1/providers prints, attached as printed: restic backs up
+    with the backup key (and removes its lock files), cannot forget with it, and can with
+    the maintenance key."""
+    bucket = s3_iam_server.create_bucket()
+    r = await client.get("/v1/providers", params={"bucket": bucket}, headers=tenant.headers)
+    assert r.status_code == 200, r.text
+    aws = next(p for p in r.json()["items"] if p["id"] == "aws")
+    lock = aws["lock_mode"]
+    assert all(p["lock_mode"] for p in r.json()["items"])
+    statements = lock["backup_policy"]["Statement"]
+    deletes = [s["Resource"] for s in statements if "s3:DeleteObject" in s["Action"]]
+    assert deletes == [f"arn:aws:s3:::{bucket}/locks/*"]
+
+    base = {
+        "PATH": os.environ["PATH"],
+        "RESTIC_REPOSITORY": f"s3:{s3_iam_server.url}/{bucket}",
+        "RESTIC_PASSWORD": "pw",
+        "RESTIC_CACHE_DIR": str(tmp_path / "cache"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    backup = {**base, **_user_with(s3_iam_server, f"b-{bucket}", lock["backup_policy"])}
+    maint = {**base, **_user_with(s3_iam_server, f"m-{bucket}", lock["maintenance_policy"])}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a\n")
+    # restic 0.14's init asks HeadBucket, which moto authorises as "s3:HeadBucket" (AWS: as
+    # s3:ListBucket, in the policy): the admin key creates the repository.
+    admin = {
+        **base,
+        "AWS_ACCESS_KEY_ID": s3_iam_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_iam_server.secret_key,
+    }
+    assert _restic(admin, "init").returncode == 0
+    for _ in range(2):
+        done = _restic(backup, "backup", str(tmp_path / "data"))
+        assert done.returncode == 0, done.stderr
+    assert s3_iam_server.keys(bucket, "locks/") == []  # restic removed its own lock files
+
+    def count() -> int:
+        return len(json.loads(_restic(maint, "snapshots", "--json").stdout))
+
+    assert count() == 2
+    _restic(backup, "forget", "--keep-last", "1")  # exits 0 (restic 0.18) or not (0.14)
+    assert count() == 2  # the backup key may not delete
+    done = _restic(maint, "forget", "--keep-last", "1", "--prune")
+    assert done.returncode == 0, done.stderr
+    assert count() == 1
