@@ -132,7 +132,17 @@ async def _resolve_s3(
     access_key_id = body.access_key_id.strip()
     secret = _secret(keyring, body, stored, access_key_id)
     lock_days, maintenance_id, maintenance_secret = None, None, None
-    if body.immutable is not None:
+    kept = stored.target if stored is not None else None
+    if "immutable" not in body.model_fields_set and isinstance(kept, S3Place) and kept.lock_days:
+        # Omitted: the stored lock mode stays (a client that does not know the field must
+        # not turn it off); an explicit null does.
+        assert stored is not None
+        lock_days, maintenance_id = kept.lock_days, kept.maintenance_access_key_id
+        if stored.maintenance_secret:
+            maintenance_secret = keyring.decrypt(
+                stored.maintenance_secret, MAINTENANCE_SECRET.context_of(stored)
+            )
+    elif body.immutable is not None:
         lock_days = body.immutable.lock_days
         maintenance_id, maintenance_secret = _maintenance(keyring, body.immutable, stored)
         if maintenance_id == access_key_id:

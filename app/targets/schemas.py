@@ -79,8 +79,8 @@ class S3Target(Body):
         None,
         description=(
             "Lock mode (append-only): this target's key cannot delete and pruning runs "
-            "only with `maintenance_key`. Omitted or null: off. See GET /v1/providers for "
-            "the key policies."
+            "only with `maintenance_key`. null: off. Omitted: off on the first save, the "
+            "stored lock mode kept on updates. See GET /v1/providers for the key policies."
         ),
     )
 

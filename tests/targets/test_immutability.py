@@ -213,9 +213,22 @@ async def test_lock_mode_needs_keep_within_at_least_the_lock_period(
         headers=tenant.headers,
     )
     assert r.status_code == 422, r.text
+    # A target sent without the field (an older client) keeps lock mode; null turns it off.
     plain = {k: v for k, v in target.items() if k not in ("immutable", "secret_access_key")}
+    r = await client.put(
+        f"/v1/pods/{pod_id}/backup-settings",
+        json={"target": plain, "retention": {"keep_daily": 7}},
+        headers=tenant.headers,
+    )
+    assert r.status_code == 422, r.text
+    kept = await put_settings(client, tenant.headers, pod_id, target=plain)
+    assert kept["target"]["immutable"] == {"lock_days": 30, "maintenance_key": None}
     saved = await put_settings(
-        client, tenant.headers, pod_id, target=plain, retention={"keep_daily": 7}
+        client,
+        tenant.headers,
+        pod_id,
+        target={**plain, "immutable": None},
+        retention={"keep_daily": 7},
     )
     assert saved["target"]["immutable"] is None
 
