@@ -1,7 +1,7 @@
 """lock mode's maintenance key
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 
 - ``backup_settings.maintenance_secret``: the S3 secret of the maintenance key (the one that
   may delete) of a target in lock mode, sealed like ``target_secret`` (context
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
