@@ -160,8 +160,27 @@ VERIFY = {
             "hint": "limit the key to this one bucket (see GET /v1/providers)",
         },
         {"name": "contents", "ok": True, "level": "ok", "detail": "this pod's repository"},
+        {
+            "name": "object_lock",
+            "ok": True,
+            "level": "ok",
+            "detail": "Object Lock is enabled: every object restic writes is locked for 30 "
+            "day(s) (GOVERNANCE mode); …; retention keeps snapshots 30 day(s), so pruning "
+            "never targets locked data",
+        },
+        {
+            "name": "maintenance_key",
+            "ok": True,
+            "level": "ok",
+            "detail": "the maintenance key deleted the probe: prune can run with it",
+        },
         {"name": "pod_files", "ok": True, "level": "ok", "detail": "logged in, /srv/wiki"},
     ],
+    "immutability": {
+        "versioning": "enabled",
+        "object_lock": {"status": "enabled", "mode": "GOVERNANCE", "days": 30},
+        "lock_mode": True,
+    },
 }
 
 PROGRESS = {

@@ -141,7 +141,10 @@ SERVICE_OPERATIONS: dict[str, Op] = {
     "POST /v1/pods/{pod_id}/backup-settings/verify": Op(
         f"A real round trip within PODBACKUP_VERIFY_BUDGET_SECONDS: the address policy, "
         f"connect (TLS), credentials, bucket and region, write/read/list/delete of a probe "
-        f"object, key scope, the repository in the bucket (`contents`), versioning, and the "
+        f"object, key scope, the repository in the bucket (`contents`), versioning and "
+        f"Object Lock (also as the `immutability` facts; a provider that does not answer "
+        f"gives `unknown`, never a failure), in lock mode the maintenance key "
+        f"(`maintenance_key`), and the "
         f"pod's SFTP folder and database (`pod_files`, `pod_database`). {ANY} Each check "
         "has a `level` and a `hint`. **Next**: fix what failed and verify again; then back up.",
         request={

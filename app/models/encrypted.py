@@ -48,6 +48,10 @@ POD_FILES = EncryptedColumn(Pod, "files_secret", "id", "pod:{}:files")
 POD_DATABASE = EncryptedColumn(Pod, "database_secret", "id", "pod:{}:database")
 # The S3 secret access key of the owner's target.
 TARGET_SECRET = EncryptedColumn(BackupSettings, "target_secret", "pod_id", "pod:{}:target")
+# Lock mode's maintenance key (the one that may delete): its S3 secret access key.
+MAINTENANCE_SECRET = EncryptedColumn(
+    BackupSettings, "maintenance_secret", "pod_id", "pod:{}:maintenance"
+)
 # The restic repository password, generated on the first save.
 REPO_PASSWORD = EncryptedColumn(BackupSettings, "repo_password", "pod_id", "pod:{}:repo_password")
 # A webhook's signing secret.
@@ -57,6 +61,7 @@ ENCRYPTED: tuple[EncryptedColumn, ...] = (
     POD_FILES,
     POD_DATABASE,
     TARGET_SECRET,
+    MAINTENANCE_SECRET,
     REPO_PASSWORD,
     WEBHOOK_SECRET,
 )

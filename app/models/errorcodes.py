@@ -195,6 +195,20 @@ JOB_ERROR_CODES: Mapping[str, ErrorCode] = {
     "bad_plan": ErrorCode(
         "The job names a plan this service does not know.", "use plan owner or platform"
     ),
+    "maintenance_key_missing": ErrorCode(
+        "The pod's target is in lock mode (its backup key cannot delete) and has no "
+        "maintenance key: forget and prune were refused before restic ran; nothing was "
+        "deleted.",
+        "add target.immutable.maintenance_key (a key that may delete) to the pod's backup "
+        "settings; GET /v1/providers shows the policies of both keys",
+    ),
+    "forget_refused": ErrorCode(
+        "restic reported snapshots forgotten, but the storage refused to delete some of "
+        "them (restic exits 0 then); only those really gone left the snapshot list, and "
+        "nothing was pruned.",
+        "give the key that prunes (in lock mode the maintenance key) delete access to the "
+        "bucket's objects",
+    ),
     "bad_policy": ErrorCode(
         "The retention policy keeps nothing.",
         "set at least one keep rule in the pod's retention settings",

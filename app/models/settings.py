@@ -27,6 +27,8 @@ class BackupSettings(TimestampMixin, Base):
     target_kind: Mapped[str] = mapped_column(String(16))  # s3 | local
     target: Mapped[TargetPlace] = mapped_column(Stored(TargetPlace))
     target_secret: Mapped[str | None] = mapped_column(Text)  # secret_access_key, encrypted
+    # Lock mode's maintenance key: its secret_access_key, encrypted (null: none)
+    maintenance_secret: Mapped[str | None] = mapped_column(Text)
     repo_password: Mapped[str] = mapped_column(Text)  # encrypted; generated once
     repository_id: Mapped[str | None] = mapped_column(String(64))  # restic config id
     repository_initialized_at: Mapped[datetime | None] = mapped_column()

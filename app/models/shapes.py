@@ -66,6 +66,10 @@ class S3Place(StoredShape):
     provider: str = "generic"
     path_style: bool = True
     access_key_id: str
+    # Lock mode (append-only): set when the owner declared it. The backup key cannot
+    # delete; prune runs with the maintenance key (its secret: BackupSettings.maintenance_secret).
+    lock_days: int | None = None
+    maintenance_access_key_id: str | None = None
 
 
 class LocalPlace(StoredShape):
@@ -91,6 +95,7 @@ class StoredRetention(StoredShape):
     keep_weekly: int = 0
     keep_monthly: int = 0
     keep_yearly: int = 0
+    keep_within_days: int = 0
     prune_interval_days: int = 7
 
 

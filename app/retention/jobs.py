@@ -10,6 +10,7 @@ preview did not show.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,8 @@ from app.snapshots import repository as snapshots
 from app.snapshots.jobs import sync_plan_state
 from app.storage import jobs as storage_jobs
 from app.storage import service as storage
+from app.targets.repository import maintenance_repository
+from app.targets.resolve import stored_target
 
 
 async def _load(ctx: JobContext) -> tuple[Pod, targets.Target, dict[str, int], bool]:
@@ -54,12 +57,42 @@ async def _load(ctx: JobContext) -> tuple[Pod, targets.Target, dict[str, int], b
                 retryable=False,
             ) from None
         exists = True
+        row = None
         if plan == Plan.OWNER:
             row = await session.get(BackupSettings, pod.id)
             exists = row is not None and row.repository_id is not None
         target = await targets.resolve(session, ctx.settings, ctx.services.keyring, pod, plan)
     ctx.secret(*target.repo.secret_values())
+    if row is not None:
+        target = await _lock_mode(ctx, row, target)
     return pod, target, policy, exists
+
+
+async def _lock_mode(
+    ctx: JobContext, row: BackupSettings, target: targets.Target
+) -> targets.Target:
+    """In lock mode the backup key cannot delete: forget and prune run with the maintenance
+    key, or not at all (refused before restic starts, rather than restic failing half-way
+    or, worse, reporting snapshots forgotten that the bucket kept)."""
+    resolved = stored_target(ctx.services.keyring, row)
+    if not resolved.lock_days:
+        return target
+    repo = maintenance_repository(target.repo, resolved)
+    if repo is None:
+        raise JobFailure(
+            "maintenance_key_missing",
+            f"the target is in lock mode ({resolved.lock_days} day(s)) and has no maintenance "
+            "key: the backup key cannot delete, so nothing was forgotten or pruned",
+            hint="add target.immutable.maintenance_key (a key that may delete) with PUT "
+            "/v1/pods/{pod_id}/backup-settings; GET /v1/providers shows its policy",
+            retryable=False,
+        )
+    ctx.secret(*repo.secret_values())
+    await ctx.log(
+        f"lock mode: forget and prune use the maintenance key "
+        f"{repo.env['AWS_ACCESS_KEY_ID']}, not the backup key"
+    )
+    return replace(target, repo=repo)
 
 
 class PruneHandler:
@@ -96,9 +129,24 @@ class PruneHandler:
                 await ctx.phase("forgetting", files_total=len(removed))
                 await ctx.log(f"forgetting {len(removed)} snapshot(s): {', '.join(removed)}")
                 await restic.forget_ids(target.repo, removed, cancel=ctx.cancel)
+                # restic exits 0 even when the storage refused a delete ("unable to remove
+                # snapshot/…"): what is still listed was not forgotten.
+                listed = await restic.snapshots(target.repo, host=host, tags=[tag])
+                kept = set(removed) & {str(s.get("id")) for s in listed}
+                gone = [i for i in removed if i not in kept]
                 # They are gone from the repository now: the table follows at once, so a
                 # failed or canceled prune below cannot leave rows of forgotten snapshots.
-                await _reconcile(ctx, pod.id, plan_name, removed)
+                await _reconcile(ctx, pod.id, plan_name, gone)
+                if kept:
+                    raise JobFailure(
+                        "forget_refused",
+                        f"restic reported {len(removed)} snapshot(s) forgotten, but the "
+                        f"storage kept {len(kept)} of them: the key may not delete there",
+                        hint="give the key that prunes (in lock mode the maintenance key) "
+                        "delete access to the bucket's objects; GET /v1/providers shows "
+                        "the policy",
+                        retryable=False,
+                    )
             # A retry after a failed prune finds nothing left to forget but must still prune.
             want_prune = bool(removed) or ctx.job.attempt > 1
             if want_prune and target.shared_by_pods:

@@ -30,6 +30,7 @@ from app.targets.restore_kit import build_kit
 from app.targets.schemas import (
     BackupSettingsRead,
     BackupSettingsWrite,
+    Immutability,
     LocalTarget,
     ProvidersRead,
     RestoreKit,
@@ -214,9 +215,11 @@ async def verify_settings(
         )
     restic = await _restic(request, settings)
     # The target and the pod's own side (files, database) at once, each within the budget.
-    target_check = (verify_local if inp.resolved.kind == "local" else verify_s3)(
-        settings, inp, restic
-    )
+    found: list[Immutability] = []
+    if inp.resolved.kind == "local":
+        target_check = verify_local(settings, inp, restic)
+    else:
+        target_check = verify_s3(settings, inp, restic, found)
     pod_check = verify_pod(settings, pod, decrypt_secrets(keyring, pod))
     (ok, checks), (pod_ok, pod_checks) = await asyncio.gather(target_check, pod_check)
     ok, checks = ok and pod_ok, [*checks, *pod_checks]
@@ -239,7 +242,14 @@ async def verify_settings(
             "warnings": [c.name for c in checks if c.level == "warning"],
         },
     )
-    return VerifyResult(ok=ok, checks=checks, repository=repository, saved=saved, verified_at=now)
+    return VerifyResult(
+        ok=ok,
+        checks=checks,
+        immutability=found[0] if found else None,
+        repository=repository,
+        saved=saved,
+        verified_at=now,
+    )
 
 
 @router.get(

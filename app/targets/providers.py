@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from app.targets import endpoint as ep
-from app.targets.schemas import KeySetup, ProviderPreset
+from app.targets.schemas import KeySetup, LockModeSetup, ProviderPreset
 
 BUCKET_PLACEHOLDER = "YOUR-BUCKET"
 
@@ -37,13 +37,129 @@ def aws_policy(bucket: str = BUCKET_PLACEHOLDER) -> dict[str, Any]:
     }
 
 
+def aws_backup_policy(bucket: str = BUCKET_PLACEHOLDER) -> dict[str, Any]:
+    """Lock mode's backup key: read, write and list, delete only restic's lock files."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PodBackupBucket",
+                "Effect": "Allow",
+                "Action": AWS_ACTIONS_BUCKET,
+                "Resource": f"arn:aws:s3:::{bucket}",
+            },
+            {
+                "Sid": "PodBackupWrite",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            },
+            {
+                "Sid": "ResticLockFiles",
+                "Effect": "Allow",
+                "Action": ["s3:DeleteObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/locks/*",
+            },
+        ],
+    }
+
+
+def aws_maintenance_policy(bucket: str = BUCKET_PLACEHOLDER) -> dict[str, Any]:
+    """Lock mode's maintenance key: the full restic set (it also deletes)."""
+    return aws_policy(bucket)
+
+
+LOCK_BUCKET = (
+    "Create the bucket with Object Lock enabled (this turns versioning on) and a default "
+    "retention of N days, GOVERNANCE or COMPLIANCE mode; declare the same N as "
+    "target.immutable.lock_days and keep retention.keep_within_days >= N."
+)
+LOCK_MAINTENANCE = (
+    "Used only by prune jobs (forget + prune); store it nowhere else. Without it prune "
+    "is refused (maintenance_key_missing) and the repository only grows."
+)
+
+
+def _lock_mode(provider: str, name: str) -> LockModeSetup:
+    if provider == ep.B2:
+        return LockModeSetup(
+            bucket=[
+                "Create the bucket with 'Object Lock' enabled, then set its default "
+                "retention (Governance or Compliance) to N days. Keep the lifecycle rule "
+                "'Keep only the last version' off: locked versions cannot go early anyway.",
+            ],
+            backup_key=[
+                f"Application key for bucket '{name}' with the capabilities listBuckets, "
+                "listFiles, readFiles, writeFiles and no deleteFiles (created with the B2 "
+                "CLI or API: the web console offers Read and Write as a whole). Whether "
+                "such a key may hide restic's lock files is B2's rule, not restic's: "
+                "verify's delete check shows what this key may do.",
+            ],
+            maintenance_key=[
+                f"A second application key for '{name}' with Read and Write access "
+                "(including deleteFiles). " + LOCK_MAINTENANCE,
+            ],
+        )
+    if provider == ep.OCI:
+        return LockModeSetup(
+            bucket=[
+                "Add a time-bound retention rule of N days to the bucket (Retention Rules; "
+                "such a rule can be locked after a 14-day delay). It stands in for Object "
+                "Lock, which OCI's S3 API does not report: verify shows object_lock as "
+                "unknown or off there.",
+            ],
+            backup_key=[
+                "Group policy: 'Allow group <backup-group> to read buckets in compartment "
+                "<c>' and 'Allow group <backup-group> to manage objects in compartment <c> "
+                f"where all {{target.bucket.name='{name}', request.permission != "
+                "'OBJECT_DELETE'}' (restic then cannot remove its lock files: remove "
+                "stale ones with the maintenance key).",
+            ],
+            maintenance_key=[
+                "Another user in a group with 'manage objects' on the bucket (delete "
+                "included), with its own Customer Secret Key. " + LOCK_MAINTENANCE,
+            ],
+        )
+    if provider == ep.IDRIVE:
+        return LockModeSetup(
+            bucket=[
+                "Create the bucket with 'Object Lock' enabled (versioning turns on) and a "
+                "default retention of N days.",
+            ],
+            backup_key=[
+                f"Access key for bucket '{name}' only, with the narrowest permission that "
+                "still writes; if the console offers no write-without-delete, lock mode "
+                "there rests on Object Lock (while objects are locked, deletes only add "
+                "delete markers). verify's delete check shows what the key may do.",
+            ],
+            maintenance_key=[
+                f"A second access key for '{name}' with Read, Write and Delete. "
+                + LOCK_MAINTENANCE,
+            ],
+        )
+    policy = aws_backup_policy(name)
+    return LockModeSetup(
+        bucket=[LOCK_BUCKET],
+        backup_key=[
+            "An IAM user with the backup policy below: read, write and list, and delete "
+            "only under locks/ (restic removes its own lock files after each run).",
+        ],
+        maintenance_key=[
+            "A second IAM user with the maintenance policy below (the usual one, with "
+            "s3:DeleteObject). " + LOCK_MAINTENANCE,
+        ],
+        backup_policy=policy,
+        maintenance_policy=aws_maintenance_policy(name),
+    )
+
+
 ONE_BUCKET_ADVICE = "Please be sure to limit the key to this one bucket only."
 
 
 def presets(bucket: str | None = None) -> list[ProviderPreset]:
     name = bucket or BUCKET_PLACEHOLDER
     policy = aws_policy(name)
-    return [
+    items = [
         ProviderPreset(
             id=ep.B2,
             name=ep.PROVIDER_NAMES[ep.B2],
@@ -86,7 +202,10 @@ def presets(bucket: str | None = None) -> list[ProviderPreset]:
                     "Save the Access Key ID and Secret Access Key: the secret is shown once.",
                 ],
             ),
-            notes=["Leave versioning and object locking off for this bucket."],
+            notes=[
+                "Leave versioning and object locking off for this bucket, unless you use "
+                "lock mode (see lock_mode).",
+            ],
         ),
         ProviderPreset(
             id=ep.AWS,
@@ -109,7 +228,8 @@ def presets(bucket: str | None = None) -> list[ProviderPreset]:
                 iam_policy_text=json.dumps(policy, indent=2),
             ),
             notes=[
-                "Leave bucket versioning and Object Lock off, or pruning frees no space.",
+                "Leave bucket versioning and Object Lock off, or pruning frees no space "
+                "(unless you use lock mode: see lock_mode).",
             ],
         ),
         ProviderPreset(
@@ -155,3 +275,6 @@ def presets(bucket: str | None = None) -> list[ProviderPreset]:
             notes=["Plain http:// is accepted only for development hosts the operator allows."],
         ),
     ]
+    for item in items:
+        item.lock_mode = _lock_mode(item.id, name)
+    return items

@@ -12,6 +12,7 @@ For the backup engine:
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -78,6 +79,26 @@ def make_repository(resolved: ResolvedTarget, password: str, cache_dir: Path | N
             path_style=target.path_style,
         )
     return Repository(url=url, password=password, env=env, cache_dir=cache_dir, s3=s3)
+
+
+def maintenance_repository(repo: Repository, resolved: ResolvedTarget) -> Repository | None:
+    """``repo`` opened with lock mode's maintenance key (the key that may delete) instead
+    of the backup key; None when the target has no maintenance key."""
+    target = resolved.target
+    if not isinstance(target, S3Place) or not resolved.maintenance_secret:
+        return None
+    key_id = target.maintenance_access_key_id
+    if not key_id:
+        return None
+    env = {
+        **repo.env,
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": resolved.maintenance_secret,
+    }
+    s3 = None
+    if repo.s3 is not None:
+        s3 = replace(repo.s3, access_key_id=key_id, secret_access_key=resolved.maintenance_secret)
+    return replace(repo, env=env, s3=s3)
 
 
 def build_repository(row: BackupSettings, keyring: Keyring, cache_dir: Path) -> Repository:

@@ -17,11 +17,11 @@ from app.kit import netpolicy
 from app.kit.crypto import Keyring
 from app.kit.validators import under_roots
 from app.models import BackupSettings
-from app.models.encrypted import REPO_PASSWORD, TARGET_SECRET
+from app.models.encrypted import MAINTENANCE_SECRET, REPO_PASSWORD, TARGET_SECRET
 from app.models.shapes import LocalPlace, S3Place, TargetPlace
 from app.targets import endpoint as ep
 from app.targets import naming
-from app.targets.schemas import LocalTarget, S3Target
+from app.targets.schemas import Immutable, LocalTarget, S3Target
 
 DEFAULT_SIGNING_REGION = "us-east-1"
 
@@ -33,6 +33,12 @@ class ResolvedTarget:
     kind: str  # s3 | local
     target: TargetPlace
     secret: str | None = field(default=None, repr=False)
+    # Lock mode's maintenance key secret (its id is in the target), when there is one.
+    maintenance_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def lock_days(self) -> int | None:
+        return self.target.lock_days if isinstance(self.target, S3Place) else None
 
     @property
     def identity(self) -> tuple[str, ...]:
@@ -125,6 +131,26 @@ async def _resolve_s3(
     await netpolicy.check_on_save(policy, ep.FIELD, endpoint.host, endpoint.effective_port)
     access_key_id = body.access_key_id.strip()
     secret = _secret(keyring, body, stored, access_key_id)
+    lock_days, maintenance_id, maintenance_secret = None, None, None
+    kept = stored.target if stored is not None else None
+    if "immutable" not in body.model_fields_set and isinstance(kept, S3Place) and kept.lock_days:
+        # Omitted: the stored lock mode stays (a client that does not know the field must
+        # not turn it off); an explicit null does.
+        assert stored is not None
+        lock_days, maintenance_id = kept.lock_days, kept.maintenance_access_key_id
+        if stored.maintenance_secret:
+            maintenance_secret = keyring.decrypt(
+                stored.maintenance_secret, MAINTENANCE_SECRET.context_of(stored)
+            )
+    elif body.immutable is not None:
+        lock_days = body.immutable.lock_days
+        maintenance_id, maintenance_secret = _maintenance(keyring, body.immutable, stored)
+        if maintenance_id == access_key_id:
+            raise ValidationFailed(
+                "target.immutable.maintenance_key.access_key_id",
+                "the maintenance key must be another key than the backup key",
+                hint="create a second key that may delete; the backup key must not",
+            )
     # Virtual-hosted style for AWS, as restic does; a dotted bucket breaks the wildcard
     # certificate there, so it goes path-style too.
     path_style = endpoint.path_style or "." in bucket
@@ -138,8 +164,44 @@ async def _resolve_s3(
         provider=endpoint.provider,
         path_style=path_style,
         access_key_id=access_key_id,
+        lock_days=lock_days,
+        maintenance_access_key_id=maintenance_id,
     )
-    return ResolvedTarget("s3", target, secret)
+    return ResolvedTarget("s3", target, secret, maintenance_secret)
+
+
+def _maintenance(
+    keyring: Keyring, body: Immutable, stored: BackupSettings | None
+) -> tuple[str | None, str | None]:
+    """The maintenance key's id and secret; an omitted secret is the stored one while the
+    key id stays the same (as for the backup key)."""
+    key = body.maintenance_key
+    if key is None:
+        return None, None
+    key_id = key.access_key_id.strip()
+    field_name = "target.immutable.maintenance_key.secret_access_key"
+    if key.secret_access_key is not None:
+        value = key.secret_access_key.get_secret_value().strip()
+        if not value:
+            raise ValidationFailed(
+                field_name,
+                "the maintenance key's secret_access_key is empty",
+                hint="enter the key's secret, or omit the field to keep the stored one",
+            )
+        return key_id, value
+    kept = stored.target if stored is not None else None
+    if (
+        stored is None
+        or not stored.maintenance_secret
+        or not isinstance(kept, S3Place)
+        or kept.maintenance_access_key_id != key_id
+    ):
+        raise ValidationFailed(
+            field_name,
+            "the maintenance key needs its secret_access_key",
+            hint="enter the secret that belongs to the maintenance key's access_key_id",
+        )
+    return key_id, keyring.decrypt(stored.maintenance_secret, MAINTENANCE_SECRET.context_of(stored))
 
 
 def _secret(
@@ -204,10 +266,12 @@ async def resolve_target(
 
 
 def stored_target(keyring: Keyring, row: BackupSettings) -> ResolvedTarget:
-    secret = None
+    secret, maintenance = None, None
     if row.target_kind == "s3" and row.target_secret:
         secret = keyring.decrypt(row.target_secret, TARGET_SECRET.context_of(row))
-    return ResolvedTarget(row.target_kind, row.target, secret)
+    if row.target_kind == "s3" and row.maintenance_secret:
+        maintenance = keyring.decrypt(row.maintenance_secret, MAINTENANCE_SECRET.context_of(row))
+    return ResolvedTarget(row.target_kind, row.target, secret, maintenance)
 
 
 def decrypt_password(keyring: Keyring, row: BackupSettings) -> str:

@@ -15,6 +15,39 @@ from app.kit.validators import AbsolutePath, Body
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
+class MaintenanceKey(Body):
+    access_key_id: str = Field(min_length=1, max_length=256, pattern=r"^\S+$")
+    secret_access_key: SecretStr | None = Field(
+        None,
+        max_length=512,
+        description=(
+            "Write-only. Omit on update to keep the stored one (only while access_key_id "
+            "stays the same); it is never returned."
+        ),
+    )
+
+
+class Immutable(Body):
+    """Lock mode: the backup key cannot delete; only the maintenance key prunes."""
+
+    lock_days: int = Field(
+        ge=1,
+        le=36_500,
+        description=(
+            "The bucket's Object Lock retention (or how long deleted data must stay "
+            "recoverable), in days. Retention must then keep at least this long: "
+            "`retention.keep_within_days` >= `lock_days`."
+        ),
+    )
+    maintenance_key: MaintenanceKey | None = Field(
+        None,
+        description=(
+            "A second key that may delete, used only by the prune job (forget + prune). "
+            "Without it, prune jobs are refused (`maintenance_key_missing`)."
+        ),
+    )
+
+
 class S3Target(Body):
     kind: Literal["s3"]
     endpoint: str = Field(
@@ -40,6 +73,14 @@ class S3Target(Body):
         description=(
             "Write-only. Omit on update to keep the stored one (only while access_key_id "
             "stays the same); it is never returned."
+        ),
+    )
+    immutable: Immutable | None = Field(
+        None,
+        description=(
+            "Lock mode (append-only): this target's key cannot delete and pruning runs "
+            "only with `maintenance_key`. null: off. Omitted: off on the first save, the "
+            "stored lock mode kept on updates. See GET /v1/providers for the key policies."
         ),
     )
 
@@ -92,6 +133,13 @@ class Retention(Body):
     keep_weekly: KeepCount = 0
     keep_monthly: KeepCount = 0
     keep_yearly: KeepCount = 0
+    keep_within_days: KeepCount = Field(
+        0,
+        description=(
+            "Keep every snapshot made within this many days of the newest one "
+            "(`--keep-within Nd`); in lock mode at least `target.immutable.lock_days`."
+        ),
+    )
 
     @model_validator(mode="after")
     def _some_rule(self) -> Retention:
@@ -100,13 +148,21 @@ class Retention(Body):
         return self
 
 
-RETENTION_KEYS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+RETENTION_KEYS = (
+    "keep_last",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+    "keep_within_days",
+)
 DEFAULT_RETENTION: dict[str, int] = {
     "keep_last": 0,
     "keep_daily": 7,
     "keep_weekly": 4,
     "keep_monthly": 6,
     "keep_yearly": 0,
+    "keep_within_days": 0,
 }
 
 
@@ -169,6 +225,18 @@ class BackupSettingsWrite(Body):
     prune: Prune | None = None
 
 
+class MaintenanceKeyRead(BaseModel):
+    access_key_id: str
+    secret_access_key_set: bool
+
+
+class ImmutableRead(BaseModel):
+    lock_days: int
+    maintenance_key: MaintenanceKeyRead | None = Field(
+        description="null: no maintenance key, so prune jobs are refused"
+    )
+
+
 class S3TargetRead(BaseModel):
     kind: Literal["s3"]
     endpoint: str = Field(description="As normalised; `http://` shown when plain http is used.")
@@ -179,6 +247,9 @@ class S3TargetRead(BaseModel):
     path_style: bool
     access_key_id: str
     secret_access_key_set: bool
+    immutable: ImmutableRead | None = Field(
+        None, description="Lock mode, when declared (null: off)."
+    )
 
 
 class LocalTargetRead(BaseModel):
@@ -206,7 +277,8 @@ class VerifyCheck(BaseModel):
     name: str = Field(
         description=(
             "address_policy, connect, credentials, bucket, write, read, list, delete, "
-            "key_scope, contents, versioning (local targets: path, contents); then the "
+            "key_scope, contents, versioning, object_lock, maintenance_key (local targets: "
+            "path, contents); then the "
             "pod's own side: pod_files (SFTP login and a listing of the folder, or the "
             "local folder) when the pod has files, pod_database (login, database, a dump "
             "client that fits the server) when it has a database"
@@ -221,9 +293,32 @@ class VerifyCheck(BaseModel):
     hint: str | None = None
 
 
+class ObjectLockRead(BaseModel):
+    status: Literal["enabled", "off", "unknown"] = Field(
+        description="`unknown`: the provider or the key does not answer GetObjectLockConfiguration"
+    )
+    mode: str | None = Field(None, description="GOVERNANCE | COMPLIANCE (default retention)")
+    days: int | None = Field(None, description="The default retention period in days")
+
+
+class Immutability(BaseModel):
+    """What the bucket does with deleted and overwritten objects (S3 targets only)."""
+
+    versioning: Literal["enabled", "suspended", "off", "unknown"] = Field(
+        description="`unknown`: the provider or the key does not answer GetBucketVersioning"
+    )
+    object_lock: ObjectLockRead
+    lock_mode: bool = Field(description="The settings declare lock mode (`target.immutable`).")
+
+
 class VerifyResult(BaseModel):
     ok: bool
     checks: list[VerifyCheck]
+    immutability: Immutability | None = Field(
+        None,
+        description="S3 targets, when the verification reached the bucket: versioning and "
+        "Object Lock as the server reports them.",
+    )
     repository: str
     saved: bool = Field(description="True when the stored settings were verified (and marked).")
     verified_at: datetime
@@ -252,6 +347,17 @@ class KeySetup(BaseModel):
     iam_policy_text: str | None = None
 
 
+class LockModeSetup(BaseModel):
+    """Lock mode (`target.immutable`): a backup key that cannot delete, a maintenance key
+    that can, and the bucket's Object Lock."""
+
+    bucket: list[str]
+    backup_key: list[str]
+    maintenance_key: list[str]
+    backup_policy: dict[str, Any] | None = None
+    maintenance_policy: dict[str, Any] | None = None
+
+
 class ProviderPreset(BaseModel):
     id: str
     name: str
@@ -262,6 +368,9 @@ class ProviderPreset(BaseModel):
     path_style: bool
     bucket_rules: str
     key_setup: KeySetup
+    lock_mode: LockModeSetup | None = Field(
+        None, description="How to set up lock mode (immutable backups) at this provider."
+    )
     notes: list[str] = []
 
 

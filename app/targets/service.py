@@ -24,8 +24,14 @@ from app.config import Settings
 from app.errors import NotFound, ValidationFailed
 from app.kit.crypto import Keyring, generate_password
 from app.models import BackupSettings
-from app.models.encrypted import REPO_PASSWORD, TARGET_SECRET
-from app.models.shapes import LocalPlace, StoredRetention, StoredSchedule, StoredVerification
+from app.models.encrypted import MAINTENANCE_SECRET, REPO_PASSWORD, TARGET_SECRET
+from app.models.shapes import (
+    LocalPlace,
+    S3Place,
+    StoredRetention,
+    StoredSchedule,
+    StoredVerification,
+)
 from app.pods import repository as pods
 from app.targets import endpoint as ep
 from app.targets.resolve import (
@@ -42,7 +48,9 @@ from app.targets.schemas import (
     RETENTION_KEYS,
     BackupSettingsRead,
     BackupSettingsWrite,
+    ImmutableRead,
     LocalTargetRead,
+    MaintenanceKeyRead,
     Prune,
     Retention,
     S3TargetRead,
@@ -127,7 +135,11 @@ async def save(
         old = stored_target(keyring, row) if row.target_kind else None
         moved = old is None or old.identity != resolved.identity
         changed = (
-            old is None or moved or old.target != resolved.target or old.secret != resolved.secret
+            old is None
+            or moved
+            or old.target != resolved.target
+            or old.secret != resolved.secret
+            or old.maintenance_secret != resolved.maintenance_secret
         )
         row.target_kind = resolved.kind
         row.target = resolved.target
@@ -135,12 +147,27 @@ async def save(
             row.target_secret = None
         elif old is None or old.secret != resolved.secret or not row.target_secret:
             row.target_secret = keyring.encrypt(resolved.secret, TARGET_SECRET.context(pod_id))
+        if resolved.maintenance_secret is None:
+            row.maintenance_secret = None
+        elif (
+            old is None
+            or old.maintenance_secret != resolved.maintenance_secret
+            or not row.maintenance_secret
+        ):
+            row.maintenance_secret = keyring.encrypt(
+                resolved.maintenance_secret, MAINTENANCE_SECRET.context(pod_id)
+            )
         if moved:
             row.repository_id, row.repository_initialized_at = None, None
         if changed:
             row.verified_at, row.verified_ok = None, None
         detail["target"] = _audit_target(resolved)
         detail["secret_changed"] = old is None or old.secret != resolved.secret
+        if resolved.lock_days or (old is not None and old.lock_days):
+            detail["lock_days"] = resolved.lock_days
+            detail["maintenance_key_changed"] = (
+                old is None or old.maintenance_secret != resolved.maintenance_secret
+            )
         detail["repository_reset"] = moved and old is not None
     if body.schedule is not None:
         row.schedule = StoredSchedule(**body.schedule.model_dump())
@@ -153,8 +180,26 @@ async def save(
         row.retention = row.retention.model_copy(update=update)
     if body.verification is not None:
         row.verification = row.verification.model_copy(update=body.verification.model_dump())
+    _check_lock_retention(row)
     await session.flush()
     return row, detail
+
+
+def _check_lock_retention(row: BackupSettings) -> None:
+    """In lock mode, retention keeps every snapshot younger than the lock period, so the
+    prune job never tries to delete data the bucket still locks."""
+    t = row.target
+    if not isinstance(t, S3Place) or not t.lock_days:
+        return
+    within = row.retention.keep_within_days
+    if within < t.lock_days:
+        raise ValidationFailed(
+            "retention.keep_within_days",
+            f"lock mode keeps data {t.lock_days} day(s); retention keeps snapshots within "
+            f"{within} day(s) only, so pruning would try to delete locked objects early",
+            hint=f"set retention.keep_within_days to at least {t.lock_days} (in the same "
+            "request), or lower target.immutable.lock_days",
+        )
 
 
 async def mark_verified(session: AsyncSession, row: BackupSettings, ok: bool, at: datetime) -> None:
@@ -171,6 +216,18 @@ async def delete(session: AsyncSession, row: BackupSettings) -> dict[str, Any]:
     await session.delete(row)
     await session.flush()
     return detail
+
+
+def _immutable_read(row: BackupSettings, t: S3Place) -> ImmutableRead | None:
+    if not t.lock_days:
+        return None
+    key = None
+    if t.maintenance_access_key_id:
+        key = MaintenanceKeyRead(
+            access_key_id=t.maintenance_access_key_id,
+            secret_access_key_set=bool(row.maintenance_secret),
+        )
+    return ImmutableRead(lock_days=t.lock_days, maintenance_key=key)
 
 
 def to_read(row: BackupSettings) -> BackupSettingsRead:
@@ -190,6 +247,7 @@ def to_read(row: BackupSettings) -> BackupSettingsRead:
             path_style=t.path_style,
             access_key_id=t.access_key_id,
             secret_access_key_set=bool(row.target_secret),
+            immutable=_immutable_read(row, t),
         )
     kept = row.retention
     retention = {k: getattr(kept, k) for k in RETENTION_KEYS}

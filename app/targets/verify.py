@@ -2,12 +2,15 @@
 
 Checks, in order: address_policy, connect (TCP and TLS), credentials, bucket (exists,
 region), write (probe object with Content-MD5), read (compare), list (the probe's
-prefix), delete (and confirm it is gone), key_scope, contents, versioning.
+prefix), delete (and confirm it is gone), key_scope, contents, versioning, object_lock;
+in lock mode also maintenance_key (the second key deletes what the backup key may not).
+Versioning and Object Lock are also returned as facts (``Immutability``) when read.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from app.config import Settings
 from app.integrations import s3
@@ -18,7 +21,7 @@ from app.models.shapes import S3Place
 from app.targets import endpoint as ep
 from app.targets import verify_steps as steps
 from app.targets.checks import Checks, OutOfTime, VerifyInput
-from app.targets.schemas import VerifyCheck
+from app.targets.schemas import Immutability, VerifyCheck
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,9 @@ S3_CHECKS = (
     "key_scope",
     "contents",
     "versioning",
+    "object_lock",
 )
+LOCK_MODE_CHECKS = (*S3_CHECKS, "maintenance_key")
 
 
 _CONNECT_HINTS = {
@@ -51,11 +56,17 @@ _CONNECT_HINTS = {
 
 
 async def verify_s3(
-    settings: Settings, inp: VerifyInput, restic: Restic | None
+    settings: Settings,
+    inp: VerifyInput,
+    restic: Restic | None,
+    found: list[Immutability] | None = None,
 ) -> tuple[bool, list[VerifyCheck]]:
-    checks = Checks(S3_CHECKS, settings.verify_budget_seconds)
+    """The checks; ``found`` (when given) receives the bucket's versioning and Object Lock
+    once both were read."""
+    lock_mode = bool(inp.resolved.lock_days)
+    checks = Checks(LOCK_MODE_CHECKS if lock_mode else S3_CHECKS, settings.verify_budget_seconds)
     try:
-        await _run(checks, settings, inp, restic)
+        await _run(checks, settings, inp, restic, found if found is not None else [])
     except OutOfTime:
         checks.out_of_time()
     except Exception:
@@ -128,7 +139,13 @@ async def _reach(c: Checks, policy: netpolicy.Policy, endpoint: ep.Endpoint) -> 
     return True
 
 
-async def _run(c: Checks, settings: Settings, inp: VerifyInput, restic: Restic | None) -> None:
+async def _run(
+    c: Checks,
+    settings: Settings,
+    inp: VerifyInput,
+    restic: Restic | None,
+    found: list[Immutability],
+) -> None:
     t = inp.resolved.target
     assert isinstance(t, S3Place), "local targets are verified by verify_local"
     endpoint = ep.parse_endpoint(f"{t.scheme}://{t.endpoint}")
@@ -148,10 +165,40 @@ async def _run(c: Checks, settings: Settings, inp: VerifyInput, restic: Restic |
     ) as bucket:
         if not await _bucket(c, bucket, t):
             return
-        await steps.probe(c, bucket)
+        left = await steps.probe(c, bucket, lock_mode=bool(t.lock_days))
         await steps.key_scope(c, bucket)
         await steps.bucket_contents(c, bucket, inp, restic)
-        await steps.versioning(c, bucket, t.provider)
+        versioning = await steps.versioning(c, bucket, t.provider, t.lock_days)
+        lock = await steps.object_lock(c, bucket, t.provider, t.lock_days)
+        found.append(
+            Immutability(versioning=versioning, object_lock=lock, lock_mode=bool(t.lock_days))
+        )
+        if t.lock_days:
+            await _maintenance(c, policy, access, bucket, inp, left)
+
+
+async def _maintenance(
+    c: Checks,
+    policy: netpolicy.Policy,
+    access: s3.S3Access,
+    bucket: s3.Bucket,
+    inp: VerifyInput,
+    left: str | None,
+) -> None:
+    t = inp.resolved.target
+    assert isinstance(t, S3Place)
+    if not t.maintenance_access_key_id or not inp.resolved.maintenance_secret:
+        await steps.maintenance_key(c, bucket, None, left)
+        return
+    other = replace(
+        access,
+        access_key_id=t.maintenance_access_key_id,
+        secret_access_key=inp.resolved.maintenance_secret,
+    )
+    async with s3.open_bucket(
+        other, policy, connect_timeout=c.timeout(5), read_timeout=c.timeout(10)
+    ) as maintenance:
+        await steps.maintenance_key(c, bucket, maintenance, left)
 
 
 async def _bucket(c: Checks, bucket: s3.Bucket, t: S3Place) -> bool:

@@ -452,3 +452,42 @@ def test_help_shows_no_type_noise(live: Live) -> None:
         assert "--json" in r.stdout
         assert "<bool>" not in r.stdout
         assert "<str>" not in r.stdout
+
+
+def test_settings_set_lock_mode(live: Live) -> None:
+    """Lock mode from the CLI: flags over the stored values, secrets from the environment,
+    kept when other target flags change, and off with --lock-days 0."""
+    mine = _env(live, live.token)
+
+    def ok(*argv: str, env: dict[str, str] = mine) -> Any:
+        r = run(list(argv), env)
+        assert r.exit_code == 0, f"{argv}: {r.stdout}{r.stderr}"
+        return json.loads(r.stdout) if "--json" in argv else r.stdout
+
+    ok("pods", "create", "locked", "--app", "wiki")
+    secrets = {**mine, "S3_SECRET": "backup-secret-123456", "MAINT_SECRET": "maint-secret-654321"}
+    target = ["--s3-endpoint", "s3.us-west-001.backblazeb2.com", "--bucket", "locked-pod-1",
+              "--access-key-id", "0015a1b2c3d4e5f0000000001", "--secret-access-key-env",
+              "S3_SECRET"]  # fmt: skip
+    r = run(["settings", "set", "locked", *target, "--lock-days", "14"], secrets)
+    assert r.exit_code == 2
+    assert "keep_within_days to at least 14" in r.stderr
+    saved = ok("settings", "set", "locked", *target, "--lock-days", "14",
+               "--keep-within-days", "14", "--maintenance-key-id", "0015maint",
+               "--maintenance-secret-env", "MAINT_SECRET", "--json", env=secrets)  # fmt: skip
+    assert saved["target"]["immutable"] == {
+        "lock_days": 14,
+        "maintenance_key": {"access_key_id": "0015maint", "secret_access_key_set": True},
+    }
+    assert saved["retention"]["keep_within_days"] == 14
+    assert "maint-secret" not in json.dumps(saved)
+    # Another target flag keeps lock mode and the stored maintenance secret.
+    saved = ok("settings", "set", "locked", "--bucket", "locked-pod-2", "--json")
+    assert saved["target"]["bucket"] == "locked-pod-2"
+    assert saved["target"]["immutable"]["maintenance_key"]["secret_access_key_set"] is True
+    shown = ok("settings", "show", "locked")
+    assert "14 day(s), maintenance key 0015maint" in shown
+    saved = ok("settings", "set", "locked", "--lock-days", "0", "--json")
+    assert saved["target"]["immutable"] is None
+    assert "off" in ok("settings", "show", "locked")
+    ok("pods", "delete", "locked", "--yes")

@@ -15,6 +15,7 @@ def test_the_contexts_are_as_stored() -> None:
         "pods.files_secret": f"pod:{key}:files",
         "pods.database_secret": f"pod:{key}:database",
         "backup_settings.target_secret": f"pod:{key}:target",
+        "backup_settings.maintenance_secret": f"pod:{key}:maintenance",
         "backup_settings.repo_password": f"pod:{key}:repo_password",
         "webhooks.secret": f"webhook:{key}",
     }

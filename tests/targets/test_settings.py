@@ -43,6 +43,7 @@ async def test_first_save_applies_defaults_and_reads_without_secret(
         "path_style": True,
         "access_key_id": "0015a1b2c3d4e5f0000000001",
         "secret_access_key_set": True,
+        "immutable": None,  # lock mode off
     }
     assert body["repository"] == "s3:https://s3.us-west-001.backblazeb2.com/my-pod-backup-1"
     assert body["schedule"] == {
@@ -57,6 +58,7 @@ async def test_first_save_applies_defaults_and_reads_without_secret(
         "keep_weekly": 4,
         "keep_monthly": 6,
         "keep_yearly": 0,
+        "keep_within_days": 0,
     }
     assert body["verification"] == {"enabled": True, "interval_days": 7, "read_data_subsets": 12}
     assert body["prune"] == {"interval_days": 7}

@@ -28,6 +28,7 @@ ALL_CHECKS = [
     "key_scope",
     "contents",
     "versioning",
+    "object_lock",
 ]
 
 
@@ -162,7 +163,7 @@ async def test_key_without_delete_permission_fails_the_delete_check(
 
 @pytest.mark.parametrize(
     ("versioning", "object_lock", "said"),
-    [(True, False, "versioning is enabled"), (False, True, "object lock is enabled")],
+    [(True, False, "versioning is enabled"), (False, True, "Object Lock is enabled")],
 )
 async def test_versioned_or_locked_bucket_warns(
     client: httpx.AsyncClient,
@@ -180,10 +181,14 @@ async def test_versioned_or_locked_bucket_warns(
     )
     checks = by_name(result)
     assert result["ok"] is True  # a warning does not fail the verification
+    # An Object Lock bucket is versioned too: both say pruning will not free space.
     assert checks["versioning"]["level"] == "warning"
     assert checks["versioning"]["ok"] is False
-    assert said in checks["versioning"]["detail"]
+    assert "versioning is enabled" in checks["versioning"]["detail"]
     assert "pruning old snapshots will not free space" in checks["versioning"]["detail"]
+    shown = checks["object_lock"] if object_lock else checks["versioning"]
+    assert said in shown["detail"]
+    assert checks["object_lock"]["level"] == ("warning" if object_lock else "ok")
     assert checks["delete"]["level"] == "ok"
 
 

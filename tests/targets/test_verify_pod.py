@@ -39,6 +39,7 @@ TARGET_CHECKS = [
     "key_scope",
     "contents",
     "versioning",
+    "object_lock",
 ]
 
 

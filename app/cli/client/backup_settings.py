@@ -15,7 +15,7 @@ Opt = typer.Option
 settings_app = typer.Typer(
     help="A pod's backup settings: target, schedule, retention.", no_args_is_help=True
 )
-KEEP = ("last", "daily", "weekly", "monthly", "yearly")
+KEEP = ("last", "daily", "weekly", "monthly", "yearly", "within_days")
 
 
 @settings_app.command("show")
@@ -48,6 +48,21 @@ def settings_set(
     local: Annotated[
         str | None, Opt("--local", help="A local repository folder (admin only).")
     ] = None,
+    lock_days: Annotated[
+        int | None,
+        Opt("--lock-days", help="Lock mode: the backup key cannot delete (0 turns it off)."),
+    ] = None,
+    maintenance_key_id: Annotated[
+        str | None, Opt("--maintenance-key-id", help="Lock mode: the key that may prune.")
+    ] = None,
+    maintenance_secret_env: Annotated[
+        str | None,
+        Opt(
+            "--maintenance-secret-env",
+            metavar="VAR",
+            help="Environment variable with the maintenance key's secret.",
+        ),
+    ] = None,
     schedule: Annotated[
         bool | None, Opt("--schedule/--no-schedule", help="Nightly backups on or off.")
     ] = None,
@@ -60,6 +75,10 @@ def settings_set(
     keep_weekly: Annotated[int | None, Opt("--keep-weekly", help="Weekly snapshots.")] = None,
     keep_monthly: Annotated[int | None, Opt("--keep-monthly", help="Monthly snapshots.")] = None,
     keep_yearly: Annotated[int | None, Opt("--keep-yearly", help="Yearly snapshots.")] = None,
+    keep_within_days: Annotated[
+        int | None,
+        Opt("--keep-within-days", help="Every snapshot of the last N days (lock mode: >= lock)."),
+    ] = None,
     from_json: FromJson = None,
     as_json: Json = False,
 ) -> None:
@@ -68,9 +87,17 @@ def settings_set(
     with api() as client:
         found = client.pod(pod)
         current: dict[str, Any] = {}
-        if endpoint is None and local is None and (bucket or access_key_id or region or secret_env):
+        locking = (lock_days, maintenance_key_id, maintenance_secret_env)
+        if local is None and (
+            (endpoint is None and (bucket or access_key_id or region or secret_env))
+            or any(v is not None for v in locking)
+        ):
             current = _current(client, found["id"])
         target = _target(endpoint, bucket, region, access_key_id, secret_env, local, current)
+        if target is None and any(v is not None for v in locking):
+            target = _target(None, None, None, None, None, None, current, force=True)
+        if target is not None and any(v is not None for v in locking):
+            target["immutable"] = _immutable(current, *locking)
         if target is not None:
             body["target"] = target
         if schedule is not None or window or timezone:
@@ -87,7 +114,7 @@ def settings_set(
             if timezone:
                 sched["timezone"] = timezone
             body["schedule"] = sched
-        keeps = (keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+        keeps = (keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within_days)
         if any(k is not None for k in keeps):
             retention = dict(
                 body.get("retention") or _current(client, found["id"]).get("retention") or {}
@@ -119,10 +146,12 @@ def _target(
     secret_env: str | None,
     local: str | None,
     current: dict[str, Any],
+    *,
+    force: bool = False,
 ) -> dict[str, Any] | None:
     if local:
         return {"kind": "local", "path": local}
-    if all(v is None for v in (endpoint, bucket, region, access_key_id, secret_env)):
+    if not force and all(v is None for v in (endpoint, bucket, region, access_key_id, secret_env)):
         return None
     base = current.get("target") or {}
     if base.get("kind") != "s3":
@@ -143,6 +172,32 @@ def _target(
     if (secret := secret_from_env(secret_env, "S3 secret access key")) is not None:
         target["secret_access_key"] = secret
     return target
+
+
+def _immutable(
+    current: dict[str, Any],
+    lock_days: int | None,
+    key_id: str | None,
+    secret_env: str | None,
+) -> dict[str, Any] | None:
+    """Lock mode from the flags over the stored one (the stored secret is kept server-side
+    while the maintenance key id stays the same)."""
+    stored = (current.get("target") or {}).get("immutable") or {}
+    days = lock_days if lock_days is not None else stored.get("lock_days")
+    if not days:
+        if key_id or secret_env:
+            raise CliError("a maintenance key needs --lock-days", error="UsageError")
+        return None
+    result: dict[str, Any] = {"lock_days": days}
+    key = key_id or (stored.get("maintenance_key") or {}).get("access_key_id")
+    if key:
+        result["maintenance_key"] = {"access_key_id": key}
+        secret = secret_from_env(secret_env, "maintenance key's secret access key")
+        if secret is not None:
+            result["maintenance_key"]["secret_access_key"] = secret
+    elif secret_env:
+        raise CliError("--maintenance-secret-env needs --maintenance-key-id", error="UsageError")
+    return result
 
 
 @settings_app.command("delete")
@@ -177,6 +232,11 @@ def _show(st: dict[str, Any], as_json: bool) -> None:
         target = f"s3 {t['endpoint']} bucket {t['bucket']} ({t.get('provider_name')}, {secret})"
     else:
         target = f"local {t['path']}"
+    lock = "off"
+    if immutable := t.get("immutable"):
+        key = immutable.get("maintenance_key")
+        maintenance = f"maintenance key {key['access_key_id']}" if key else "NO maintenance key"
+        lock = f"{immutable['lock_days']} day(s), {maintenance}"
     verified = "-"
     if st.get("verified_at"):
         verified = f"{when(st['verified_at'])} {'ok' if st.get('verified_ok') else 'FAILED'}"
@@ -186,6 +246,7 @@ def _show(st: dict[str, Any], as_json: bool) -> None:
             [
                 ("target", target),
                 ("repository", st["repository"]),
+                ("lock mode", lock),
                 ("schedule", f"{'on' if s['enabled'] else 'off'}, {window}"),
                 ("retention", ", ".join(f"{k.removeprefix('keep_')} {v}" for k, v in r.items())),
                 ("verified", verified),

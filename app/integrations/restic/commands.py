@@ -46,6 +46,7 @@ RETENTION_FLAGS = {
     "keep_weekly": "--keep-weekly",
     "keep_monthly": "--keep-monthly",
     "keep_yearly": "--keep-yearly",
+    "keep_within_days": "--keep-within",  # a duration: N days as "Nd"
 }
 
 
@@ -464,7 +465,7 @@ class Restic:
         for key, flag in RETENTION_FLAGS.items():
             value = policy.get(key)
             if value:
-                args += [flag, str(value)]
+                args += [flag, f"{value}d" if key == "keep_within_days" else str(value)]
         if not args:
             raise ValueError("a retention policy needs at least one keep rule")
         return args

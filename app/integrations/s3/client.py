@@ -202,6 +202,15 @@ def content_md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
+@dataclass(frozen=True)
+class ObjectLock:
+    """A bucket's Object Lock configuration as the server reports it."""
+
+    enabled: bool
+    mode: str | None = None  # GOVERNANCE | COMPLIANCE: the default retention's mode
+    days: int | None = None  # the default retention period (years counted as 365 days)
+
+
 class ObjectReader:
     """An object's bytes in chunks, never the whole object in memory."""
 
@@ -346,6 +355,10 @@ class Bucket:
         return str(status) if status else None
 
     async def object_lock(self) -> bool:
+        return (await self.lock_configuration()).enabled
+
+    async def lock_configuration(self) -> ObjectLock:
+        """The bucket's Object Lock: enabled, and its default retention when it has one."""
         try:
             response = await self._call("get_object_lock_configuration", Bucket=self.name)
         except e.S3Failure as failure:
@@ -353,10 +366,17 @@ class Bucket:
                 "ObjectLockConfigurationNotFoundError",
                 "ObjectLockConfigurationNotFound",
             ):
-                return False
+                return ObjectLock(enabled=False)
             raise
         config = response.get("ObjectLockConfiguration") or {}
-        return config.get("ObjectLockEnabled") == "Enabled"
+        default = (config.get("Rule") or {}).get("DefaultRetention") or {}
+        days = int(default.get("Days") or 0) + 365 * int(default.get("Years") or 0)
+        mode = default.get("Mode")
+        return ObjectLock(
+            enabled=config.get("ObjectLockEnabled") == "Enabled",
+            mode=str(mode) if mode else None,
+            days=days or None,
+        )
 
 
 @functools.cache
