@@ -27,7 +27,7 @@ from app.engine.locks import repository_lock
 from app.integrations.restic import Repository, ResticError
 from app.integrations.restic.commands import CheckOutcome
 from app.jobs import repository as jobs
-from app.models import BackupSettings, Job, Pod
+from app.models import BackupSettings, CopySettings, Job, Pod
 from app.models.base import utcnow
 from app.models.kinds import Plan
 from app.models.shapes import JobError
@@ -79,8 +79,9 @@ async def _load(ctx: JobContext) -> Setup:
         if pod is None:
             raise JobFailure("pod_deleted", "the pod was deleted", retryable=False)
         total, exists = subsets.DEFAULT_SUBSETS, True
-        if plan == Plan.OWNER:
-            row = await session.get(BackupSettings, pod.id)
+        if plan in (Plan.OWNER, Plan.COPY):
+            model = CopySettings if plan == Plan.COPY else BackupSettings
+            row = await session.get(model, pod.id)
             total = subsets.subsets_of(row.verification if row else None)
             exists = row is not None and row.repository_id is not None
         state = await plan_states.get(session, pod.id, plan)

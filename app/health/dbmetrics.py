@@ -6,10 +6,13 @@ aggregate them with max, not sum."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.copies import repository as copies
+from app.copies.repository import seconds_behind
 from app.jobs import repository as jobs
 from app.plans import repository as plan_states
 
@@ -40,6 +43,18 @@ REPO_BYTES = Gauge(
 REPOS_MEASURED = Gauge(
     "podbackup_repositories_measured", "Repositories with a measured size", ["plan"]
 )
+COPY_LAG_SNAPSHOTS = Gauge(
+    "podbackup_copy_lag_snapshots",
+    "Primary snapshots not yet in the second copies, summed over pods with a copy",
+)
+COPY_LAG_SECONDS = Gauge(
+    "podbackup_copy_lag_seconds",
+    "The largest age of a snapshot not yet copied, over pods with a second copy (0: current)",
+)
+COPIES_LAGGING = Gauge(
+    "podbackup_copies_lagging",
+    "Pods whose `copy.lagging` is raised (PODBACKUP_COPY_LAG_ALERT_HOURS), not yet cleared",
+)
 
 
 class DbMetrics:
@@ -61,6 +76,7 @@ class DbMetrics:
             stale = await plan_states.stale_counts(conn)
             past_rpo = await plan_states.past_rpo_counts(conn)
             sizes = await plan_states.size_totals(conn)
+            lag = await copies.lag(conn)
         JOBS_ACTIVE.clear()
         for (kind, status), n in active.items():
             JOBS_ACTIVE.labels(kind, status).set(n)
@@ -75,6 +91,10 @@ class DbMetrics:
         PODS_PAST_RPO.labels("owner").set(0)  # 0, not absent: the plan stale detection watches
         for plan, n in past_rpo:
             PODS_PAST_RPO.labels(plan).set(n)
+        now = datetime.now(UTC)
+        COPY_LAG_SNAPSHOTS.set(sum(behind for _, _, behind, _ in lag))
+        COPY_LAG_SECONDS.set(max((seconds_behind(o, now) for *_, o in lag), default=0.0))
+        COPIES_LAGGING.set(sum(n for plan, n in past_rpo if plan == "copy"))
         REPO_BYTES.clear()
         REPOS_MEASURED.clear()
         for plan, measured, size in sizes:

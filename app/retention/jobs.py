@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
-from app.models import BackupSettings, Job, Pod
+from app.models import BackupSettings, CopySettings, Job, Pod
+from app.models.base import utcnow
 from app.models.kinds import Plan
 from app.models.shapes import JobError
 from app.plans import targets
@@ -53,8 +54,8 @@ async def _load(ctx: JobContext) -> tuple[Pod, targets.Target, dict[str, int], b
                 retryable=False,
             ) from None
         exists = True
-        if plan == Plan.OWNER:
-            row = await session.get(BackupSettings, pod.id)
+        if plan in (Plan.OWNER, Plan.COPY):
+            row = await session.get(CopySettings if plan == Plan.COPY else BackupSettings, pod.id)
             exists = row is not None and row.repository_id is not None
         target = await targets.resolve(session, ctx.settings, ctx.services.keyring, pod, plan)
     ctx.secret(*target.repo.secret_values())
@@ -124,6 +125,8 @@ class PruneHandler:
         async def finalize(session: AsyncSession) -> None:
             if size is not None:
                 await storage.record_size(session, pod.id, plan_name, size, ctx.settings)
+            if plan_name == Plan.COPY and (copy := await session.get(CopySettings, pod.id)):
+                copy.pruned_at = utcnow()  # the copy job queues the next one when due
 
         return JobOutcome(result=result, finalize=finalize)
 

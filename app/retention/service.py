@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.integrations.restic import Repository, Restic, ResticError
-from app.models import BackupSettings
+from app.models import BackupSettings, CopySettings
 from app.models.kinds import Plan
 from app.plans import repository as plan_states
 from app.snapshots import repository as snapshots
@@ -124,7 +124,8 @@ async def stored_policy(
     """The policy in force: the owner's settings, or the operator's for the platform plan."""
     if plan == Plan.PLATFORM:
         return clean_policy({"keep_daily": settings.platform_keep_daily})
-    row = await session.get(BackupSettings, pod_id)
+    model = CopySettings if plan == Plan.COPY else BackupSettings
+    row = await session.get(model, pod_id)
     if row is None:
         raise PolicyMissing("the pod has no backup settings")
     return clean_policy(row.retention.model_dump())

@@ -69,7 +69,9 @@ async def pod_status(
     pod_id: uuid.UUID,
     principal: AnyPrincipal,
     request: Request,
-    plan: Annotated[Literal["owner", "platform"], Query(description="platform: admins")] = "owner",
+    plan: Annotated[
+        Literal["owner", "copy", "platform"], Query(description="platform: admins")
+    ] = "owner",
 ) -> Response:
     cache: ReadCache = request.app.state.read_cache
     key = ("status", pod_id, plan)

@@ -17,7 +17,14 @@ from app.kit import netpolicy
 from app.kit.crypto import Keyring
 from app.kit.validators import under_roots
 from app.models import BackupSettings
-from app.models.encrypted import REPO_PASSWORD, TARGET_SECRET
+from app.models.encrypted import (
+    COPY_REPO_PASSWORD,
+    COPY_TARGET_SECRET,
+    REPO_PASSWORD,
+    TARGET_SECRET,
+    EncryptedColumn,
+)
+from app.models.settings import TargetRow
 from app.models.shapes import LocalPlace, S3Place, TargetPlace
 from app.targets import endpoint as ep
 from app.targets import naming
@@ -101,8 +108,17 @@ def _signing_region(provider: str, inferred: str | None, given: str | None) -> s
     return DEFAULT_SIGNING_REGION
 
 
+def secret_column(row: TargetRow) -> EncryptedColumn:
+    """Where ``row``'s S3 secret is sealed: the owner's target or the second copy's."""
+    return TARGET_SECRET if isinstance(row, BackupSettings) else COPY_TARGET_SECRET
+
+
+def password_column(row: TargetRow) -> EncryptedColumn:
+    return REPO_PASSWORD if isinstance(row, BackupSettings) else COPY_REPO_PASSWORD
+
+
 async def _resolve_s3(
-    settings: Settings, keyring: Keyring, body: S3Target, stored: BackupSettings | None
+    settings: Settings, keyring: Keyring, body: S3Target, stored: TargetRow | None
 ) -> ResolvedTarget:
     endpoint = ep.parse_endpoint(body.endpoint)
     bucket = naming.check_bucket(body.bucket, endpoint.provider)
@@ -142,9 +158,7 @@ async def _resolve_s3(
     return ResolvedTarget("s3", target, secret)
 
 
-def _secret(
-    keyring: Keyring, body: S3Target, stored: BackupSettings | None, access_key_id: str
-) -> str:
+def _secret(keyring: Keyring, body: S3Target, stored: TargetRow | None, access_key_id: str) -> str:
     if body.secret_access_key is not None:
         value = body.secret_access_key.get_secret_value().strip()
         if not value:
@@ -166,7 +180,7 @@ def _secret(
             "a new access_key_id needs its secret_access_key",
             hint="enter the secret of the new key (the stored one belongs to the old key)",
         )
-    return keyring.decrypt(stored.target_secret, TARGET_SECRET.context_of(stored))
+    return keyring.decrypt(stored.target_secret, secret_column(stored).context_of(stored))
 
 
 def _resolve_local(settings: Settings, principal: Principal, body: LocalTarget) -> ResolvedTarget:
@@ -195,7 +209,7 @@ async def resolve_target(
     keyring: Keyring,
     principal: Principal,
     body: S3Target | LocalTarget,
-    stored: BackupSettings | None,
+    stored: TargetRow | None,
 ) -> ResolvedTarget:
     """Validate and normalise a target as typed (for a save or a verification)."""
     if isinstance(body, LocalTarget):
@@ -203,12 +217,12 @@ async def resolve_target(
     return await _resolve_s3(settings, keyring, body, stored)
 
 
-def stored_target(keyring: Keyring, row: BackupSettings) -> ResolvedTarget:
+def stored_target(keyring: Keyring, row: TargetRow) -> ResolvedTarget:
     secret = None
     if row.target_kind == "s3" and row.target_secret:
-        secret = keyring.decrypt(row.target_secret, TARGET_SECRET.context_of(row))
+        secret = keyring.decrypt(row.target_secret, secret_column(row).context_of(row))
     return ResolvedTarget(row.target_kind, row.target, secret)
 
 
-def decrypt_password(keyring: Keyring, row: BackupSettings) -> str:
-    return keyring.decrypt(row.repo_password, REPO_PASSWORD.context_of(row))
+def decrypt_password(keyring: Keyring, row: TargetRow) -> str:
+    return keyring.decrypt(row.repo_password, password_column(row).context_of(row))

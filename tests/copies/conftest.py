@@ -1,0 +1,4 @@
+"""The end-to-end fixtures of tests/backups (a worker process, the local S3 server)."""
+
+from tests.backups.conftest import settings, worker  # noqa: F401
+from tests.fixtures.s3 import s3_bucket, s3_server  # noqa: F401
