@@ -58,7 +58,7 @@ async def list_visible(
     return [], await repository.count_listed(source, pod_id, plan, tag, kind), owner
 
 
-_DERIVED = ("kind", "trigger", "database_dump")
+_DERIVED = ("kind", "trigger", "database_dump", "locations")
 
 
 def read_mapping(row: Any) -> SnapshotRead:
@@ -72,6 +72,7 @@ def read_mapping(row: Any) -> SnapshotRead:
             "kind": kind,
             "trigger": trigger_of(row["summary"], tags),
             "database_dump": dump_record(row["summary"]),
+            "locations": list(row.get("locations") or []),
         }
     )
 

@@ -126,6 +126,8 @@ async def test_copy_survives_the_primary_bucket(
     original, copied = primary_snaps["items"][0], copy_snaps["items"][0]
     assert copied["id"] != original["id"]  # restic copy gives the copy a new id
     assert copied["time"] == original["time"]
+    assert original["locations"] == ["primary", "copy"]
+    assert copied["locations"] == ["primary", "copy"]
 
     # The copy job queued the copy's first check (due on the copy's own interval).
     check = await wait_kind(client, owner, pod_id, "check")
@@ -140,6 +142,9 @@ async def test_copy_survives_the_primary_bucket(
     lag = (await client.get(f"/v1/pods/{pod_id}/copy-lag", headers=owner)).json()
     assert lag["configured"] is True
     assert lag["snapshots_behind"] == 0 and lag["seconds_behind"] == 0
+    status = (await client.get(f"/v1/pods/{pod_id}/status", headers=owner)).json()
+    assert status["second_copy"]["snapshots_behind"] == 0
+    assert status["second_copy"]["last_status"] == "succeeded"
 
     # The primary is gone entirely; the pod's files change; the copy restores them.
     want = tree_state(root)
