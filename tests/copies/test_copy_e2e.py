@@ -119,9 +119,7 @@ async def test_copy_survives_the_primary_bucket(
     assert copy_job["result"]["snapshots"] == 1
 
     primary_snaps = (await client.get(f"/v1/pods/{pod_id}/snapshots", headers=owner)).json()
-    copy_snaps = (
-        await client.get(f"/v1/pods/{pod_id}/snapshots?plan=copy", headers=owner)
-    ).json()
+    copy_snaps = (await client.get(f"/v1/pods/{pod_id}/snapshots?plan=copy", headers=owner)).json()
     assert len(primary_snaps["items"]) == 1 and len(copy_snaps["items"]) == 1
     original, copied = primary_snaps["items"][0], copy_snaps["items"][0]
     assert copied["id"] != original["id"]  # restic copy gives the copy a new id
