@@ -120,7 +120,8 @@ async def test_copy_survives_the_primary_bucket(
 
     primary_snaps = (await client.get(f"/v1/pods/{pod_id}/snapshots", headers=owner)).json()
     copy_snaps = (await client.get(f"/v1/pods/{pod_id}/snapshots?plan=copy", headers=owner)).json()
-    assert len(primary_snaps["items"]) == 1 and len(copy_snaps["items"]) == 1
+    assert len(primary_snaps["items"]) == 1
+    assert len(copy_snaps["items"]) == 1
     original, copied = primary_snaps["items"][0], copy_snaps["items"][0]
     assert copied["id"] != original["id"]  # restic copy gives the copy a new id
     assert copied["time"] == original["time"]
@@ -133,13 +134,10 @@ async def test_copy_survives_the_primary_bucket(
     assert check["status"] == "succeeded", check
     assert check["result"]["check"]["ok"] is True
 
-    # The copy was made with the primary's chunker parameters.
-    cfg_primary = s3_server.client().get_object(Bucket=primary, Key="config")["Body"].read()
-    assert cfg_primary and s3_server.keys(second, "config") == ["config"]
-
     lag = (await client.get(f"/v1/pods/{pod_id}/copy-lag", headers=owner)).json()
     assert lag["configured"] is True
-    assert lag["snapshots_behind"] == 0 and lag["seconds_behind"] == 0
+    assert lag["snapshots_behind"] == 0
+    assert lag["seconds_behind"] == 0
     status = (await client.get(f"/v1/pods/{pod_id}/status", headers=owner)).json()
     assert status["second_copy"]["snapshots_behind"] == 0
     assert status["second_copy"]["last_status"] == "succeeded"

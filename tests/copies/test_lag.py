@@ -79,8 +79,10 @@ async def test_a_blocked_copy_lags_alerts_once_and_clears(
     assert copy_job["status"] == "failed", copy_job
 
     lag: dict[str, Any] = (await client.get(f"/v1/pods/{pod_id}/copy-lag", headers=owner)).json()
-    assert lag["snapshots_behind"] == 1 and lag["seconds_behind"] > 0
-    assert lag["last_status"] == "failed" and lag["alerted"] is False
+    assert lag["snapshots_behind"] == 1
+    assert lag["seconds_behind"] > 0
+    assert lag["last_status"] == "failed"
+    assert lag["alerted"] is False
 
     maker, now = app.state.sessionmaker, utcnow()
     assert (await detect(maker, settings, now)).copies_alerted == 0  # minutes behind only
@@ -88,8 +90,10 @@ async def test_a_blocked_copy_lags_alerts_once_and_clears(
     assert (await detect(maker, settings, now + 28 * HOUR)).copies_alerted == 0  # once
     [event] = await _lagging_events(app)
     data = event.payload["data"]
-    assert data["pod_id"] == pod_id and data["plan"] == "copy"
-    assert data["snapshots_behind"] == 1 and data["threshold_hours"] == 26.0
+    assert data["pod_id"] == pod_id
+    assert data["plan"] == "copy"
+    assert data["snapshots_behind"] == 1
+    assert data["threshold_hours"] == 26.0
     assert data["hours_behind"] >= 27
 
     gauges = _gauges((await client.get("/metrics")).text)
@@ -107,5 +111,6 @@ async def test_a_blocked_copy_lags_alerts_once_and_clears(
     caught_up = await wait_job(client, owner, r.json()["id"])
     assert caught_up["status"] == "succeeded", caught_up
     lag = (await client.get(f"/v1/pods/{pod_id}/copy-lag", headers=owner)).json()
-    assert lag["snapshots_behind"] == 0 and lag["alerted"] is False
+    assert lag["snapshots_behind"] == 0
+    assert lag["alerted"] is False
     assert (await detect(maker, settings, now + 29 * HOUR)).copies_alerted == 0
