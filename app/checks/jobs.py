@@ -30,6 +30,7 @@ from app.jobs import repository as jobs
 from app.models import BackupSettings, CopySettings, Job, Pod
 from app.models.base import utcnow
 from app.models.kinds import Plan
+from app.models.settings import TargetRow
 from app.models.shapes import JobError
 from app.plans import repository as plan_states
 from app.plans import targets
@@ -80,8 +81,11 @@ async def _load(ctx: JobContext) -> Setup:
             raise JobFailure("pod_deleted", "the pod was deleted", retryable=False)
         total, exists = subsets.DEFAULT_SUBSETS, True
         if plan in (Plan.OWNER, Plan.COPY):
-            model = CopySettings if plan == Plan.COPY else BackupSettings
-            row = await session.get(model, pod.id)
+            row: TargetRow | None = (
+                await session.get(CopySettings, pod.id)
+                if plan == Plan.COPY
+                else await session.get(BackupSettings, pod.id)
+            )
             total = subsets.subsets_of(row.verification if row else None)
             exists = row is not None and row.repository_id is not None
         state = await plan_states.get(session, pod.id, plan)

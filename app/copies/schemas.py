@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,7 +18,7 @@ from app.targets.schemas import (
     Verification,
 )
 
-_EXAMPLE = {
+_EXAMPLE: dict[str, Any] = {
     "target": {
         "kind": "s3",
         "endpoint": "s3.eu-central-003.backblazeb2.com",

@@ -20,6 +20,7 @@ from app.engine.locks import repository_lock
 from app.models import BackupSettings, CopySettings, Job, Pod
 from app.models.base import utcnow
 from app.models.kinds import Plan
+from app.models.settings import TargetRow
 from app.models.shapes import JobError
 from app.plans import targets
 from app.platform import maintenance
@@ -55,7 +56,11 @@ async def _load(ctx: JobContext) -> tuple[Pod, targets.Target, dict[str, int], b
             ) from None
         exists = True
         if plan in (Plan.OWNER, Plan.COPY):
-            row = await session.get(CopySettings if plan == Plan.COPY else BackupSettings, pod.id)
+            row: TargetRow | None = (
+                await session.get(CopySettings, pod.id)
+                if plan == Plan.COPY
+                else await session.get(BackupSettings, pod.id)
+            )
             exists = row is not None and row.repository_id is not None
         target = await targets.resolve(session, ctx.settings, ctx.services.keyring, pod, plan)
     ctx.secret(*target.repo.secret_values())
