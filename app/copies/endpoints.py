@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Request, Response, status
 from app.audit import service as audit
 from app.auth.dependencies import AnyPrincipal, Principal, client_address
 from app.copies import repository, service
-from app.copies.schemas import CopyLag, CopySettingsRead, CopySettingsWrite
+from app.copies.schemas import CopySettingsRead, CopySettingsWrite
 from app.db import DbSession
 from app.deps import KeyringDep, RedisDep, SettingsDep
 from app.errors import error_responses
@@ -21,6 +21,7 @@ from app.models import Pod
 from app.models.base import utcnow
 from app.models.kinds import JobKind, Plan
 from app.pods.service import decrypt_secrets, get_visible
+from app.status.schemas import CopyLag
 from app.targets import endpoints as owner_endpoints
 from app.targets import service as owner
 from app.targets.checks import VerifyInput

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.dependencies import Principal
 from app.config import Settings
 from app.copies import repository
-from app.copies.schemas import CopyLag, CopySettingsRead, CopySettingsWrite
+from app.copies.schemas import CopySettingsRead, CopySettingsWrite
 from app.errors import NotFound, ValidationFailed
 from app.jobs import service as jobs
 from app.kit.crypto import Keyring, generate_password
@@ -31,6 +31,7 @@ from app.models.shapes import StoredRetention, StoredVerification
 from app.plans import repository as plan_states
 from app.plans.targets import CREDENTIALS_HINT, shared_credentials_problem
 from app.pods import repository as pods
+from app.status.schemas import CopyLag
 from app.targets import service as owner
 from app.targets.repository import make_repository
 from app.targets.resolve import ResolvedTarget, resolve_target, stored_target
@@ -177,7 +178,7 @@ async def queue_copy(
 
 
 async def lag_of(session: AsyncSession, pod_id: uuid.UUID, now: datetime) -> CopyLag:
-    rows = await repository.lag(session, pod_id)
+    rows = await plan_states.copy_lag(session, pod_id)
     state = await plan_states.get(session, pod_id, Plan.COPY)
     if not rows:
         return CopyLag(
@@ -192,7 +193,7 @@ async def lag_of(session: AsyncSession, pod_id: uuid.UUID, now: datetime) -> Cop
     return CopyLag(
         configured=True,
         snapshots_behind=behind,
-        seconds_behind=repository.seconds_behind(oldest, now),
+        seconds_behind=plan_states.seconds_behind(oldest, now),
         last_copy_at=state.last_success_at if state else None,
         last_status=state.last_status if state else None,
         alerted=bool(state and state.stale_alerted_at),

@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.copies import repository as copies
-from app.copies.repository import seconds_behind
 from app.jobs import repository as jobs
 from app.plans import repository as plan_states
 
@@ -76,7 +74,7 @@ class DbMetrics:
             stale = await plan_states.stale_counts(conn)
             past_rpo = await plan_states.past_rpo_counts(conn)
             sizes = await plan_states.size_totals(conn)
-            lag = await copies.lag(conn)
+            lag = await plan_states.copy_lag(conn)
         JOBS_ACTIVE.clear()
         for (kind, status), n in active.items():
             JOBS_ACTIVE.labels(kind, status).set(n)
@@ -93,7 +91,9 @@ class DbMetrics:
             PODS_PAST_RPO.labels(plan).set(n)
         now = datetime.now(UTC)
         COPY_LAG_SNAPSHOTS.set(sum(behind for _, _, behind, _ in lag))
-        COPY_LAG_SECONDS.set(max((seconds_behind(o, now) for *_, o in lag), default=0.0))
+        COPY_LAG_SECONDS.set(
+            max((plan_states.seconds_behind(o, now) for *_, o in lag), default=0.0)
+        )
         COPIES_LAGGING.set(sum(n for plan, n in past_rpo if plan == "copy"))
         REPO_BYTES.clear()
         REPOS_MEASURED.clear()

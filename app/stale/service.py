@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.copies import repository as copies
 from app.db import commit
 from app.models.kinds import Plan
 from app.plans import repository as plan_states
@@ -86,7 +85,7 @@ async def detect_copy_lag(
     limit = settings.copy_lag_alert_hours
     alerted = 0
     async with sessionmaker() as session:
-        for pod_id, account_id, behind, oldest in await copies.lag(session):
+        for pod_id, account_id, behind, oldest in await plan_states.copy_lag(session):
             if oldest is None or (now - oldest).total_seconds() <= limit * 3600:
                 continue
             state = await plan_states.get(session, pod_id, Plan.COPY)

@@ -9,15 +9,15 @@ from pydantic import BaseModel, Field
 
 from app import plans
 from app.auth.dependencies import AnyPrincipal, Principal
-from app.copies.repository import seconds_behind
-from app.copies.schemas import CopyLag
 from app.errors import NotFound, error_responses
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
 from app.kit.fastread import json_response
+from app.plans.repository import seconds_behind
 from app.readcache.cache import Fresh, ReadCache
 from app.snapshots.repository import parse_time
 from app.status.reads import status_row
+from app.status.schemas import CopyLag
 from app.storage import prices
 from app.storage.schemas import CostEstimateRead, GrowthRead
 
