@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.apidoc import examples as ex
+from app.apidoc import examples_views as views
 from app.apidoc.op import ANY, POD_BUSY, POD_GONE, Op
 
 _COPY_TARGET = {
@@ -63,6 +64,12 @@ COPY_OPERATIONS: dict[str, Op] = {
         "**Next**: poll the job; `GET /v1/pods/{pod_id}/snapshots?plan=copy` lists the copy.",
         response=ex.job(kind="copy", plan="copy"),
         causes=(POD_BUSY,),
+    ),
+    "GET /v1/pods/{pod_id}/copy-settings/restore-kit": Op(
+        f"Everything plain restic needs to restore from the second copy without this "
+        f"service: its repository URL, its own password, the environment block and commands. "
+        f"{ANY} Every read is audited (`copy_restore_kit.read`).",
+        response=views.RESTORE_KIT,
     ),
     "GET /v1/pods/{pod_id}/copy-lag": Op(
         f"How far the second copy is behind: primary snapshots newer than the copy's newest, "

@@ -25,7 +25,8 @@ from app.status.schemas import CopyLag
 from app.targets import endpoints as owner_endpoints
 from app.targets import service as owner
 from app.targets.checks import VerifyInput
-from app.targets.schemas import Target, VerifyResult
+from app.targets.restore_kit import build_kit
+from app.targets.schemas import RestoreKit, Target, VerifyResult
 from app.targets.verify import verify_s3
 from app.targets.verify_local import verify_local
 from app.targets.verify_pod import verify_pod
@@ -189,3 +190,24 @@ async def trigger_copy(
 async def copy_lag(pod_id: uuid.UUID, principal: AnyPrincipal, session: DbSession) -> CopyLag:
     pod = await get_visible(session, principal, pod_id)
     return await service.lag_of(session, pod.id, utcnow())
+
+
+@router.get(
+    "/v1/pods/{pod_id}/copy-settings/restore-kit",
+    summary="The second copy's repository, password, env block and restic commands (audited)",
+    responses=error_responses(401, 404, 422),
+)
+async def copy_restore_kit(
+    pod_id: uuid.UUID,
+    principal: AnyPrincipal,
+    session: DbSession,
+    keyring: KeyringDep,
+    request: Request,
+) -> RestoreKit:
+    pod = await get_visible(session, principal, pod_id)
+    row = await service.require_row(session, pod.id)
+    kit = build_kit(row, keyring)
+    await _audit(
+        session, request, principal, pod, "copy_restore_kit.read", {"repository": kit.repository}
+    )
+    return kit

@@ -101,7 +101,7 @@ async def test_copy_survives_the_primary_bucket(
     assert "another bucket" in r.text
     r = await client.put(
         f"/v1/pods/{pod_id}/copy-settings",
-        json={"target": s3_target(s3_server, second), "retention": {"keep_last": 3}},
+        json={"target": s3_target(s3_server, second), "retention": {"keep_last": 1}},
         headers=owner,
     )
     assert r.status_code == 200, r.text
@@ -109,7 +109,7 @@ async def test_copy_survives_the_primary_bucket(
     assert read["target"]["bucket"] == second
     assert read["target"]["secret_access_key_set"] is True
     assert "secret_access_key" not in read["target"]
-    assert read["retention"]["keep_last"] == 3
+    assert read["retention"]["keep_last"] == 1
 
     done = await backup(client, owner, pod_id)
     assert done["status"] == "succeeded", done
@@ -141,6 +141,25 @@ async def test_copy_survives_the_primary_bucket(
     status = (await client.get(f"/v1/pods/{pod_id}/status", headers=owner)).json()
     assert status["second_copy"]["snapshots_behind"] == 0
     assert status["second_copy"]["last_status"] == "succeeded"
+
+    # A second backup: its copy queues the copy's own retention (keep_last 1 there, 10 in
+    # the primary), which forgets the older copied snapshot from the copy only.
+    (root / "added after the first backup.txt").write_text("new\n")
+    assert (await backup(client, owner, pod_id))["status"] == "succeeded"
+    second_copy = await wait_kind(client, owner, pod_id, "copy")
+    assert second_copy["id"] != copy_job["id"]
+    assert second_copy["status"] == "succeeded", second_copy
+    prune = await wait_kind(client, owner, pod_id, "prune")
+    assert prune["plan"] == "copy", prune
+    assert prune["status"] == "succeeded", prune
+    assert prune["result"]["removed"] == 1
+    primary_snaps = (await client.get(f"/v1/pods/{pod_id}/snapshots", headers=owner)).json()
+    copy_snaps = (await client.get(f"/v1/pods/{pod_id}/snapshots?plan=copy", headers=owner)).json()
+    assert [s["locations"] for s in primary_snaps["items"]] == [["primary", "copy"], ["primary"]]
+    [copied] = copy_snaps["items"]
+    assert copied["time"] == primary_snaps["items"][0]["time"]
+    lag = (await client.get(f"/v1/pods/{pod_id}/copy-lag", headers=owner)).json()
+    assert lag["snapshots_behind"] == 0
 
     # The primary is gone entirely; the pod's files change; the copy restores them.
     want = tree_state(root)
