@@ -9,15 +9,19 @@ The copy repository is created on the first run with the primary's chunker param
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
 from app.jobs import service as jobs
+from app.jobs.errors import PodBusy
 from app.models import CopySettings, Job, Pod
 from app.models.kinds import JobKind, JobStatus, Plan
 from app.models.shapes import JobError
@@ -111,7 +115,7 @@ class CopyHandler:
 
 
 async def _queue_due(
-    session: AsyncSession, redis: Any, settings: Any, pod: Pod, now: datetime
+    session: AsyncSession, redis: ArqRedis, settings: Settings, pod: Pod, now: datetime
 ) -> None:
     """The copy's own check and retention, on its settings' intervals: the copy has no
     schedule of its own, so each successful copy queues what is due (one at a time: the
@@ -131,13 +135,14 @@ async def _queue_due(
     kind = JobKind.CHECK if check_due else JobKind.PRUNE if prune_due else None
     if kind is None:
         return
-    await jobs.create(
-        session,
-        redis,
-        settings,
-        kind=kind,
-        pod_id=pod.id,
-        account_id=pod.account_id,
-        trigger="schedule",
-        plan=Plan.COPY,
-    )
+    with contextlib.suppress(PodBusy):  # another job came first: the next copy queues it
+        await jobs.create(
+            session,
+            redis,
+            settings,
+            kind=kind,
+            pod_id=pod.id,
+            account_id=pod.account_id,
+            trigger="schedule",
+            plan=Plan.COPY,
+        )

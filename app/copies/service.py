@@ -10,6 +10,7 @@ secrets sealed under the copy's own contexts), a password of its own, and the la
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from app.copies import repository
 from app.copies.schemas import CopySettingsRead, CopySettingsWrite
 from app.errors import NotFound, ValidationFailed
 from app.jobs import service as jobs
+from app.jobs.errors import PodBusy
 from app.kit.crypto import Keyring, generate_password
 from app.models import BackupSettings, CopySettings, Pod
 from app.models.encrypted import COPY_REPO_PASSWORD, COPY_TARGET_SECRET
@@ -36,6 +38,8 @@ from app.targets import service as owner
 from app.targets.repository import make_repository
 from app.targets.resolve import ResolvedTarget, resolve_target, stored_target
 from app.targets.schemas import DEFAULT_RETENTION, RETENTION_KEYS, Prune, Retention, Verification
+
+log = logging.getLogger(__name__)
 
 NOT_SET_HINT = "set one with PUT /v1/pods/{pod_id}/copy-settings"
 
@@ -164,16 +168,22 @@ async def queue_copy(
     whether one was created. Called when no other exclusive job of the pod is active."""
     if await repository.get(session, pod.id) is None:
         return False
-    _, created = await jobs.create(
-        session,
-        redis,
-        settings,
-        kind=JobKind.COPY,
-        pod_id=pod.id,
-        account_id=pod.account_id,
-        trigger=trigger,
-        plan=Plan.COPY,
-    )
+    try:
+        # The insert skips on conflict (no database error): a refusal leaves the caller's
+        # transaction (a backup's finish) intact.
+        _, created = await jobs.create(
+            session,
+            redis,
+            settings,
+            kind=JobKind.COPY,
+            pod_id=pod.id,
+            account_id=pod.account_id,
+            trigger=trigger,
+            plan=Plan.COPY,
+        )
+    except PodBusy:
+        log.info("pod %s: another job is active; the next backup queues the copy", pod.id)
+        return False
     return created
 
 

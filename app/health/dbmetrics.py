@@ -75,6 +75,7 @@ class DbMetrics:
             past_rpo = await plan_states.past_rpo_counts(conn)
             sizes = await plan_states.size_totals(conn)
             lag = await plan_states.copy_lag(conn)
+            lagging = await plan_states.copies_lagging_count(conn)
         JOBS_ACTIVE.clear()
         for (kind, status), n in active.items():
             JOBS_ACTIVE.labels(kind, status).set(n)
@@ -94,7 +95,7 @@ class DbMetrics:
         COPY_LAG_SECONDS.set(
             max((plan_states.seconds_behind(o, now) for *_, o in lag), default=0.0)
         )
-        COPIES_LAGGING.set(sum(n for plan, n in past_rpo if plan == "copy"))
+        COPIES_LAGGING.set(lagging)
         REPO_BYTES.clear()
         REPOS_MEASURED.clear()
         for plan, measured, size in sizes:

@@ -74,14 +74,25 @@ async def stale_counts(conn: AsyncConnection) -> list[tuple[str, int]]:
 
 
 async def past_rpo_counts(conn: AsyncConnection) -> list[tuple[str, int]]:
-    """(plan, pods whose `backup.stale` is raised and not yet cleared by a success)."""
+    """(plan, pods whose `backup.stale` is raised and not yet cleared by a success); the
+    copy plan's mark is `copy.lagging` (``copies_lagging_count``)."""
     rows = await conn.execute(
         text(
             """SELECT plan, count(*) FROM plan_states WHERE stale_alerted_at IS NOT NULL
-               GROUP BY plan"""
+               AND plan <> 'copy' GROUP BY plan"""
         )
     )
     return [(plan, int(n)) for plan, n in rows.all()]
+
+
+async def copies_lagging_count(conn: AsyncConnection) -> int:
+    """Pods whose `copy.lagging` is raised and not yet cleared by a successful copy."""
+    n = await conn.scalar(
+        text(
+            "SELECT count(*) FROM plan_states WHERE plan = 'copy' AND stale_alerted_at IS NOT NULL"
+        )
+    )
+    return int(n or 0)
 
 
 async def size_totals(conn: AsyncConnection) -> list[tuple[str, int, int]]:
