@@ -110,6 +110,12 @@ async def test_copy_survives_the_primary_bucket(
     assert read["target"]["secret_access_key_set"] is True
     assert "secret_access_key" not in read["target"]
     assert read["retention"]["keep_last"] == 1
+    verified = await client.post(f"/v1/pods/{pod_id}/copy-settings/verify", headers=owner)
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["ok"] is True, verified.json()
+    assert verified.json()["repository"].endswith(f"/{second}")
+    copy_read = (await client.get(f"/v1/pods/{pod_id}/copy-settings", headers=owner)).json()
+    assert copy_read["verified_ok"] is True
 
     done = await backup(client, owner, pod_id)
     assert done["status"] == "succeeded", done
@@ -176,3 +182,12 @@ async def test_copy_survives_the_primary_bucket(
     restored = await wait_job(client, owner, r.json()["id"])
     assert restored["status"] == "succeeded", restored
     assert diff_states(want, tree_state(root)) == []
+
+    # Browsing the copy needs no primary either: its index is built from the copy.
+    files_url = f"/v1/pods/{pod_id}/snapshots/{copied['id']}/files?plan=copy&path=/files"
+    deadline = time.monotonic() + 60
+    while (r := await client.get(files_url, headers=owner)).status_code == 409:
+        assert time.monotonic() < deadline, r.text
+        await asyncio.sleep(0.3)
+    assert r.status_code == 200, r.text
+    assert "added after the first backup.txt" in {e["name"] for e in r.json()["items"]}
