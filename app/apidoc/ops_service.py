@@ -184,9 +184,9 @@ SERVICE_OPERATIONS: dict[str, Op] = {
     "GET /v1/webhooks": Op(f"The webhooks this token sees. {ANY}", response=ex.page(ex.WEBHOOK)),
     "POST /v1/webhooks": Op(
         f"Subscribe a URL to events (`job.succeeded`, `job.partial`, `job.failed`, "
-        f"`backup.stale`, `copy.lagging`, `check.failed`, `restore.finished`). {ANY} The URL is checked "
-        "against the outbound-address policy. **Next**: `POST /v1/webhooks/{webhook_id}/test` "
-        "and watch its deliveries.",
+        f"`backup.stale`, `copy.lagging`, `check.failed`, `restore.finished`). {ANY} The URL "
+        "is checked against the outbound-address policy. **Next**: "
+        "`POST /v1/webhooks/{webhook_id}/test` and watch its deliveries.",
         request={
             "url": "https://hooks.acme.example/podbackup",
             "events": ["job.failed", "backup.stale", "check.failed"],
