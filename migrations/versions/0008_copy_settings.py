@@ -1,7 +1,7 @@
 """the owner's second copy (plan ``copy``) and the ``copy`` job kind
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 
 - ``copy_settings``: one row per pod with a second copy: its target, the target's secret
   and its own repository password (both encrypted like the owner's), its repository id,
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
