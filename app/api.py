@@ -8,6 +8,7 @@ from app.accounts.endpoints import router as accounts_router
 from app.audit.endpoints import router as audit_router
 from app.backups.endpoints import router as backups_router
 from app.checks.endpoints import router as checks_router
+from app.copies.endpoints import router as copies_router
 from app.exports.endpoints import router as exports_router
 from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
@@ -40,6 +41,7 @@ for router in (
     checks_router,
     platform_router,
     targets_router,
+    copies_router,
     providers_router,
     pod_audit_router,
     audit_router,

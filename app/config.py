@@ -353,6 +353,14 @@ class Settings(BaseSettings):
             "(the nightly interval plus a margin) raises `backup.stale` once."
         ),
     )
+    copy_lag_alert_hours: float = Field(
+        26.0,
+        gt=0,
+        description=(
+            "A pod's second copy whose oldest not-yet-copied snapshot is older than this "
+            "raises `copy.lagging` once (cleared by the next successful copy)."
+        ),
+    )
     stale_batch_size: int = Field(
         500, ge=1, le=10_000, description="Stale pods one detection pass claims per transaction."
     )

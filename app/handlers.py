@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 from app.backups.pipeline import BackupHandler
 from app.checks.jobs import CheckHandler
+from app.copies.jobs import CopyHandler
 from app.engine.context import Handler
 from app.exports.jobs import ExportHandler
 from app.models.kinds import JobKind
@@ -23,5 +24,6 @@ HANDLERS: Mapping[JobKind, Handler] = MappingProxyType(
         JobKind.CHECK: CheckHandler(),
         JobKind.REFRESH: RefreshHandler(),
         JobKind.INDEX: IndexHandler(),
+        JobKind.COPY: CopyHandler(),
     }
 )

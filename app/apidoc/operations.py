@@ -9,7 +9,8 @@ are checked against the operation's schemas there too.
 from __future__ import annotations
 
 from app.apidoc.op import Op
+from app.apidoc.ops_copies import COPY_OPERATIONS
 from app.apidoc.ops_jobs import JOB_OPERATIONS
 from app.apidoc.ops_service import SERVICE_OPERATIONS
 
-OPERATIONS: dict[str, Op] = {**SERVICE_OPERATIONS, **JOB_OPERATIONS}
+OPERATIONS: dict[str, Op] = {**SERVICE_OPERATIONS, **JOB_OPERATIONS, **COPY_OPERATIONS}

@@ -187,8 +187,8 @@ SERVICE_OPERATIONS: dict[str, Op] = {
     "GET /v1/webhooks": Op(f"The webhooks this token sees. {ANY}", response=ex.page(ex.WEBHOOK)),
     "POST /v1/webhooks": Op(
         f"Subscribe a URL to events (`job.succeeded`, `job.partial`, `job.failed`, "
-        f"`backup.stale`, `check.failed`, `restore.finished`, `target.unavailable`, "
-        f"`target.recovered`). {ANY} The URL is checked "
+        f"`backup.stale`, `copy.lagging`, `check.failed`, `restore.finished`, "
+        f"`target.unavailable`, `target.recovered`). {ANY} The URL is checked "
         "against the outbound-address policy. **Next**: `POST /v1/webhooks/{webhook_id}/test` "
         "and watch its deliveries.",
         request={

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.copies.service import queue_copy
 from app.engine import metrics
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
@@ -23,7 +24,7 @@ from app.integrations.restic.commands import BackupOutcome
 from app.kit.cachedir import private_dirs
 from app.kit.netpolicy import Policy
 from app.models import Job, Pod, Snapshot
-from app.models.kinds import JobStatus
+from app.models.kinds import JobStatus, Plan
 from app.models.shapes import JobError, LocalFiles
 from app.plans import repository as plan_states
 from app.plans import targets
@@ -296,6 +297,10 @@ class BackupHandler:
             if staged.seen_host_key:
                 await pin_host_key(session, pod.id, staged.seen_host_key)
             await _pin_if_asked(session, job, row, status, now)
+            if job.plan == Plan.OWNER:
+                # The second copy follows each backup (the backup is finished by now, so
+                # the copy may take the pod's one exclusive slot).
+                await queue_copy(session, ctx.services.redis, ctx.settings, pod, "schedule")
             state = await plan_states.get(session, pod.id, job.plan)
             measure = size_due(backup.summary, state.repo_size_at if state else None, now)
             if await _index_from_parent(session, run, row):

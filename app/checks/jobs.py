@@ -27,9 +27,10 @@ from app.engine.locks import repository_lock
 from app.integrations.restic import Repository, ResticError
 from app.integrations.restic.commands import CheckOutcome
 from app.jobs import repository as jobs
-from app.models import BackupSettings, Job, Pod
+from app.models import BackupSettings, CopySettings, Job, Pod
 from app.models.base import utcnow
 from app.models.kinds import Plan
+from app.models.settings import TargetRow
 from app.models.shapes import JobError
 from app.plans import repository as plan_states
 from app.plans import targets
@@ -79,8 +80,12 @@ async def _load(ctx: JobContext) -> Setup:
         if pod is None:
             raise JobFailure("pod_deleted", "the pod was deleted", retryable=False)
         total, exists = subsets.DEFAULT_SUBSETS, True
-        if plan == Plan.OWNER:
-            row = await session.get(BackupSettings, pod.id)
+        if plan in (Plan.OWNER, Plan.COPY):
+            row: TargetRow | None = (
+                await session.get(CopySettings, pod.id)
+                if plan == Plan.COPY
+                else await session.get(BackupSettings, pod.id)
+            )
             total = subsets.subsets_of(row.verification if row else None)
             exists = row is not None and row.repository_id is not None
         state = await plan_states.get(session, pod.id, plan)

@@ -6,6 +6,7 @@ aggregate them with max, not sum."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,6 +47,18 @@ REPO_BYTES = Gauge(
 REPOS_MEASURED = Gauge(
     "podbackup_repositories_measured", "Repositories with a measured size", ["plan"]
 )
+COPY_LAG_SNAPSHOTS = Gauge(
+    "podbackup_copy_lag_snapshots",
+    "Primary snapshots not yet in the second copies, summed over pods with a copy",
+)
+COPY_LAG_SECONDS = Gauge(
+    "podbackup_copy_lag_seconds",
+    "The largest age of a snapshot not yet copied, over pods with a second copy (0: current)",
+)
+COPIES_LAGGING = Gauge(
+    "podbackup_copies_lagging",
+    "Pods whose `copy.lagging` is raised (PODBACKUP_COPY_LAG_ALERT_HOURS), not yet cleared",
+)
 
 
 class DbMetrics:
@@ -68,6 +81,8 @@ class DbMetrics:
             past_rpo = await plan_states.past_rpo_counts(conn)
             sizes = await plan_states.size_totals(conn)
             unavailable = await watch.unavailable_counts(conn)
+            lag = await plan_states.copy_lag(conn)
+            lagging = await plan_states.copies_lagging_count(conn)
         JOBS_ACTIVE.clear()
         for (kind, status), n in active.items():
             JOBS_ACTIVE.labels(kind, status).set(n)
@@ -86,6 +101,12 @@ class DbMetrics:
         TARGETS_UNAVAILABLE.labels("owner").set(0)  # 0, not absent: the plan that is watched
         for plan, n in unavailable:
             TARGETS_UNAVAILABLE.labels(plan).set(n)
+        now = datetime.now(UTC)
+        COPY_LAG_SNAPSHOTS.set(sum(behind for _, _, behind, _ in lag))
+        COPY_LAG_SECONDS.set(
+            max((plan_states.seconds_behind(o, now) for *_, o in lag), default=0.0)
+        )
+        COPIES_LAGGING.set(lagging)
         REPO_BYTES.clear()
         REPOS_MEASURED.clear()
         for plan, measured, size in sizes:

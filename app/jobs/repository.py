@@ -100,7 +100,7 @@ def list_query(
     if account_id is not None:
         stmt = stmt.where(Job.account_id == account_id)
     if owner_plan_only:
-        stmt = stmt.where(Job.plan == Plan.OWNER)
+        stmt = stmt.where(Job.plan != Plan.PLATFORM)  # the owner's plans: primary and copy
     if kind:
         stmt = stmt.where(Job.kind == kind)
     if status:

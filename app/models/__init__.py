@@ -7,7 +7,7 @@ from app.models.export import Export
 from app.models.job import Job, JobEvent
 from app.models.maintenance import RepositoryMaintenance
 from app.models.pod import Pod
-from app.models.settings import BackupSettings
+from app.models.settings import BackupSettings, CopySettings
 from app.models.snapshot import Snapshot, SnapshotFile
 from app.models.status import PlanState, RepoSizeSample
 from app.models.webhook import Webhook, WebhookAttempt, WebhookDelivery
@@ -18,6 +18,7 @@ __all__ = [
     "AuditEvent",
     "BackupSettings",
     "Base",
+    "CopySettings",
     "Export",
     "Job",
     "JobEvent",

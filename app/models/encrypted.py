@@ -15,7 +15,7 @@ from typing import Any
 
 from app.models.base import Base
 from app.models.pod import Pod
-from app.models.settings import BackupSettings
+from app.models.settings import BackupSettings, CopySettings
 from app.models.webhook import Webhook
 
 
@@ -54,6 +54,11 @@ MAINTENANCE_SECRET = EncryptedColumn(
 )
 # The restic repository password, generated on the first save.
 REPO_PASSWORD = EncryptedColumn(BackupSettings, "repo_password", "pod_id", "pod:{}:repo_password")
+# The second copy's S3 secret access key and its own repository password.
+COPY_TARGET_SECRET = EncryptedColumn(CopySettings, "target_secret", "pod_id", "pod:{}:copy_target")
+COPY_REPO_PASSWORD = EncryptedColumn(
+    CopySettings, "repo_password", "pod_id", "pod:{}:copy_repo_password"
+)
 # A webhook's signing secret.
 WEBHOOK_SECRET = EncryptedColumn(Webhook, "secret", "id", "webhook:{}")
 
@@ -63,5 +68,7 @@ ENCRYPTED: tuple[EncryptedColumn, ...] = (
     TARGET_SECRET,
     MAINTENANCE_SECRET,
     REPO_PASSWORD,
+    COPY_TARGET_SECRET,
+    COPY_REPO_PASSWORD,
     WEBHOOK_SECRET,
 )

@@ -18,6 +18,7 @@ class JobKind(StrEnum):
     CHECK = "check"
     REFRESH = "refresh"
     INDEX = "index"
+    COPY = "copy"
 
     @classmethod
     def _missing_(cls, value: object) -> JobKind | None:
@@ -35,6 +36,9 @@ class Plan(StrEnum):
 
     OWNER = "owner"
     PLATFORM = "platform"
+    # The owner's second copy: another bucket or provider, filled with `restic copy` from
+    # the owner's repository (app/copies/); visible to the owner like the owner plan.
+    COPY = "copy"
 
 
 class JobStatus(StrEnum):
@@ -47,7 +51,13 @@ class JobStatus(StrEnum):
 
 
 # Kinds that change a pod or its repository: at most one queued or running per pod.
-EXCLUSIVE_KINDS = (JobKind.BACKUP, JobKind.RESTORE, JobKind.PRUNE, JobKind.CHECK)
+EXCLUSIVE_KINDS = (
+    JobKind.BACKUP,
+    JobKind.RESTORE,
+    JobKind.PRUNE,
+    JobKind.CHECK,
+    JobKind.COPY,
+)
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELED)
 

@@ -4,6 +4,7 @@ that is not a scheduler query."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -73,14 +74,25 @@ async def stale_counts(conn: AsyncConnection) -> list[tuple[str, int]]:
 
 
 async def past_rpo_counts(conn: AsyncConnection) -> list[tuple[str, int]]:
-    """(plan, pods whose `backup.stale` is raised and not yet cleared by a success)."""
+    """(plan, pods whose `backup.stale` is raised and not yet cleared by a success); the
+    copy plan's mark is `copy.lagging` (``copies_lagging_count``)."""
     rows = await conn.execute(
         text(
             """SELECT plan, count(*) FROM plan_states WHERE stale_alerted_at IS NOT NULL
-               GROUP BY plan"""
+               AND plan <> 'copy' GROUP BY plan"""
         )
     )
     return [(plan, int(n)) for plan, n in rows.all()]
+
+
+async def copies_lagging_count(conn: AsyncConnection) -> int:
+    """Pods whose `copy.lagging` is raised and not yet cleared by a successful copy."""
+    n = await conn.scalar(
+        text(
+            "SELECT count(*) FROM plan_states WHERE plan = 'copy' AND stale_alerted_at IS NOT NULL"
+        )
+    )
+    return int(n or 0)
 
 
 async def size_totals(conn: AsyncConnection) -> list[tuple[str, int, int]]:
@@ -103,3 +115,38 @@ async def advance_check_counter(session: AsyncSession, pod_id: uuid.UUID, plan: 
             set_={"check_counter": PlanState.check_counter + 1},
         )
     )
+
+
+# Per pod with a copy: primary snapshots newer than the copy's newest one (by tree and
+# time), how many, and the time of the oldest of them.
+_LAG = """
+WITH newest_copy AS (
+    SELECT c.pod_id, max(s.time) AS at
+    FROM copy_settings c
+    LEFT JOIN snapshots s ON s.pod_id = c.pod_id AND s.plan = 'copy'
+    {where}
+    GROUP BY c.pod_id
+)
+SELECT n.pod_id, p.account_id, count(o.pk) AS behind, min(o.time) AS oldest
+FROM newest_copy n
+JOIN pods p ON p.id = n.pod_id
+LEFT JOIN snapshots o ON o.pod_id = n.pod_id AND o.plan = 'owner'
+    AND (n.at IS NULL OR o.time > n.at)
+GROUP BY n.pod_id, p.account_id
+"""
+
+
+async def copy_lag(
+    conn: AsyncConnection | AsyncSession, pod_id: uuid.UUID | None = None
+) -> list[tuple[uuid.UUID, uuid.UUID, int, datetime | None]]:
+    """(pod id, account id, snapshots behind, time of the oldest not yet copied) for every
+    pod with a second copy, or for ``pod_id`` only."""
+    where = "WHERE c.pod_id = :pod_id" if pod_id is not None else ""
+    params: dict[str, Any] = {"pod_id": pod_id} if pod_id is not None else {}
+    rows = await conn.execute(text(_LAG.format(where=where)), params)
+    return [(r[0], r[1], int(r[2]), r[3]) for r in rows.all()]
+
+
+def seconds_behind(oldest: datetime | None, now: datetime) -> float:
+    """How long a copy has been behind: since its oldest not-yet-copied snapshot."""
+    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.integrations.restic import Repository
 from app.kit.crypto import Keyring
-from app.models import BackupSettings, Pod
+from app.models import BackupSettings, CopySettings, Pod
 from app.models.kinds import Plan
 from app.plans import platform
 from app.plans.errors import NoBackupTarget, RepoAccess
@@ -36,6 +36,8 @@ class Target:
     # target holds the pod's repository: `ensure` need not run before it. Not for an owner
     # target without a recorded repository (new settings: `ensure` may have to `init`).
     parent_proves: bool = True
+    # The second copy (plan copy): the owner's repository it is copied from.
+    source: Repository | None = None
 
     @property
     def recorded(self) -> bool:
@@ -51,6 +53,8 @@ async def resolve(
     Raises `NoBackupTarget` when there is none."""
     if plan == Plan.OWNER:
         return await _owner_target(session, settings, keyring, pod)
+    if plan == Plan.COPY:
+        return await _copy_target(session, settings, keyring, pod)
     if plan == Plan.PLATFORM:
         repo = platform.platform_repository(settings, pod.id)
 
@@ -60,7 +64,9 @@ async def resolve(
         return Target(
             repo=repo, ensure=_ensure, shared_by_pods=settings.platform_layout == "shared"
         )
-    raise NoBackupTarget("bad_plan", f"unknown plan '{plan}'", hint="use plan owner or platform")
+    raise NoBackupTarget(
+        "bad_plan", f"unknown plan '{plan}'", hint="use plan owner, copy or platform"
+    )
 
 
 async def _owner_target(
@@ -91,4 +97,65 @@ async def _owner_target(
         ensure=_ensure,
         recorded_id=row.repository_id,
         parent_proves=row.repository_id is not None,
+    )
+
+
+COPY_NOT_CONFIGURED_HINT = (
+    "set a second copy with PUT /v1/pods/{pod_id}/copy-settings (the pod needs its own "
+    "backup settings first)"
+)
+CREDENTIALS_HINT = (
+    "restic opens both repositories of a copy with one set of S3 credentials: give the "
+    "copy's target the same access key as the primary (a key allowed on both buckets), or "
+    "use a local copy target"
+)
+
+
+def shared_credentials_problem(primary: Repository, copy: Repository) -> str | None:
+    """Why one restic process cannot open both repositories, or None. restic reads one
+    set of AWS_* variables for `copy`'s two repositories (a ``RESTIC_FROM_``-prefixed set
+    is not read: tested with 0.14 and 0.18)."""
+    if not primary.env or not copy.env:
+        return None  # one side is a local folder: the other's key is the only one
+    keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    if any(primary.env.get(k) != copy.env.get(k) for k in keys):
+        return "the copy's S3 key differs from the primary's"
+    return None
+
+
+async def _copy_target(
+    session: AsyncSession, settings: Settings, keyring: Keyring, pod: Pod
+) -> Target:
+    """The second copy's repository, with the owner's as its ``source``."""
+    row = await session.get(CopySettings, pod.id)
+    if row is None:
+        raise NoBackupTarget(
+            "copy_not_configured", "the pod has no second copy", hint=COPY_NOT_CONFIGURED_HINT
+        )
+    primary = await _owner_target(session, settings, keyring, pod)
+    await check_endpoint_now(settings, row.target_kind, row.target)
+    cache = settings.cache_dir / "restic" / str(pod.id) / "copy"
+    repo = build_repository(row, keyring, cache)
+    problem = shared_credentials_problem(primary.repo, repo)
+    if problem:
+        raise NoBackupTarget("copy_credentials_differ", problem, hint=CREDENTIALS_HINT)
+    pod_id = pod.id
+    source = primary.repo
+
+    async def _ensure(access: RepoAccess) -> str | None:
+        async with access.transaction() as s:
+            current = await s.get(CopySettings, pod_id)
+            if current is None:
+                raise NoBackupTarget("copy_not_configured", "the copy settings were deleted")
+            repository_id: str = await ensure_repository(
+                s, access.restic, current, repo, copy_of=source
+            )
+            return repository_id
+
+    return Target(
+        repo=repo,
+        ensure=_ensure,
+        recorded_id=row.repository_id,
+        parent_proves=False,
+        source=source,
     )

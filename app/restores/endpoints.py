@@ -60,8 +60,10 @@ class RestoreRequest(Body):
     safety_backup: bool = Field(
         True, description="Back up the pod's current state first, so the restore can be undone."
     )
-    plan: Literal["owner", "platform"] = Field(
-        "owner", description="`platform`: restore from the operator's backups (admins only)."
+    plan: Literal["owner", "copy", "platform"] = Field(
+        "owner",
+        description="`copy`: restore from the owner's second copy (the primary may be gone); "
+        "`platform`: restore from the operator's backups (admins only).",
     )
     dry_run: bool = Field(
         False,

@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.engine.context import JobContext, JobOutcome
 from app.engine.errors import JobFailure
 from app.engine.locks import repository_lock
-from app.models import BackupSettings, Job, Pod
+from app.models import BackupSettings, CopySettings, Job, Pod
+from app.models.base import utcnow
 from app.models.kinds import Plan
+from app.models.settings import TargetRow
 from app.models.shapes import JobError
 from app.plans import targets
 from app.platform import maintenance
@@ -57,13 +59,17 @@ async def _load(ctx: JobContext) -> tuple[Pod, targets.Target, dict[str, int], b
                 retryable=False,
             ) from None
         exists = True
-        row = None
-        if plan == Plan.OWNER:
-            row = await session.get(BackupSettings, pod.id)
+        row: TargetRow | None = None
+        if plan in (Plan.OWNER, Plan.COPY):
+            row = (
+                await session.get(CopySettings, pod.id)
+                if plan == Plan.COPY
+                else await session.get(BackupSettings, pod.id)
+            )
             exists = row is not None and row.repository_id is not None
         target = await targets.resolve(session, ctx.settings, ctx.services.keyring, pod, plan)
     ctx.secret(*target.repo.secret_values())
-    if row is not None:
+    if isinstance(row, BackupSettings):  # lock mode is a setting of the owner's target
         target = await _lock_mode(ctx, row, target)
     return pod, target, policy, exists
 
@@ -177,6 +183,8 @@ class PruneHandler:
         async def finalize(session: AsyncSession) -> None:
             if size is not None:
                 await storage.record_size(session, pod.id, plan_name, size, ctx.settings)
+            if plan_name == Plan.COPY and (copy := await session.get(CopySettings, pod.id)):
+                copy.pruned_at = utcnow()  # the copy job queues the next one when due
 
         return JobOutcome(result=result, finalize=finalize)
 

@@ -36,8 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.integrations.restic import Repository, Restic, ResticError
-from app.models import BackupSettings
+from app.models import BackupSettings, CopySettings
 from app.models.kinds import Plan
+from app.models.settings import TargetRow
 from app.plans import repository as plan_states
 from app.snapshots import repository as snapshots
 from app.snapshots.kinds import kind_of
@@ -155,7 +156,11 @@ async def stored_policy(
     """The policy in force: the owner's settings, or the operator's for the platform plan."""
     if plan == Plan.PLATFORM:
         return clean_policy({"keep_daily": settings.platform_keep_daily})
-    row = await session.get(BackupSettings, pod_id)
+    row: TargetRow | None = (
+        await session.get(CopySettings, pod_id)
+        if plan == Plan.COPY
+        else await session.get(BackupSettings, pod_id)
+    )
     if row is None:
         raise PolicyMissing("the pod has no backup settings")
     return clean_policy(row.retention.model_dump())

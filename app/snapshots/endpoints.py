@@ -33,7 +33,10 @@ from app.snapshots.service import request_index
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["snapshots"])
 
-PlanQuery = Annotated[Literal["owner", "platform"], Query(description="`platform`: admins only.")]
+PlanQuery = Annotated[
+    Literal["owner", "copy", "platform"],
+    Query(description="`copy`: the owner's second copy; `platform`: admins only."),
+]
 
 
 @router.get(

@@ -260,11 +260,20 @@ def _where(kind: str, pinned: str) -> str:
     )
 
 
+# Where a snapshot exists: the primary (plan owner) and/or the second copy (plan copy). A
+# copied snapshot has a new id but its original's tree and time.
+_LOCATIONS = """CASE WHEN s.plan = 'platform' THEN ARRAY['platform'] ELSE array_remove(ARRAY[
+    CASE WHEN s.plan = 'owner' OR EXISTS (SELECT 1 FROM snapshots AS o WHERE o.pod_id = s.pod_id
+        AND o.plan = 'owner' AND o.time = s.time AND o.tree = s.tree) THEN 'primary' END,
+    CASE WHEN s.plan = 'copy' OR EXISTS (SELECT 1 FROM snapshots AS c WHERE c.pod_id = s.pod_id
+        AND c.plan = 'copy' AND c.time = s.time AND c.tree = s.tree) THEN 'copy' END
+], NULL) END"""
 LIST_SQL = f"""
 SELECT pod.account_id, page.*
 FROM (SELECT account_id FROM pods WHERE id = $1) AS pod
 LEFT JOIN LATERAL (
-    SELECT s.*, {PIN_ACTIVE_SQL} AS pin_active, count(*) OVER () AS total FROM snapshots AS s
+    SELECT s.*, {PIN_ACTIVE_SQL} AS pin_active, count(*) OVER () AS total,
+        {_LOCATIONS} AS locations FROM snapshots AS s
     WHERE {_where("$6", "$7")}
     ORDER BY s.time DESC, s.pk DESC LIMIT $4 OFFSET $5
 ) AS page ON true

@@ -51,6 +51,12 @@ class SnapshotRead(BaseModel):
         description="Whether the service recorded this snapshot's database dump.",
     )
     plan: str
+    locations: list[str] = Field(
+        default_factory=list,
+        description="Where the snapshot exists: `primary` (the owner's repository) and/or "
+        "`copy` (the second copy; matched by tree and time, as `restic copy` gives the copy "
+        "a new id). Filled in lists; empty on single reads.",
+    )
     index_status: str = Field(description="Browse index: none | indexing | ready | failed")
     file_count: int | None
     pinned: bool = Field(

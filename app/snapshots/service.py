@@ -63,7 +63,7 @@ async def list_visible(
     return [], await repository.count_listed(source, pod_id, plan, tag, kind, pinned), owner
 
 
-_DERIVED = ("kind", "trigger", "database_dump", "pinned", "pin")
+_DERIVED = ("kind", "trigger", "database_dump", "pinned", "pin", "locations")
 
 
 def _pin(active: bool, note: Any, until: Any, at: Any, by: Any) -> PinRead | None:
@@ -89,6 +89,7 @@ def read_mapping(row: Any) -> SnapshotRead:
                 row["pinned_at"],
                 row["pinned_by"],
             ),
+            "locations": list(row.get("locations") or []),
         }
     )
 

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import commit
+from app.models.kinds import Plan
+from app.plans import repository as plan_states
 from app.stale import repository
 from app.webhooks.events import emit
 
@@ -30,6 +32,7 @@ PLAN = "owner"  # the platform plan has its own fleet view for operators
 class StaleResult:
     alerted: int = 0
     rows_added: int = 0
+    copies_alerted: int = 0
 
 
 async def detect(
@@ -70,4 +73,45 @@ async def detect(
             break
     if result.alerted:
         log.info("stale detection: %d pod(s) without a recent successful backup", result.alerted)
+    result.copies_alerted = await detect_copy_lag(sessionmaker, settings, now)
     return result
+
+
+async def detect_copy_lag(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, now: datetime
+) -> int:
+    """`copy.lagging` once per lapse: a second copy whose oldest snapshot not yet copied is
+    older than ``copy_lag_alert_hours``. The copy job clears the mark when it succeeds."""
+    limit = settings.copy_lag_alert_hours
+    alerted = 0
+    async with sessionmaker() as session:
+        for pod_id, account_id, behind, oldest in await plan_states.copy_lag(session):
+            if oldest is None or (now - oldest).total_seconds() <= limit * 3600:
+                continue
+            state = await plan_states.get(session, pod_id, Plan.COPY)
+            if state is not None and state.stale_alerted_at is not None:
+                continue
+            await emit(
+                session,
+                account_id,
+                "copy.lagging",
+                {
+                    "pod_id": str(pod_id),
+                    "plan": Plan.COPY.value,
+                    "snapshots_behind": behind,
+                    "oldest_not_copied": oldest.isoformat(),
+                    "hours_behind": round((now - oldest).total_seconds() / 3600, 1),
+                    "threshold_hours": limit,
+                    "last_copy_at": (
+                        state.last_success_at.isoformat()
+                        if state and state.last_success_at
+                        else None
+                    ),
+                },
+            )
+            await plan_states.upsert(session, pod_id, Plan.COPY, stale_alerted_at=now)
+            alerted += 1
+        await commit(session)
+    if alerted:
+        log.info("copy lag: %d pod(s) whose second copy is behind", alerted)
+    return alerted

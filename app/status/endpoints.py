@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -13,8 +13,11 @@ from app.errors import NotFound, error_responses
 from app.jobs import service as jobs
 from app.jobs.schemas import JobRead
 from app.kit.fastread import json_response
+from app.plans.repository import seconds_behind
 from app.readcache.cache import Fresh, ReadCache
+from app.snapshots.repository import parse_time
 from app.status.reads import status_row
+from app.status.schemas import CopyLag
 from app.storage import prices
 from app.storage.schemas import CostEstimateRead, GrowthRead
 
@@ -81,6 +84,26 @@ class PodStatus(BaseModel):
         "PODBACKUP_TARGET_PROBE_HOURS and before the nightly run; `unavailable` raises "
         "`target.unavailable`.",
     )
+    second_copy: CopyLag | None = Field(
+        None,
+        description="The second copy's lag behind the primary (null without a second copy).",
+    )
+
+
+def _copy_lag(v: dict[str, Any]) -> CopyLag | None:
+    if not v["copy_configured"]:
+        return None
+    lag, state = v["copy_lag"] or {}, v["copy_state"] or {}
+    oldest = parse_time(lag["oldest"]) if lag.get("oldest") else None
+    last = state.get("last_success_at")
+    return CopyLag(
+        configured=True,
+        snapshots_behind=int(lag.get("behind") or 0),
+        seconds_behind=seconds_behind(oldest, datetime.now(UTC)),
+        last_copy_at=parse_time(last) if last else None,
+        last_status=state.get("last_status"),
+        alerted=bool(state.get("stale_alerted_at")),
+    )
 
 
 @router.get(
@@ -93,7 +116,9 @@ async def pod_status(
     pod_id: uuid.UUID,
     principal: AnyPrincipal,
     request: Request,
-    plan: Annotated[Literal["owner", "platform"], Query(description="platform: admins")] = "owner",
+    plan: Annotated[
+        Literal["owner", "copy", "platform"], Query(description="platform: admins")
+    ] = "owner",
 ) -> Response:
     cache: ReadCache = request.app.state.read_cache
     key = ("status", pod_id, plan)
@@ -119,7 +144,9 @@ async def _read_status(
     status = PodStatus(
         pod_id=pod_id,
         plan=plan,
-        configured=bool(v["configured"]) if plan == "owner" else True,
+        configured=bool(v["copy_configured" if plan == "copy" else "configured"])
+        if plan != "platform"
+        else True,
         schedule_enabled=(v["schedule_enabled"] == "true") if v["configured"] else None,
         last_backup=last,
         last_success_at=v["last_success_at"],
@@ -135,6 +162,7 @@ async def _read_status(
         cost_estimate=CostEstimateRead.of(estimate),
         stale_alerted_at=v["stale_alerted_at"],
         target=_target(v) if plan == "owner" and v["configured"] else None,
+        second_copy=_copy_lag(v),
     )
     return Fresh(json_response(status), row.account_id, admin_only=plan == "platform")
 

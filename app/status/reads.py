@@ -46,6 +46,16 @@ SELECT p.account_id,
             SELECT * FROM jobs
             WHERE pod_id = p.id AND plan = $2 AND status IN ('queued', 'running')
             ORDER BY created_at DESC LIMIT 1) AS j) AS active_job,
+       EXISTS (SELECT 1 FROM copy_settings AS cs WHERE cs.pod_id = p.id) AS copy_configured,
+       (SELECT to_jsonb(l) FROM (
+            SELECT count(*) AS behind, min(o.time) AS oldest FROM snapshots AS o
+            WHERE o.pod_id = p.id AND o.plan = 'owner'
+              AND o.time > coalesce((SELECT max(c.time) FROM snapshots AS c
+                                     WHERE c.pod_id = p.id AND c.plan = 'copy'), '-infinity')
+        ) AS l) AS copy_lag,
+       (SELECT to_jsonb(x) FROM (
+            SELECT last_success_at, last_status, stale_alerted_at FROM plan_states
+            WHERE pod_id = p.id AND plan = 'copy') AS x) AS copy_state,
        (SELECT to_jsonb(latest) FROM latest) AS latest_sample,
        (SELECT to_jsonb(base) FROM base) AS base_sample
 FROM pods AS p

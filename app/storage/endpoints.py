@@ -32,7 +32,9 @@ async def pod_stats(
     session: DbSession,
     days: Annotated[int, Query(ge=1, le=3650, description="Samples from the last N days.")] = 90,
     limit: Annotated[int, Query(ge=1, le=2000, description="At most this many samples.")] = 500,
-    plan: Annotated[Literal["owner", "platform"], Query(description="platform: admins")] = "owner",
+    plan: Annotated[
+        Literal["owner", "copy", "platform"], Query(description="platform: admins")
+    ] = "owner",
 ) -> PodStats:
     pod = await pods.get_visible(session, principal, pod_id)
     if not plans.visible(principal, plan):

@@ -136,7 +136,7 @@ async def delete_settings(
     await _audit(session, request, principal, pod, "backup_settings.delete", detail)
 
 
-async def _restic(request: Request, settings: Settings) -> Restic | None:
+async def restic_for_verify(request: Request, settings: Settings) -> Restic | None:
     """restic for the contents check; its absence makes that check a warning, not a 500."""
     restic: Restic | None = getattr(request.app.state, "restic", None)
     if restic is None:
@@ -213,7 +213,7 @@ async def verify_settings(
         inp = replace(
             inp, recorded_snapshots=await target_rows.owner_snapshot_count(session, pod.id)
         )
-    restic = await _restic(request, settings)
+    restic = await restic_for_verify(request, settings)
     # The target and the pod's own side (files, database) at once, each within the budget.
     found: list[Immutability] = []
     if inp.resolved.kind == "local":

@@ -22,9 +22,10 @@ from app.errors import Conflict
 from app.integrations.restic import Repository, Restic, ResticError
 from app.integrations.s3 import S3Access
 from app.kit.crypto import Keyring
-from app.models import BackupSettings, Snapshot
+from app.models import Snapshot
 from app.models.base import utcnow
 from app.models.kinds import Plan
+from app.models.settings import TargetRow
 from app.models.shapes import S3Place
 from app.targets.resolve import (
     DEFAULT_SIGNING_REGION,
@@ -101,13 +102,18 @@ def maintenance_repository(repo: Repository, resolved: ResolvedTarget) -> Reposi
     return replace(repo, env=env, s3=s3)
 
 
-def build_repository(row: BackupSettings, keyring: Keyring, cache_dir: Path) -> Repository:
+def build_repository(row: TargetRow, keyring: Keyring, cache_dir: Path) -> Repository:
     """The pod's repository, secrets decrypted into the child's environment only."""
     return make_repository(stored_target(keyring, row), decrypt_password(keyring, row), cache_dir)
 
 
 async def ensure_repository(
-    session: AsyncSession, restic: Restic, row: BackupSettings, repo: Repository
+    session: AsyncSession,
+    restic: Restic,
+    row: TargetRow,
+    repo: Repository,
+    *,
+    copy_of: Repository | None = None,
 ) -> str:
     """The repository id, after making sure the target holds this pod's repository.
 
@@ -115,6 +121,7 @@ async def ensure_repository(
     record its id and time (flushed, not committed). One there: its id must equal the
     recorded one; one the pod's password does not open, or with another id, raises
     ``RepositoryMismatch``. Other restic failures propagate as ``ResticError``.
+    ``copy_of``: the row is a second copy of that repository (``init --copy-chunker-params``).
     """
     try:
         found = await restic.repository_id(repo)
@@ -136,7 +143,8 @@ async def ensure_repository(
                 "the target",
                 hint=REPOSITORY_GONE_HINT,
             ) from None
-        new_id = await restic.init(repo)
+        # A second copy starts with its primary's chunker parameters (deduplication).
+        new_id = await (restic.init_copy_of(repo, copy_of) if copy_of else restic.init(repo))
         row.repository_id, row.repository_initialized_at = new_id, utcnow()
         await session.flush()
         return new_id

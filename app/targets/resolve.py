@@ -17,7 +17,15 @@ from app.kit import netpolicy
 from app.kit.crypto import Keyring
 from app.kit.validators import under_roots
 from app.models import BackupSettings
-from app.models.encrypted import MAINTENANCE_SECRET, REPO_PASSWORD, TARGET_SECRET
+from app.models.encrypted import (
+    COPY_REPO_PASSWORD,
+    COPY_TARGET_SECRET,
+    MAINTENANCE_SECRET,
+    REPO_PASSWORD,
+    TARGET_SECRET,
+    EncryptedColumn,
+)
+from app.models.settings import TargetRow
 from app.models.shapes import LocalPlace, S3Place, TargetPlace
 from app.targets import endpoint as ep
 from app.targets import naming
@@ -107,8 +115,17 @@ def _signing_region(provider: str, inferred: str | None, given: str | None) -> s
     return DEFAULT_SIGNING_REGION
 
 
+def secret_column(row: TargetRow) -> EncryptedColumn:
+    """Where ``row``'s S3 secret is sealed: the owner's target or the second copy's."""
+    return TARGET_SECRET if isinstance(row, BackupSettings) else COPY_TARGET_SECRET
+
+
+def password_column(row: TargetRow) -> EncryptedColumn:
+    return REPO_PASSWORD if isinstance(row, BackupSettings) else COPY_REPO_PASSWORD
+
+
 async def _resolve_s3(
-    settings: Settings, keyring: Keyring, body: S3Target, stored: BackupSettings | None
+    settings: Settings, keyring: Keyring, body: S3Target, stored: TargetRow | None
 ) -> ResolvedTarget:
     endpoint = ep.parse_endpoint(body.endpoint)
     bucket = naming.check_bucket(body.bucket, endpoint.provider)
@@ -132,19 +149,21 @@ async def _resolve_s3(
     access_key_id = body.access_key_id.strip()
     secret = _secret(keyring, body, stored, access_key_id)
     lock_days, maintenance_id, maintenance_secret = None, None, None
-    kept = stored.target if stored is not None else None
+    # Lock mode is a setting of the owner's target (a second copy has none).
+    owner_row = stored if isinstance(stored, BackupSettings) else None
+    kept = owner_row.target if owner_row is not None else None
     if "immutable" not in body.model_fields_set and isinstance(kept, S3Place) and kept.lock_days:
         # Omitted: the stored lock mode stays (a client that does not know the field must
         # not turn it off); an explicit null does.
-        assert stored is not None
+        assert owner_row is not None
         lock_days, maintenance_id = kept.lock_days, kept.maintenance_access_key_id
-        if stored.maintenance_secret:
+        if owner_row.maintenance_secret:
             maintenance_secret = keyring.decrypt(
-                stored.maintenance_secret, MAINTENANCE_SECRET.context_of(stored)
+                owner_row.maintenance_secret, MAINTENANCE_SECRET.context_of(owner_row)
             )
     elif body.immutable is not None:
         lock_days = body.immutable.lock_days
-        maintenance_id, maintenance_secret = _maintenance(keyring, body.immutable, stored)
+        maintenance_id, maintenance_secret = _maintenance(keyring, body.immutable, owner_row)
         if maintenance_id == access_key_id:
             raise ValidationFailed(
                 "target.immutable.maintenance_key.access_key_id",
@@ -204,9 +223,7 @@ def _maintenance(
     return key_id, keyring.decrypt(stored.maintenance_secret, MAINTENANCE_SECRET.context_of(stored))
 
 
-def _secret(
-    keyring: Keyring, body: S3Target, stored: BackupSettings | None, access_key_id: str
-) -> str:
+def _secret(keyring: Keyring, body: S3Target, stored: TargetRow | None, access_key_id: str) -> str:
     if body.secret_access_key is not None:
         value = body.secret_access_key.get_secret_value().strip()
         if not value:
@@ -228,7 +245,7 @@ def _secret(
             "a new access_key_id needs its secret_access_key",
             hint="enter the secret of the new key (the stored one belongs to the old key)",
         )
-    return keyring.decrypt(stored.target_secret, TARGET_SECRET.context_of(stored))
+    return keyring.decrypt(stored.target_secret, secret_column(stored).context_of(stored))
 
 
 def _resolve_local(settings: Settings, principal: Principal, body: LocalTarget) -> ResolvedTarget:
@@ -257,7 +274,7 @@ async def resolve_target(
     keyring: Keyring,
     principal: Principal,
     body: S3Target | LocalTarget,
-    stored: BackupSettings | None,
+    stored: TargetRow | None,
 ) -> ResolvedTarget:
     """Validate and normalise a target as typed (for a save or a verification)."""
     if isinstance(body, LocalTarget):
@@ -265,14 +282,15 @@ async def resolve_target(
     return await _resolve_s3(settings, keyring, body, stored)
 
 
-def stored_target(keyring: Keyring, row: BackupSettings) -> ResolvedTarget:
+def stored_target(keyring: Keyring, row: TargetRow) -> ResolvedTarget:
     secret, maintenance = None, None
     if row.target_kind == "s3" and row.target_secret:
-        secret = keyring.decrypt(row.target_secret, TARGET_SECRET.context_of(row))
-    if row.target_kind == "s3" and row.maintenance_secret:
+        secret = keyring.decrypt(row.target_secret, secret_column(row).context_of(row))
+    # Lock mode's maintenance key belongs to the owner's target only.
+    if isinstance(row, BackupSettings) and row.target_kind == "s3" and row.maintenance_secret:
         maintenance = keyring.decrypt(row.maintenance_secret, MAINTENANCE_SECRET.context_of(row))
     return ResolvedTarget(row.target_kind, row.target, secret, maintenance)
 
 
-def decrypt_password(keyring: Keyring, row: BackupSettings) -> str:
-    return keyring.decrypt(row.repo_password, REPO_PASSWORD.context_of(row))
+def decrypt_password(keyring: Keyring, row: TargetRow) -> str:
+    return keyring.decrypt(row.repo_password, password_column(row).context_of(row))

@@ -10,7 +10,7 @@ import shlex
 
 from app.integrations.dumps.mysql import STRIP_DEFINER
 from app.kit.crypto import Keyring
-from app.models import BackupSettings
+from app.models.settings import TargetRow
 from app.models.shapes import S3Place
 from app.targets.resolve import DEFAULT_SIGNING_REGION, decrypt_password, repository_url
 from app.targets.schemas import RestoreCommand, RestoreKit
@@ -25,7 +25,7 @@ def _export(name: str, value: str, *, placeholder: bool = False) -> str:
     return f"export {name}={shlex.quote(value)}" if not placeholder else f"export {name}='{value}'"
 
 
-def build_kit(row: BackupSettings, keyring: Keyring) -> RestoreKit:
+def build_kit(row: TargetRow, keyring: Keyring) -> RestoreKit:
     repository = repository_url(row.target_kind, row.target)
     password = decrypt_password(keyring, row)
     env: dict[str, str] = {"RESTIC_REPOSITORY": repository, "RESTIC_PASSWORD": password}

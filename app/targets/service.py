@@ -25,6 +25,7 @@ from app.errors import NotFound, ValidationFailed
 from app.kit.crypto import Keyring, generate_password
 from app.models import BackupSettings
 from app.models.encrypted import MAINTENANCE_SECRET, REPO_PASSWORD, TARGET_SECRET
+from app.models.settings import TargetRow
 from app.models.shapes import (
     LocalPlace,
     S3Place,
@@ -89,7 +90,7 @@ async def require_row(session: AsyncSession, pod_id: uuid.UUID) -> BackupSetting
     return row
 
 
-def _audit_target(resolved: ResolvedTarget) -> dict[str, Any]:
+def audit_target(resolved: ResolvedTarget) -> dict[str, Any]:
     """What the audit log keeps of a target: never a secret."""
     t = resolved.target
     if isinstance(t, LocalPlace):
@@ -161,7 +162,7 @@ async def save(
             row.repository_id, row.repository_initialized_at = None, None
         if changed:
             row.verified_at, row.verified_ok = None, None
-        detail["target"] = _audit_target(resolved)
+        detail["target"] = audit_target(resolved)
         detail["secret_changed"] = old is None or old.secret != resolved.secret
         if resolved.lock_days or (old is not None and old.lock_days):
             detail["lock_days"] = resolved.lock_days
@@ -210,7 +211,7 @@ async def mark_verified(session: AsyncSession, row: BackupSettings, ok: bool, at
 async def delete(session: AsyncSession, row: BackupSettings) -> dict[str, Any]:
     """Destroy the stored secret and password with the row. The bucket is not touched."""
     detail = {
-        "target": _audit_target(ResolvedTarget(row.target_kind, row.target)),
+        "target": audit_target(ResolvedTarget(row.target_kind, row.target)),
         "repository_id": row.repository_id,
     }
     await session.delete(row)
@@ -230,25 +231,29 @@ def _immutable_read(row: BackupSettings, t: S3Place) -> ImmutableRead | None:
     return ImmutableRead(lock_days=t.lock_days, maintenance_key=key)
 
 
+def read_target(row: TargetRow) -> S3TargetRead | LocalTargetRead:
+    """A stored target as shown (the secret only as `secret_access_key_set`)."""
+    t = row.target
+    if isinstance(t, LocalPlace):
+        return LocalTargetRead(kind="local", path=t.path)
+    shown = t.endpoint if t.scheme == "https" else f"http://{t.endpoint}"
+    return S3TargetRead(
+        kind="s3",
+        endpoint=shown,
+        bucket=t.bucket,
+        region=t.region or DEFAULT_SIGNING_REGION,
+        provider=t.provider,
+        provider_name=ep.PROVIDER_NAMES.get(t.provider, "S3"),
+        path_style=t.path_style,
+        access_key_id=t.access_key_id,
+        secret_access_key_set=bool(row.target_secret),
+        immutable=_immutable_read(row, t) if isinstance(row, BackupSettings) else None,
+    )
+
+
 def to_read(row: BackupSettings) -> BackupSettingsRead:
     t = row.target
-    target: S3TargetRead | LocalTargetRead
-    if isinstance(t, LocalPlace):
-        target = LocalTargetRead(kind="local", path=t.path)
-    else:
-        shown = t.endpoint if t.scheme == "https" else f"http://{t.endpoint}"
-        target = S3TargetRead(
-            kind="s3",
-            endpoint=shown,
-            bucket=t.bucket,
-            region=t.region or DEFAULT_SIGNING_REGION,
-            provider=t.provider,
-            provider_name=ep.PROVIDER_NAMES.get(t.provider, "S3"),
-            path_style=t.path_style,
-            access_key_id=t.access_key_id,
-            secret_access_key_set=bool(row.target_secret),
-            immutable=_immutable_read(row, t),
-        )
+    target = read_target(row)
     kept = row.retention
     retention = {k: getattr(kept, k) for k in RETENTION_KEYS}
     schedule, verification = row.schedule, row.verification

@@ -19,6 +19,7 @@ EVENTS = (
     "job.partial",
     "job.failed",
     "backup.stale",
+    "copy.lagging",
     "check.failed",
     "restore.finished",
     "target.unavailable",
@@ -85,8 +86,8 @@ async def emit_for_job(
     result: dict[str, Any] | None,
     error: JobError | None,
 ) -> None:
-    if job.plan != Plan.OWNER:
-        return  # platform jobs are the operator's, not the account's
+    if job.plan == Plan.PLATFORM:
+        return  # platform jobs are the operator's, not the account's (copy jobs: the owner's)
     data = _job_data(job, status, result, error)
     if status in ("succeeded", "partial", "failed"):
         await emit(session, job.account_id, f"job.{status}", data)

@@ -17,6 +17,8 @@ def test_the_contexts_are_as_stored() -> None:
         "backup_settings.target_secret": f"pod:{key}:target",
         "backup_settings.maintenance_secret": f"pod:{key}:maintenance",
         "backup_settings.repo_password": f"pod:{key}:repo_password",
+        "copy_settings.target_secret": f"pod:{key}:copy_target",
+        "copy_settings.repo_password": f"pod:{key}:copy_repo_password",
         "webhooks.secret": f"webhook:{key}",
     }
 

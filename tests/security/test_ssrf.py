@@ -520,3 +520,23 @@ def test_docker_compose_allow_lists_the_demo_storage_alone() -> None:
     assert [str(net.network_address) for net in allowed] == [fixed["s3"]]
     for name in ("postgres", "redis"):
         assert "networks" not in compose["services"][name]  # default network only
+
+
+async def test_a_copy_from_a_refused_source_is_refused_before_it_starts(
+    restic: Restic, inner: Listener, tmp_path: Path
+) -> None:
+    """`restic copy` into a local folder still checks its S3 source (the second
+    repository of a copy goes through the same address policy as the first)."""
+    source = Repository(
+        url=f"s3:{inner.url}/bucket-1",
+        password="pw-ssrf",
+        env={"AWS_ACCESS_KEY_ID": "AK1", "AWS_SECRET_ACCESS_KEY": "sk-1"},
+        cache_dir=tmp_path / "cache",
+    )
+    local = Repository(url=str(tmp_path / "copy"), password="pw-copy")
+    for attempt in (restic.init_copy_of(local, source), restic.copy(local, source)):
+        with pytest.raises(ResticError) as err:
+            async with asyncio.timeout(60):
+                await attempt
+        assert err.value.code == "address_refused"
+    assert inner.hits == 0

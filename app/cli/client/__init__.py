@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from app.cli.client import admin, backup_settings, pins, pods, repo
+from app.cli.client import admin, backup_settings, copies, pins, pods, repo
 from app.cli.client import data as client_data
 from app.cli.client import settings as client_settings
 from app.cli.client.api import Api, ClientConfig, load_config, save_config
@@ -243,6 +243,7 @@ def register(app: typer.Typer) -> None:
     pods_app.command("update")(pods.pods_update)
     pods_app.command("delete")(pods.pods_delete)
     app.add_typer(backup_settings.settings_app, name="settings", rich_help_panel=PANEL)
+    app.add_typer(copies.copy_app, name="copy", rich_help_panel=PANEL)
     client_data.register(app, PANEL)
     pins.register(app, PANEL)
     client_settings.register(app, PANEL)

@@ -112,8 +112,11 @@ class Restic:
         cancel: asyncio.Event | None = None,
         ok_codes: tuple[int, ...] = (0,),
         extra_env: Mapping[str, str] | None = None,
+        source: Repository | None = None,
     ) -> sp.Completed:
-        """Run one restic command; raise a classified ResticError unless its exit is ok."""
+        """Run one restic command; raise a classified ResticError unless its exit is ok.
+        ``source``: the second repository of `copy` and `init --copy-chunker-params`
+        (restic's ``--from-repo``; its location and password by environment)."""
         argv = [self.binary, *(() if repo.cache_dir else ("--no-cache",)), *args]
         stop = asyncio.Event()
         stalled = False
@@ -165,12 +168,12 @@ class Restic:
             stop.set()
 
         egress = contextlib.AsyncExitStack()
-        proxy_env = await egress.enter_async_context(self.egress_env(repo, _refused))
+        proxy_env = await egress.enter_async_context(self.egress_env(repo, _refused, source))
         watcher = asyncio.create_task(_watch())
         try:
             done = await sp.run(
                 argv,
-                env={**repo.child_env(), **proxy_env, **(extra_env or {})},
+                env={**_source_env(source), **repo.child_env(), **proxy_env, **(extra_env or {})},
                 cwd=cwd,
                 on_stdout=_stdout,
                 on_stderr=_stderr,
@@ -201,15 +204,25 @@ class Restic:
 
     @contextlib.asynccontextmanager
     async def egress_env(
-        self, repo: Repository, on_refused: Callable[[str], None] | None = None
+        self,
+        repo: Repository,
+        on_refused: Callable[[str], None] | None = None,
+        source: Repository | None = None,
     ) -> AsyncIterator[dict[str, str]]:
-        """The proxy variables for one restic process on ``repo`` (none for local ones),
-        its egress proxy serving while the block runs."""
-        if self.egress is None or repo.operator or not repo.url.startswith("s3:"):
+        """The proxy variables for one restic process on ``repo`` (and ``source``, the
+        other repository of a copy; none for local ones), its egress proxy serving while
+        the block runs."""
+        tenant = [
+            r
+            for r in (repo, source)
+            if r is not None and not r.operator and r.url.startswith("s3:")
+        ]
+        if self.egress is None or not tenant:
             yield {}
             return
         try:
-            await check_direct(self.egress, repo.url[len("s3:") :])
+            for r in tenant:
+                await check_direct(self.egress, r.url[len("s3:") :])
         except EgressRefused as exc:
             raise ResticError("address_refused", str(exc)) from None
         async with EgressProxy(self.egress, on_refused=on_refused) as proxy:
@@ -283,6 +296,25 @@ class Restic:
             await self.run(repo, args, **kw)
         # 0.14's init prints only a 10-hex prefix of the id: read the whole id from the config.
         return await self.repository_id(repo, **kw)
+
+    async def init_copy_of(self, repo: Repository, source: Repository, **kw: Any) -> str:
+        """Create ``repo`` as a second copy of ``source``: its chunker parameters copied
+        (``--copy-chunker-params``), so files chunk alike and `restic copy` deduplicates.
+        The same flags and environment from 0.14 on (0.14 renamed ``--repo2`` to
+        ``--from-repo``; ``RESTIC_FROM_PASSWORD`` carries the source's password)."""
+        args = ["init", "--copy-chunker-params"]
+        if self.version.compression:
+            args += ["--repository-version", "2"]
+        await self.run(repo, args, source=source, **kw)
+        return await self.repository_id(repo, **kw)
+
+    async def copy(self, repo: Repository, source: Repository, **kw: Any) -> list[str]:
+        """`restic copy`: every snapshot of ``source`` not yet in ``repo`` is copied (restic
+        skips those already there, recognised by their ``original``). Returns the lines
+        restic printed (what it copied)."""
+        lines: list[str] = []
+        await self.run(repo, ["copy"], source=source, on_line=lines.append, **kw)
+        return lines
 
     async def cat_config(self, repo: Repository, **kw: Any) -> dict[str, Any]:
         config = await self._json(repo, ["cat", "config"], **kw)
@@ -666,6 +698,17 @@ async def _watch_dump_stderr(
 
 
 _GLOB = re.compile(r"([\\*?\[\]])")
+
+
+def _source_env(source: Repository | None) -> dict[str, str]:
+    """The other repository of a copy, for restic's ``--from-repo``: location, password,
+    and its storage's variables (restic reads one set of AWS_* for both repositories;
+    the copy's settings refuse two S3 targets with different keys)."""
+    if source is None:
+        return {}
+    env = {**source.env, "RESTIC_FROM_REPOSITORY": source.url}
+    env["RESTIC_FROM_PASSWORD"] = source.password
+    return env
 
 
 def literal_pattern(path: str) -> str:
