@@ -36,7 +36,8 @@ def test_diff_and_history(live: Live) -> None:
 
     r = live.cli("diff", "hist")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"{s1[:8]}" in r.stdout and f"{s2[:8]}" in r.stdout
+    assert s1[:8] in r.stdout
+    assert s2[:8] in r.stdout
     assert "from the index" in r.stdout
     rows = [ln.replace("│", " ").split() for ln in r.stdout.splitlines() if "/files/" in ln]
     lines = {row[1]: row[0] for row in rows}

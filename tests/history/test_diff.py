@@ -115,9 +115,9 @@ async def test_diff_kinds_index_equals_restic_unchanged_and_database(
     dump = next(p for p, _, _ in files if p.startswith("/database/"))
     assert files - {(dump, "modified", "file")} == EXPECTED
     items = by_path(index)
-    assert items["/files/same-size.txt"]["size_before"] == items["/files/same-size.txt"][
-        "size_after"
-    ]
+    assert (
+        items["/files/same-size.txt"]["size_before"] == items["/files/same-size.txt"]["size_after"]
+    )
     assert (items["/files/chmod.txt"]["mode_before"], items["/files/chmod.txt"]["mode_after"]) == (
         0o644,
         0o600,
@@ -187,9 +187,7 @@ async def test_diff_kinds_index_equals_restic_unchanged_and_database(
     assert same["source"] == "index"
     assert same["against"]["id"] == s2
     assert [i for i in same["items"] if not i["path"].startswith("/database")] == []
-    r = await client.get(
-        f"{base}/{s3}/diff", params={"source": "restic"}, headers=tenant.headers
-    )
+    r = await client.get(f"{base}/{s3}/diff", params={"source": "restic"}, headers=tenant.headers)
     assert [i for i in r.json()["items"] if not i["path"].startswith("/database")] == []
 
     # Backwards (against a later one) swaps added and removed.
@@ -214,7 +212,9 @@ async def test_diff_errors(
     s2 = await snapshot(client, tenant, pod["id"])
     base = f"/v1/pods/{pod['id']}/snapshots"
 
-    r = await client.get(f"{base}/{s2}/diff", params={"against": "deadbeef"}, headers=tenant.headers)
+    r = await client.get(
+        f"{base}/{s2}/diff", params={"against": "deadbeef"}, headers=tenant.headers
+    )
     assert r.status_code == 404
     assert r.json()["hint"]
     r = await client.get(f"{base}/nothex!/diff", headers=tenant.headers)

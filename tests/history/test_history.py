@@ -98,8 +98,6 @@ async def test_history_of_a_file_over_five_snapshots(
     assert r.json()["hint"]
     r = await client.get(url, params={"path": "/files/a\x00b"}, headers=tenant.headers)
     assert r.status_code == 422
-    r = await client.get(
-        url, params={"path": "/files/notes/h.txt"}, headers=other_tenant.headers
-    )
+    r = await client.get(url, params={"path": "/files/notes/h.txt"}, headers=other_tenant.headers)
     assert r.status_code == 404
     assert r.json()["detail"] == "Pod not found"
