@@ -7,7 +7,16 @@ from app.apidoc import examples as ex
 from app.apidoc import examples_history as history
 from app.apidoc import examples_views as views
 from app.apidoc.causes import STORAGE_DOWN
-from app.apidoc.op import ACCOUNT_SHARE, ANY, JOB_NEXT, POD_BUSY, SLOTS_FULL, Op, no_settings
+from app.apidoc.op import (
+    ACCOUNT_SHARE,
+    ANY,
+    JOB_NEXT,
+    POD_BUSY,
+    SLOTS_FULL,
+    Op,
+    error_cause,
+    no_settings,
+)
 
 JOB_OPERATIONS: dict[str, Op] = {
     # -- backups and jobs ----------------------------------------------------------------------
@@ -120,7 +129,27 @@ JOB_OPERATIONS: dict[str, Op] = {
         f"`source=restic` compares content exactly for any pair. **Next**: "
         f"`…/download?path=` a file, `POST …/restores` with `paths` to put it back.",
         response=history.DIFF,
-        causes=(SLOTS_FULL, ACCOUNT_SHARE, STORAGE_DOWN),
+        causes=(
+            SLOTS_FULL,
+            ACCOUNT_SHARE,
+            STORAGE_DOWN,
+            error_cause(
+                409,
+                "no_earlier",
+                "The snapshot is the pod's first and no `against` was given.",
+                "NoEarlierSnapshot",
+                "snapshot 4f1c9a2e is the pod's first: there is nothing before it",
+                "compare it with a later snapshot: …/snapshots/{later}/diff?against=4f1c9a2e",
+            ),
+            error_cause(
+                409,
+                "diff_not_indexed",
+                "`source=index` while a snapshot is not indexed with content ids.",
+                "DiffNotIndexed",
+                "snapshots 4f1c9a2e and a1b2c3d4 are not both indexed with content ids",
+                "use source=restic (or auto), or retry once both are indexed",
+            ),
+        ),
     ),
     "GET /v1/pods/{pod_id}/files/history": Op(
         f"Every version of one `path` (e.g. `/files/uploads/logo.png`) across the pod's "
