@@ -56,18 +56,18 @@ def totals_of(items: Iterable[DiffItem], sizes_known: bool) -> DiffTotals:
     )
 
 
-def totals_from_rows(rows: Iterable[Any]) -> tuple[DiffTotals, int]:
-    """The index's totals (rows of ``repository.diff_totals``) and the rows without
-    content id that they met."""
-    counts = {c: ChangeTotal(files=0, bytes=0, entries=0) for c in CHANGES}
-    missing = 0
-    for row in rows:
-        missing += int(row.no_id or 0)
-        if row.change in counts:
-            counts[row.change] = ChangeTotal(
-                files=int(row.files), bytes=int(row.bytes or 0), entries=int(row.entries)
+def totals_from_row(row: Any) -> DiffTotals:
+    """The totals of ``repository.diff``'s answer (any of its rows)."""
+    return DiffTotals(
+        **{
+            c: ChangeTotal(
+                files=int(getattr(row, f"{c}_files")),
+                bytes=int(getattr(row, f"{c}_bytes")),
+                entries=int(getattr(row, f"{c}_entries")),
             )
-    return DiffTotals(**counts), missing
+            for c in CHANGES
+        }
+    )
 
 
 # -- the database dump ---------------------------------------------------------------------

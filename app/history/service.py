@@ -26,10 +26,11 @@ from app.db import commit
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.history import repository
 from app.history.changes import (
+    CHANGES,
     change_of,
     database_changes,
     group_versions,
-    totals_from_rows,
+    totals_from_row,
     totals_of,
 )
 from app.history.schemas import (
@@ -119,15 +120,13 @@ async def indexed(session: AsyncSession, p: Pair) -> bool:
 
 async def from_index(
     session: AsyncSession, p: Pair, change: str | None, limit: int, offset: int
-) -> Changes | None:
-    """The diff from both indexes; None when a row without content id turns up."""
-    totals, missing = totals_from_rows(await repository.diff_totals(session, p.snap.pk, p.base.pk))
-    if missing:
-        return None
-    rows = await repository.diff_page(session, p.snap.pk, p.base.pk, change, limit, offset)
-    items = [DiffItem.model_validate(r, from_attributes=True) for r in rows]
+) -> Changes:
+    """The diff from both indexes (``indexed`` said they carry content ids)."""
+    rows = await repository.diff(session, p.snap.pk, p.base.pk, change, limit, offset)
+    totals = totals_from_row(rows[0])
+    items = [DiffItem.model_validate(r, from_attributes=True) for r in rows if r.path is not None]
     if change is None:
-        total = sum(t.entries for t in totals.__dict__.values())
+        total = sum(getattr(totals, c).entries for c in CHANGES)
     else:
         total = getattr(totals, change).entries
     return Changes("index", totals, items, total)
