@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from app.history.schemas import (
@@ -140,16 +139,14 @@ def database_changes(summary_after: Any, summary_before: Any) -> list[DatabaseCh
 class Group:
     """Consecutive snapshots holding one version of a path (newest first as built)."""
 
-    content_id: str | None
-    type: str
-    size: int | None
-    mtime: datetime | None
-    mode: int | None
-    newest: SnapshotRef
-    oldest: SnapshotRef
+    newest: Any  # the rows (``repository.history``) of its newest and oldest snapshot
+    oldest: Any
     count: int = 1
     exact: bool = True
-    _last: Any = field(default=None, repr=False)
+
+    @staticmethod
+    def ref(row: Any) -> SnapshotRef:
+        return SnapshotRef(id=row.id, short_id=row.short_id, time=row.time)
 
 
 @dataclass
@@ -186,25 +183,13 @@ def group_versions(rows: Iterable[Any]) -> Scan:
             scan.without_path += 1
             current = None
             continue
-        ref = SnapshotRef(id=row.id, short_id=row.short_id, time=row.time)
         if not row.content_id:
             scan.without_content_id += 1
-        if current is not None and _same(current._last, row):
-            current.oldest = ref
+        if current is not None and _same(current.oldest, row):
+            current.oldest = row
             current.count += 1
             current.exact = current.exact and bool(row.content_id)
-            current._last = row
             continue
-        current = Group(
-            content_id=row.content_id,
-            type=row.type,
-            size=row.size,
-            mtime=row.mtime,
-            mode=row.mode,
-            newest=ref,
-            oldest=ref,
-            exact=bool(row.content_id),
-            _last=row,
-        )
+        current = Group(newest=row, oldest=row, exact=bool(row.content_id))
         scan.groups.append(current)
     return scan

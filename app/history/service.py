@@ -277,14 +277,14 @@ async def history(session: AsyncSession, pod: Pod, plan: str, path: str) -> Hist
     scan = group_versions(await repository.history(session, pod.id, plan, parent or "/", name))
     versions = [
         Version(
-            content_id=g.content_id,
+            content_id=g.newest.content_id,
             exact=g.exact,
-            type=g.type,
-            size=g.size,
-            mtime=g.mtime,
-            mode=g.mode,
-            first_snapshot=g.oldest,
-            last_snapshot=g.newest,
+            type=g.newest.type,
+            size=g.newest.size,
+            mtime=g.newest.mtime,
+            mode=g.newest.mode,
+            first_snapshot=g.ref(g.oldest),
+            last_snapshot=g.ref(g.newest),
             snapshots=g.count,
             download=_download(pod.id, plan, clean, g.newest.id),
             restore=_restore_body(clean, g.newest.id, plan),
