@@ -13,6 +13,7 @@ stay null (logged): the index itself never fails for it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import posixpath
@@ -120,25 +121,33 @@ async def changed_paths(
 
 
 class _ContentIds:
-    """Content ids for one snapshot's rows, batch by batch (see the module's docstring)."""
+    """Content ids for one snapshot's rows, batch by batch (see the module's docstring).
+    ``changes``: the running `restic diff` against ``base`` (None without a base); the
+    first batch waits for it, so `restic ls` and `restic diff` run side by side."""
 
-    def __init__(self, snapshot: Snapshot, base: Snapshot | None, changed: set[str] | None) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        base: Snapshot | None,
+        changes: asyncio.Task[set[str] | None] | None,
+    ) -> None:
         self.snapshot_id = snapshot.id
         self.base = base
-        self.changed = changed  # None: restic diff failed, no ids at all
+        self.changes = changes
 
     async def complete(
         self, session: AsyncSession, rows: list[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
         """``rows`` (COLUMNS without content_id) with their content id appended."""
-        if self.changed is None:
+        changed = await self.changes if self.changes is not None else set()
+        if changed is None:  # restic diff failed: no ids at all
             return [(*row, None) for row in rows]
         inherit: list[tuple[str, str]] = []
         if self.base is not None:
             inherit = [
                 (row[1], row[2])
                 for row in rows
-                if row[3] == "file" and full_path(row[1], row[2]) not in self.changed
+                if row[3] == "file" and full_path(row[1], row[2]) not in changed
             ]
         known = (
             await repository.content_ids(session, self.base.pk, inherit)
@@ -157,15 +166,20 @@ class _ContentIds:
             out.append((*row, cid))
         return out
 
+    async def close(self) -> None:
+        """Stop the diff when the index ended without it (`restic ls` failed)."""
+        if self.changes is not None and not self.changes.done():
+            self.changes.cancel()
+        if self.changes is not None:
+            await asyncio.gather(self.changes, return_exceptions=True)
 
-async def _content_ids(
-    session: AsyncSession, restic: Restic, repo: Repository, snapshot: Snapshot, **kw: Any
-) -> _ContentIds:
-    base = await repository.diff_base(session, snapshot)
-    if base is None:
-        return _ContentIds(snapshot, None, set())
+
+async def _changes(
+    restic: Restic, repo: Repository, base: Snapshot, snapshot: Snapshot, **kw: Any
+) -> set[str] | None:
+    """``changed_paths``, or None (logged) when `restic diff` fails."""
     try:
-        changed = await changed_paths(restic, repo, base.id, snapshot.id, **kw)
+        return await changed_paths(restic, repo, base.id, snapshot.id, **kw)
     except ResticError as exc:
         if exc.code == "interrupted":
             raise
@@ -176,8 +190,7 @@ async def _content_ids(
             exc.code,
             exc.message,
         )
-        return _ContentIds(snapshot, base, None)
-    return _ContentIds(snapshot, base, changed)
+        return None
 
 
 async def build(
@@ -185,7 +198,27 @@ async def build(
 ) -> int:
     """(Re)index one snapshot inside the caller's transaction; returns the node count."""
     await repository.delete_files(session, snapshot.pk)
-    ids = await _content_ids(session, restic, repo, snapshot, **kw)
+    base = await repository.diff_base(session, snapshot)
+    changes = (
+        asyncio.create_task(_changes(restic, repo, base, snapshot, **kw))
+        if base is not None
+        else None
+    )
+    ids = _ContentIds(snapshot, base, changes)
+    try:
+        return await _build(session, restic, repo, snapshot, ids, **kw)
+    finally:
+        await ids.close()
+
+
+async def _build(
+    session: AsyncSession,
+    restic: Restic,
+    repo: Repository,
+    snapshot: Snapshot,
+    ids: _ContentIds,
+    **kw: Any,
+) -> int:
     batch: list[tuple[Any, ...]] = []
     seen: set[tuple[str, str]] = set()
     count = 0
