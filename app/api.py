@@ -11,6 +11,7 @@ from app.checks.endpoints import router as checks_router
 from app.copies.endpoints import router as copies_router
 from app.exports.endpoints import router as exports_router
 from app.health.endpoints import router as health_router
+from app.history.endpoints import router as history_router
 from app.jobs.endpoints import router as jobs_router
 from app.platform.endpoints import router as platform_router
 from app.pods.endpoints import audit_router as pod_audit_router
@@ -30,6 +31,7 @@ for router in (
     jobs_router,
     status_router,
     snapshots_router,
+    history_router,
     health_router,
     accounts_router,
     pods_router,

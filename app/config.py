@@ -243,6 +243,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    diff_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description=(
+            "How long the API lets `restic diff` run for a snapshot diff that the browse "
+            "index cannot answer (503 after it; it takes a download slot meanwhile)."
+        ),
+    )
+
     # exports
     export_dir: Path | None = Field(
         None, description="Folder of the export store (development); default `<data_dir>/exports`."

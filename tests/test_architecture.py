@@ -378,3 +378,21 @@ def test_no_job_types_reachable_from_endpoints() -> None:
         if reached:
             bad[_rel(module)] = reached
     assert bad == {}
+
+
+def test_every_room_is_named_in_architecture() -> None:
+    """A new package of app/ is a new room: ARCHITECTURE.md says what lives there."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    rooms = {p.name for p in APP.iterdir() if (p / "__init__.py").is_file()}
+    assert {room for room in rooms if f"`{room}/`" not in text} == set()
+
+
+# Rooms read by rooms above them, never the other way: (lower, upper).
+LAYERED = [("snapshots", "history"), ("pods", "history"), ("plans", "history")]
+
+
+def test_history_sits_above_the_snapshots() -> None:
+    graph = _graph("room")
+    for lower, upper in LAYERED:
+        assert lower in graph[upper], (upper, lower)
+        assert upper not in graph.get(lower, set()), (lower, upper)

@@ -4,6 +4,7 @@ retention, checks."""
 from __future__ import annotations
 
 from app.apidoc import examples as ex
+from app.apidoc import examples_history as history
 from app.apidoc import examples_views as views
 from app.apidoc.causes import STORAGE_DOWN, Cause
 from app.apidoc.op import (
@@ -196,6 +197,53 @@ JOB_OPERATIONS: dict[str, Op] = {
         "stops reading for PODBACKUP_DOWNLOAD_IDLE_SECONDS is cut off.",
         response="(the file's bytes, or a tar archive of the folder)",
         causes=(SLOTS_FULL, ACCOUNT_SHARE, STORAGE_DOWN),
+    ),
+    "GET /v1/pods/{pod_id}/snapshots/{snapshot_id}/diff": Op(
+        f"What changed from snapshot `against` (default: this snapshot's parent, else the "
+        f"one before it; 409 `NoEarlierSnapshot` for the first) to this one: entries "
+        f"`added`, `removed`, `modified` (content), `metadata` (mode or mtime only) or of "
+        f"another `type`, by path, paginated and filtered by `change`; totals per change; "
+        f"the database dump's change with its tables' row counts as the backups recorded "
+        f"them. Folders show only when added, removed or of another type. {ANY} "
+        f"`source: index` when both snapshots are indexed with content ids (milliseconds: "
+        f"SQL); else `restic diff` runs here (a download slot, "
+        f"PODBACKUP_DIFF_TIMEOUT_SECONDS) and indexing is requested. From the index, a "
+        f"file changed and changed back between two distant snapshots shows as modified; "
+        f"`source=restic` compares content exactly for any pair. **Next**: "
+        f"`…/download?path=` a file, `POST …/restores` with `paths` to put it back.",
+        response=history.DIFF,
+        causes=(
+            SLOTS_FULL,
+            ACCOUNT_SHARE,
+            STORAGE_DOWN,
+            error_cause(
+                409,
+                "no_earlier",
+                "The snapshot is the pod's first and no `against` was given.",
+                "NoEarlierSnapshot",
+                "snapshot 4f1c9a2e is the pod's first: there is nothing before it",
+                "compare it with a later snapshot: …/snapshots/{later}/diff?against=4f1c9a2e",
+            ),
+            error_cause(
+                409,
+                "diff_not_indexed",
+                "`source=index` while a snapshot is not indexed with content ids.",
+                "DiffNotIndexed",
+                "snapshots 4f1c9a2e and a1b2c3d4 are not both indexed with content ids",
+                "use source=restic (or auto), or retry once both are indexed",
+            ),
+        ),
+    ),
+    "GET /v1/pods/{pod_id}/files/history": Op(
+        f"Every version of one `path` (e.g. `/files/uploads/logo.png`) across the pod's "
+        f"snapshots, newest first, from the browse index (one SQL query): the first and "
+        f"last snapshot that hold it, size, mtime, content id, a download link and the "
+        f"restore body that puts it back. Consecutive snapshots with the same content id "
+        f"are one version; a deleted and recreated file is a new one. Rows indexed before "
+        f"content ids existed are grouped by size and mtime (`exact: false`). Snapshots "
+        f"whose index is not ready are counted in `not_indexed`, never skipped silently. "
+        f"{ANY} 404 when no indexed snapshot holds the path.",
+        response=history.HISTORY,
     ),
     # -- restores, exports, retention, checks --------------------------------------------------
     "POST /v1/pods/{pod_id}/restores": Op(

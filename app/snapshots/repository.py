@@ -201,6 +201,68 @@ async def copy_files(session: AsyncSession, from_pk: int, to_pk: int) -> None:
     )
 
 
+async def has_content_ids(session: AsyncSession, snapshot_pk: int) -> bool:
+    """Whether the snapshot's index carries content ids. An index is built (or copied)
+    whole, so its first file row tells; a snapshot without files has nothing to lack."""
+    probe = await session.execute(
+        select(SnapshotFile.content_id.is_not(None))
+        .where(SnapshotFile.snapshot_pk == snapshot_pk, SnapshotFile.type == "file")
+        .limit(1)
+    )
+    row = probe.first()
+    return row is None or bool(row[0])
+
+
+async def diff_base(session: AsyncSession, snap: Snapshot) -> Snapshot | None:
+    """The indexed snapshot whose content ids ``snap``'s files inherit: its recorded
+    parent when indexed with content ids, else the newest indexed one before it (when it
+    has content ids)."""
+    ready = (
+        Snapshot.pod_id == snap.pod_id,
+        Snapshot.plan == snap.plan,
+        Snapshot.pk != snap.pk,
+        Snapshot.index_status == "ready",
+    )
+    if snap.parent:
+        parent: Snapshot | None = await session.scalar(
+            select(Snapshot).where(*ready, Snapshot.id == snap.parent)
+        )
+        if parent is not None and await has_content_ids(session, parent.pk):
+            return parent
+    previous: Snapshot | None = await session.scalar(
+        select(Snapshot)
+        .where(
+            *ready,
+            or_(
+                Snapshot.time < snap.time,
+                (Snapshot.time == snap.time) & (Snapshot.pk < snap.pk),
+            ),
+        )
+        .order_by(Snapshot.time.desc(), Snapshot.pk.desc())
+        .limit(1)
+    )
+    if previous is not None and await has_content_ids(session, previous.pk):
+        return previous
+    return None
+
+
+async def content_ids(
+    session: AsyncSession, snapshot_pk: int, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """The content ids of the files at ``keys`` ((parent, name)) in one snapshot."""
+    rows = await session.execute(
+        text(
+            """SELECT f.parent, f.name, f.content_id
+               FROM unnest(CAST(:parents AS text[]), CAST(:names AS text[])) AS k(parent, name)
+               JOIN snapshot_files AS f
+                 ON f.snapshot_pk = :pk AND f.parent = k.parent AND f.name = k.name
+               WHERE f.type = 'file' AND f.content_id IS NOT NULL"""
+        ),
+        {"pk": snapshot_pk, "parents": [k[0] for k in keys], "names": [k[1] for k in keys]},
+    )
+    return {(parent, name): cid for parent, name, cid in rows.all()}
+
+
 async def delete_files(session: AsyncSession, snapshot_pk: int) -> None:
     await session.execute(delete(SnapshotFile).where(SnapshotFile.snapshot_pk == snapshot_pk))
 

@@ -69,6 +69,8 @@ COMMANDS: dict[str, str] = {
     "list_files_v1_pods__pod_id__snapshots__snapshot_id__files_get": "files",
     "download_v1_pods__pod_id__snapshots__snapshot_id__download_get": "download",
     "undo_restore_v1_restores__job_id__undo_post": "undo",
+    "diff_v1_pods__pod_id__snapshots__snapshot_id__diff_get": "diff",
+    "history_v1_pods__pod_id__files_history_get": "history",
     "create_restore_v1_pods__pod_id__restores_post": "restore",
     "create_export_v1_pods__pod_id__exports_post": "export",
     "get_export_v1_exports__export_id__get": "exports show",

@@ -45,6 +45,8 @@ async def test_another_accounts_token_gets_404_everywhere(
         ("GET", f"{base}/snapshots/{snap[:8]}", None),
         ("GET", f"{base}/snapshots/{snap}/files?path=/files", None),
         ("GET", f"{base}/snapshots/{snap}/download?path=/files/data/readme.md", None),
+        ("GET", f"{base}/snapshots/{snap}/diff?against={snap[:8]}", None),
+        ("GET", f"{base}/files/history?path=/files/data/readme.md", None),
         ("GET", f"/v1/exports/{export['id']}", None),
         ("POST", f"{base}/snapshots/refresh", None),
         ("POST", f"{base}/exports", {"snapshot_id": snap}),
@@ -63,6 +65,11 @@ async def test_another_accounts_token_gets_404_everywhere(
     assert r.status_code == 404, r.text
     r = await client.post(
         f"/v1/pods/{theirs['id']}/exports", json={"snapshot_id": snap}, headers=other_tenant.headers
+    )
+    assert r.status_code == 404, r.text
+    r = await client.get(
+        f"/v1/pods/{theirs['id']}/snapshots/{snap}/diff?against={snap}",
+        headers=other_tenant.headers,
     )
     assert r.status_code == 404, r.text
     # Nothing was queued for our pod by them.

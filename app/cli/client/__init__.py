@@ -13,6 +13,7 @@ from rich.text import Text
 
 from app.cli.client import admin, backup_settings, copies, pins, pods, repo
 from app.cli.client import data as client_data
+from app.cli.client import history as client_history
 from app.cli.client import settings as client_settings
 from app.cli.client.api import Api, ClientConfig, load_config, save_config
 from app.cli.client.data import PANEL, Json, PodArg, Wait, api
@@ -246,6 +247,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(copies.copy_app, name="copy", rich_help_panel=PANEL)
     client_data.register(app, PANEL)
     pins.register(app, PANEL)
+    client_history.register(app, PANEL)
     client_settings.register(app, PANEL)
     app.command("check", rich_help_panel=PANEL, epilog=EXIT_CODES)(repo.check)
     app.command("prune", rich_help_panel=PANEL, epilog=EXIT_CODES)(repo.prune)

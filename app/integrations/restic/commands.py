@@ -600,6 +600,38 @@ class Restic:
 
         await self.run(repo, ["ls", "--json", snapshot], on_json=_line, **kw)
 
+    async def diff(
+        self,
+        repo: Repository,
+        first: str,
+        second: str,
+        on_change: Callable[[str, str], Awaitable[None] | None],
+        *,
+        metadata: bool = False,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        """Stream what changed from snapshot ``first`` to ``second`` to ``on_change(path,
+        modifier)`` (restic's ``change`` lines, 0.14 to 0.18): ``+`` added, ``-`` removed,
+        ``M`` content changed, ``T`` type changed (may come with ``M`` or ``U``), ``U``
+        metadata only (with ``metadata``). A directory's path ends with ``/``; a subtree
+        whose tree id is unchanged is not read. Returns restic's statistics line."""
+        stats: dict[str, Any] = {}
+
+        async def _line(message: dict[str, Any]) -> None:
+            kind = message.get("message_type")
+            if kind == "change":
+                path, modifier = message.get("path"), message.get("modifier")
+                if isinstance(path, str) and isinstance(modifier, str):
+                    result = on_change(path, modifier)
+                    if result is not None:
+                        await result
+            elif kind == "statistics":
+                stats.update(message)
+
+        args = ["diff", "--json", *(["--metadata"] if metadata else []), first, second]
+        await self.run(repo, args, on_json=_line, **kw)
+        return stats
+
     async def restore(
         self,
         repo: Repository,
