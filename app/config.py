@@ -409,6 +409,16 @@ class Settings(BaseSettings):
             "safety snapshots are not pinned (retention may forget them)."
         ),
     )
+    before_update_max_wait_seconds: int = Field(
+        3600,
+        ge=1,
+        le=3600,
+        description=(
+            "The longest `POST /v1/pods/{pod_id}/before-update` holds its request, whatever "
+            "its `timeout_seconds`: set it below the idle timeout of the load balancer in "
+            "front of the API (the answer is then 202 and the platform polls the job)."
+        ),
+    )
     check_sample_files: int = Field(
         20, ge=0, le=1000, description="Files a check job restores and verifies from a snapshot."
     )

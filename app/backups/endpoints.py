@@ -111,8 +111,9 @@ class BeforeUpdateRequest(Body):
         900,
         ge=1,
         le=3600,
-        description="How long the request waits for the backup; past it the answer is 202 "
-        "and the backup goes on.",
+        description="How long the request waits for the backup (at most the service's "
+        "PODBACKUP_BEFORE_UPDATE_MAX_WAIT_SECONDS); past it the answer is 202 and the backup "
+        "goes on: poll the job.",
     )
     plan: Literal["owner", "platform"] = Field(
         "owner", description="`platform`: into the operator's backups (admins only)."
@@ -158,7 +159,8 @@ async def before_update(
     request: Request,
     response: Response,
 ) -> BeforeUpdateResult | Response:
-    deadline = time.monotonic() + body.timeout_seconds
+    # An operator caps the wait below what their load balancer's idle timeout allows.
+    deadline = time.monotonic() + min(body.timeout_seconds, settings.before_update_max_wait_seconds)
     pod = await pods.get_visible(session, principal, pod_id)
     version = updates.app_version(body.app_version)
     plan = Plan(body.plan)

@@ -103,6 +103,7 @@ def fuzz(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         scheduler_enabled=False,
         auth_fail_limit=1_000_000,  # the fuzzer fails auth on purpose, all from one address
         verify_budget_seconds=3,
+        before_update_max_wait_seconds=1,  # no worker runs: it answers 202 after a second
     )
     asyncio.run(truncate_all(database_url))
     app = create_app(config)

@@ -77,6 +77,11 @@ def bodies(op: Operation, me: Owned) -> list[Any]:
         "POST /v1/pods/{pod_id}/exports": lambda: {"snapshot_id": me.ids["snapshot_id"]},
         "PUT /v1/pods/{pod_id}/backup-settings": lambda: {"schedule": {"enabled": False}},
         "POST /v1/accounts/{account_id}/tokens": lambda: {"name": "x"},
+        # It waits for its backup: no worker runs here, so a 202 after a second.
+        "POST /v1/pods/{pod_id}/before-update": lambda: {
+            "app_version": "1.0",
+            "timeout_seconds": 1,
+        },
     }
     request = op.spec.get("requestBody")
     if request is None:
