@@ -39,8 +39,9 @@ COPY_OPERATIONS: dict[str, Op] = {
     "PUT /v1/pods/{pod_id}/copy-settings": Op(
         f"Save a second copy of the pod's backups: another bucket (or provider), filled "
         f"with `restic copy` after each backup. {ANY} It needs the pod's own backup settings "
-        "and another place than the primary; two S3 targets must share one key (restic opens "
-        "both repositories of a copy with one set of credentials). Its own password is "
+        "and another place than the primary; its key may differ from the primary's (another "
+        "provider): the copy job then reads the primary through a re-signing gateway on "
+        "127.0.0.1 with the primary's key. Its own password is "
         "generated on the first save. **Next**: `POST …/copy-settings/verify`, then the next "
         "backup (or `POST …/copies`) fills it.",
         request={"target": _COPY_TARGET, "retention": {"keep_daily": 14, "keep_monthly": 12}},

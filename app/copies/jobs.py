@@ -5,6 +5,11 @@ when due by the copy's own settings — a check and a prune of the copy are queu
 
 The copy repository is created on the first run with the primary's chunker parameters
 (``init --copy-chunker-params``) so deduplication holds across the copy.
+
+The copy may use another S3 key (another provider) than the primary: restic reads the
+primary through the re-signing gateway then (``Restic.source_env``,
+``integrations.s3.gateway``), for both ``init`` and ``copy``; a primary at an address the
+outbound policy refuses fails the job with ``address_refused``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ secrets sealed under the copy's own contexts), a password of its own, and the la
 
 - The copy needs the pod's own backup settings (it is filled from that repository).
 - It must be another place than the primary (another bucket, endpoint or folder).
-- Two S3 targets must share one key: restic opens both repositories of a `copy` with one
-  set of credentials (``plans.targets.shared_credentials_problem``).
+- Another key (another provider) is fine: restic reads the primary through a re-signing
+  gateway when the keys differ (``integrations.s3.gateway``).
 - Deleting it destroys the copy's secret and password; the bucket is never touched.
 """
 
@@ -26,16 +26,14 @@ from app.errors import NotFound, ValidationFailed
 from app.jobs import service as jobs
 from app.jobs.errors import PodBusy
 from app.kit.crypto import Keyring, generate_password
-from app.models import BackupSettings, CopySettings, Pod
+from app.models import CopySettings, Pod
 from app.models.encrypted import COPY_REPO_PASSWORD, COPY_TARGET_SECRET
 from app.models.kinds import JobKind, Plan
 from app.models.shapes import StoredRetention, StoredVerification
 from app.plans import repository as plan_states
-from app.plans.targets import CREDENTIALS_HINT, shared_credentials_problem
 from app.pods import repository as pods
 from app.status.schemas import CopyLag
 from app.targets import service as owner
-from app.targets.repository import make_repository
 from app.targets.resolve import ResolvedTarget, resolve_target, stored_target
 from app.targets.schemas import DEFAULT_RETENTION, RETENTION_KEYS, Prune, Retention, Verification
 
@@ -49,14 +47,6 @@ async def require_row(session: AsyncSession, pod_id: uuid.UUID) -> CopySettings:
     if row is None:
         raise NotFound("this pod has no second copy", hint=NOT_SET_HINT)
     return row
-
-
-def _same_key_problem(keyring: Keyring, primary: BackupSettings, resolved: ResolvedTarget) -> None:
-    owner_repo = make_repository(stored_target(keyring, primary), "", None)
-    copy_repo = make_repository(resolved, "", None)
-    problem = shared_credentials_problem(owner_repo, copy_repo)
-    if problem:
-        raise ValidationFailed("target.access_key_id", problem, hint=CREDENTIALS_HINT)
 
 
 async def save(
@@ -97,7 +87,6 @@ async def save(
                 "the second copy points at the primary's own bucket or folder",
                 hint="use another bucket (or another provider) for the copy",
             )
-        _same_key_problem(keyring, primary, resolved)
     if row is None:
         assert resolved is not None
         row = CopySettings(

@@ -196,11 +196,6 @@ JOB_ERROR_CODES: Mapping[str, ErrorCode] = {
         "The pod has no second copy (or it was deleted while the job waited).",
         "set one with PUT /v1/pods/{pod_id}/copy-settings",
     ),
-    "copy_credentials_differ": ErrorCode(
-        "The copy's S3 key differs from the primary's: restic opens both repositories of a "
-        "copy with one key.",
-        "give the copy the primary's key (allowed on both buckets), or use a local copy",
-    ),
     "bad_plan": ErrorCode(
         "The job names a plan this service does not know.", "use plan owner, copy or platform"
     ),

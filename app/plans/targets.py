@@ -104,23 +104,6 @@ COPY_NOT_CONFIGURED_HINT = (
     "set a second copy with PUT /v1/pods/{pod_id}/copy-settings (the pod needs its own "
     "backup settings first)"
 )
-CREDENTIALS_HINT = (
-    "restic opens both repositories of a copy with one set of S3 credentials: give the "
-    "copy's target the same access key as the primary (a key allowed on both buckets), or "
-    "use a local copy target"
-)
-
-
-def shared_credentials_problem(primary: Repository, copy: Repository) -> str | None:
-    """Why one restic process cannot open both repositories, or None. restic reads one
-    set of AWS_* variables for `copy`'s two repositories (a ``RESTIC_FROM_``-prefixed set
-    is not read: tested with 0.14 and 0.18)."""
-    if not primary.env or not copy.env:
-        return None  # one side is a local folder: the other's key is the only one
-    keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-    if any(primary.env.get(k) != copy.env.get(k) for k in keys):
-        return "the copy's S3 key differs from the primary's"
-    return None
 
 
 async def _copy_target(
@@ -136,9 +119,8 @@ async def _copy_target(
     await check_endpoint_now(settings, row.target_kind, row.target)
     cache = settings.cache_dir / "restic" / str(pod.id) / "copy"
     repo = build_repository(row, keyring, cache)
-    problem = shared_credentials_problem(primary.repo, repo)
-    if problem:
-        raise NoBackupTarget("copy_credentials_differ", problem, hint=CREDENTIALS_HINT)
+    # Another key or region than the primary's: restic reads the primary through the
+    # re-signing gateway (``Restic.source_env``).
     pod_id = pod.id
     source = primary.repo
 

@@ -47,7 +47,8 @@ def copy_set(
     bucket: Annotated[str | None, Opt("--bucket", help="The copy's own bucket.")] = None,
     region: Annotated[str | None, Opt("--region", help="S3 region (usually inferred).")] = None,
     access_key_id: Annotated[
-        str | None, Opt("--access-key-id", help="S3 key id (the primary's: one key for both).")
+        str | None,
+        Opt("--access-key-id", help="S3 key id (the copy's own; may differ from the primary's)."),
     ] = None,
     secret_env: Annotated[
         str | None,

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from app.integrations.restic.evidence import snapshot_in_storage
 from app.integrations.restic.repository import Repository
 from app.integrations.restic.version import ResticVersion, detect
 from app.integrations.s3.errors import S3Failure
+from app.integrations.s3.gateway import S3Gateway, needs_gateway
 from app.kit import subprocess as sp
 from app.kit.logging import redact
 from app.kit.netpolicy import Policy
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 
 JsonCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 T = TypeVar("T")
+
+# Without an egress policy restic reaches any address itself; so does the gateway for it.
+_ANYWHERE = Policy(allow=(ip_network("0.0.0.0/0"), ip_network("::/0")))
 
 UNLOCK_TIMEOUT = 120.0  # seconds for one `restic unlock` (it lists and reads the locks)
 
@@ -168,12 +173,19 @@ class Restic:
             stop.set()
 
         egress = contextlib.AsyncExitStack()
-        proxy_env = await egress.enter_async_context(self.egress_env(repo, _refused, source))
+        try:
+            source_env, direct = await egress.enter_async_context(
+                self.source_env(repo, source, _refused)
+            )
+            proxy_env = await egress.enter_async_context(self.egress_env(repo, _refused, direct))
+        except BaseException:
+            await egress.aclose()
+            raise
         watcher = asyncio.create_task(_watch())
         try:
             done = await sp.run(
                 argv,
-                env={**_source_env(source), **repo.child_env(), **proxy_env, **(extra_env or {})},
+                env={**source_env, **repo.child_env(), **proxy_env, **(extra_env or {})},
                 cwd=cwd,
                 on_stdout=_stdout,
                 on_stderr=_stderr,
@@ -201,6 +213,36 @@ class Restic:
         if done.returncode not in ok_codes:
             raise classify(done.returncode, done.stderr_tail)
         return done
+
+    @contextlib.asynccontextmanager
+    async def source_env(
+        self,
+        repo: Repository,
+        source: Repository | None,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> AsyncIterator[tuple[dict[str, str], Repository | None]]:
+        """The variables that name ``source`` (the other repository of a copy) to restic,
+        and ``source`` again when restic reaches it itself (None otherwise).
+
+        restic reads one set of AWS_* for both repositories: when the two S3 targets differ
+        in key or region, restic keeps ``repo``'s and reads ``source`` through a re-signing
+        gateway on 127.0.0.1 (``s3.gateway``), which signs with ``source``'s key and
+        checks every connection with the outbound policy."""
+        if source is None:
+            yield {}, None
+            return
+        if source.s3 is None or not needs_gateway(repo.env, source.env):
+            yield _source_env(source), source
+            return
+        policy = self.egress if self.egress is not None and not source.operator else _ANYWHERE
+        async with S3Gateway(source.s3, source.s3_prefix, policy, on_refused=on_refused) as gw:
+            yield (
+                {
+                    "RESTIC_FROM_REPOSITORY": gw.repository_url,
+                    "RESTIC_FROM_PASSWORD": source.password,
+                },
+                None,
+            )
 
     @contextlib.asynccontextmanager
     async def egress_env(
@@ -732,12 +774,11 @@ async def _watch_dump_stderr(
 _GLOB = re.compile(r"([\\*?\[\]])")
 
 
-def _source_env(source: Repository | None) -> dict[str, str]:
+def _source_env(source: Repository) -> dict[str, str]:
     """The other repository of a copy, for restic's ``--from-repo``: location, password,
-    and its storage's variables (restic reads one set of AWS_* for both repositories;
-    the copy's settings refuse two S3 targets with different keys)."""
-    if source is None:
-        return {}
+    and its storage's variables (restic reads one set of AWS_* for both repositories: the
+    same key and region, or ``source`` is a local folder; otherwise ``Restic.source_env``
+    takes the gateway)."""
     env = {**source.env, "RESTIC_FROM_REPOSITORY": source.url}
     env["RESTIC_FROM_PASSWORD"] = source.password
     return env
