@@ -122,7 +122,8 @@ async def _owned(
         json=s3_settings(f"copy-{label}-{secrets.token_hex(4)}", f"AK{label.upper()}0001",
                          owned.secrets["s3_secret"]),
         headers=tenant.headers,
-    )  # fmt: skip  (a second copy, so its routes answer the owner)
+    )  # fmt: skip
+    # (a second copy, so its routes answer the owner)
     assert r.status_code == 200, r.text
     r = await client.post(
         "/v1/webhooks",
