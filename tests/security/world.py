@@ -117,13 +117,13 @@ async def _owned(
         headers=tenant.headers,
     )  # fmt: skip
     assert r.status_code == 200, r.text
+    # A second copy, so its routes answer the owner.
     r = await client.put(
         f"/v1/pods/{pod_id}/copy-settings",
         json=s3_settings(f"copy-{label}-{secrets.token_hex(4)}", f"AK{label.upper()}0001",
                          owned.secrets["s3_secret"]),
         headers=tenant.headers,
     )  # fmt: skip
-    # (a second copy, so its routes answer the owner)
     assert r.status_code == 200, r.text
     r = await client.post(
         "/v1/webhooks",
