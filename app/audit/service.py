@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import Principal
-from app.models import AuditEvent
+from app.models import AuditEvent, Pod
 
 
 async def record(
@@ -34,3 +34,23 @@ async def record(
     session.add(event)
     await session.flush()
     return event
+
+
+async def record_for_pod(
+    session: AsyncSession,
+    principal: Principal,
+    pod: Pod,
+    action: str,
+    detail: dict[str, Any],
+    client: str,
+) -> AuditEvent:
+    """An event about one pod (its account and id), by the request's principal."""
+    return await record(
+        session,
+        action,
+        principal=principal,
+        account_id=pod.account_id,
+        pod_id=pod.id,
+        detail=detail,
+        client=client,
+    )

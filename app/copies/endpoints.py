@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response, status
 
 from app.audit import service as audit
-from app.auth.dependencies import AnyPrincipal, Principal, client_address
+from app.auth.dependencies import AnyPrincipal, client_address
 from app.copies import repository, service
 from app.copies.schemas import CopySettingsRead, CopySettingsWrite
 from app.db import DbSession
@@ -17,7 +17,6 @@ from app.deps import KeyringDep, RedisDep, SettingsDep
 from app.errors import error_responses
 from app.jobs.schemas import JobRead
 from app.jobs.starting import start_pod_job
-from app.models import Pod
 from app.models.base import utcnow
 from app.models.kinds import JobKind, Plan
 from app.pods.service import decrypt_secrets, get_visible
@@ -32,25 +31,6 @@ from app.targets.verify_local import verify_local
 from app.targets.verify_pod import verify_pod
 
 router = APIRouter(tags=["copies"])
-
-
-async def _audit(
-    session: DbSession,
-    request: Request,
-    principal: Principal,
-    pod: Pod,
-    action: str,
-    detail: dict[str, Any],
-) -> None:
-    await audit.record(
-        session,
-        action,
-        principal=principal,
-        account_id=pod.account_id,
-        pod_id=pod.id,
-        detail=detail,
-        client=client_address(request),
-    )
 
 
 @router.get(
@@ -82,7 +62,7 @@ async def put_copy_settings(
     pod = await get_visible(session, principal, pod_id)
     row, detail = await service.save(session, settings, keyring, principal, pod.id, body)
     action = "copy_settings.create" if detail["created"] else "copy_settings.update"
-    await _audit(session, request, principal, pod, action, detail)
+    await audit.record_for_pod(session, principal, pod, action, detail, client_address(request))
     return service.to_read(row)
 
 
@@ -98,7 +78,9 @@ async def delete_copy_settings(
     pod = await get_visible(session, principal, pod_id)
     row = await service.require_row(session, pod.id)
     detail = await service.delete(session, row)
-    await _audit(session, request, principal, pod, "copy_settings.delete", detail)
+    await audit.record_for_pod(
+        session, principal, pod, "copy_settings.delete", detail, client_address(request)
+    )
 
 
 @router.post(
@@ -139,13 +121,9 @@ async def verify_copy_settings(
     if saved and row is not None:
         await repository.mark_verified(session, row, ok, now)
     url = owner.repository_url(resolved.kind, resolved.target)
-    await _audit(
-        session,
-        request,
-        principal,
-        pod,
-        "copy_settings.verify",
-        {"ok": ok, "saved": saved, "repository": url},
+    detail = {"ok": ok, "saved": saved, "repository": url}
+    await audit.record_for_pod(
+        session, principal, pod, "copy_settings.verify", detail, client_address(request)
     )
     return VerifyResult(ok=ok, checks=checks, repository=url, saved=saved, verified_at=now)
 
@@ -207,7 +185,8 @@ async def copy_restore_kit(
     pod = await get_visible(session, principal, pod_id)
     row = await service.require_row(session, pod.id)
     kit = build_kit(row, keyring)
-    await _audit(
-        session, request, principal, pod, "copy_restore_kit.read", {"repository": kit.repository}
+    detail = {"repository": kit.repository}
+    await audit.record_for_pod(
+        session, principal, pod, "copy_restore_kit.read", detail, client_address(request)
     )
     return kit

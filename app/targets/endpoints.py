@@ -68,15 +68,7 @@ async def _audit(
     action: str,
     detail: dict[str, Any],
 ) -> None:
-    await audit.record(
-        session,
-        action,
-        principal=principal,
-        account_id=pod.account_id,
-        pod_id=pod.id,
-        detail=detail,
-        client=client_address(request),
-    )
+    await audit.record_for_pod(session, principal, pod, action, detail, client_address(request))
 
 
 @router.get(
