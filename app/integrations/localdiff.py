@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.integrations import safefs
-from app.integrations.localfs import _missing_in
+from app.integrations.localfs import _missing_in, _prepare_subpath
 from app.integrations.safefs import LocalFsError, lstat_at
 from app.integrations.treediff import TreeDiff
 
@@ -81,15 +81,7 @@ class _Walk:
         kind = _kind(st) or "other"
         self.diff.deleted(rel, kind)
         if kind == "dir":
-            try:
-                fd = safefs.open_dir_at(dst, name, rel)
-            except (OSError, LocalFsError):
-                return  # unreadable: its contents are not known (the restore would fail)
-            try:
-                for child, cst in _listing(fd):
-                    self.deleted_tree(fd, child, cst, _join(rel, child))
-            finally:
-                os.close(fd)
+            self.below_deleted(dst, name, rel)
 
     # -- both sides ---------------------------------------------------------------------
 
@@ -145,9 +137,12 @@ class _Walk:
             self.diff.changed(rel, kind, st.st_size, self.file_reasons(src, dst, name, st, have))
 
     def below_deleted(self, dst: int, name: str, rel: str) -> None:
+        """What lies below the pod's folder ``rel``, which the restore removes."""
         try:
             fd = safefs.open_dir_at(dst, name, rel)
         except (OSError, LocalFsError):
+            # Its contents are not known (the restore would fail there): said, not skipped.
+            self.diff.unreadable_folder(rel)
             return
         try:
             for child, cst in _listing(fd):
@@ -289,13 +284,7 @@ async def compare(
 ) -> TreeDiff:
     """What ``localfs.push(src, dest, subpaths=…, delete_extra=…)`` would change in
     ``dest``; reads only."""
-    prepared = []
-    for raw in subpaths or []:
-        parts = [p for p in raw.strip("/").split("/") if p]
-        if any(p in (".", "..") for p in parts):
-            raise LocalFsError("bad_path", f"'{raw}' is not a plain relative path")
-        if parts:
-            prepared.append(parts)
+    prepared = [parts for parts in map(_prepare_subpath, subpaths or []) if parts]
     diff = TreeDiff() if limit is None else TreeDiff(limit=limit)
     await asyncio.to_thread(_compare, src, dest, roots, prepared, _Walk(diff, delete_extra, cancel))
     return diff

@@ -31,6 +31,7 @@ class TreeDiff:
     )
     bytes: dict[str, int] = field(default_factory=lambda: {"add": 0, "overwrite": 0})
     truncated: bool = False
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
 
     def _keep(self, items: list[dict[str, Any]], item: dict[str, Any]) -> None:
         if len(items) < self.limit:
@@ -62,6 +63,11 @@ class TreeDiff:
         self.counts["delete"] += 1
         self._keep(self.delete, {"path": shown(rel), "type": kind})
 
+    def unreadable_folder(self, rel: str) -> None:
+        """A folder the restore removes whose contents could not be read: the counts
+        below it are unknown (the restore would fail there)."""
+        self._keep(self.unreadable, {"path": shown(rel)})
+
     def result(self) -> dict[str, Any]:
         return {
             "add": self.add,
@@ -71,4 +77,5 @@ class TreeDiff:
             "counts": dict(self.counts),
             "bytes": dict(self.bytes),
             "truncated": self.truncated,
+            "unreadable": self.unreadable,
         }

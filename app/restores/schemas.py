@@ -33,6 +33,10 @@ class PreviewDelete(BaseModel):
     type: EntryType
 
 
+class PreviewPath(BaseModel):
+    path: str = Field(description="`/files/<path in the pod's folder>`")
+
+
 class PreviewCounts(BaseModel):
     add: int
     overwrite: int
@@ -103,6 +107,11 @@ class RestorePreview(BaseModel):
     counts: PreviewCounts
     bytes: PreviewBytes
     truncated: bool
+    unreadable: list[PreviewPath] = Field(
+        default_factory=list,
+        description="Folders of the pod the restore removes whose contents could not be read: "
+        "`counts.delete` leaves out what lies below them, and the restore would fail there",
+    )
     database: PreviewDatabase | None = Field(
         description="What the database load would replace; null when the database is not restored"
     )

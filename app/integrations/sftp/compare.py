@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from bisect import bisect_left
 from pathlib import Path
 
 import asyncssh
@@ -73,8 +74,9 @@ async def compare(
     return await cancellable(body(), cancel)
 
 
-def _below(tree: RemoteTree, top: bytes) -> list[Entry]:
-    return [e for r, e in sorted(tree.entries.items()) if r.startswith(top + b"/")]
+def _below(keys: list[bytes], top: bytes) -> list[bytes]:
+    """The entries below the folder ``top``, from the tree's sorted keys ("0" follows "/")."""
+    return keys[bisect_left(keys, top + b"/") : bisect_left(keys, top + b"0")]
 
 
 async def _compare(
@@ -90,7 +92,8 @@ async def _compare(
     remote = dict(theirs.entries)
     # 1. what upload removes first: another kind in the way, or extra (mirror)
     replaced: dict[bytes, list[str]] = {}
-    for rel in sorted(theirs.entries):
+    keys = sorted(theirs.entries)
+    for rel in keys:
         entry = remote.get(rel)
         if entry is None or not rel or not _inside(rel, starts):
             continue  # gone with a removed parent, the root, or outside the restored paths
@@ -103,10 +106,10 @@ async def _compare(
             diff.deleted(_rel(rel), entry.kind)
         else:
             continue
-        for child in _below(theirs, rel):
-            if child.rel in remote:
-                diff.deleted(_rel(child.rel), child.kind)
-                remote.pop(child.rel)
+        for child_rel in _below(keys, rel) if entry.kind == DIR else []:
+            child = remote.pop(child_rel, None)
+            if child is not None:
+                diff.deleted(_rel(child_rel), child.kind)
         remote.pop(rel)
     # 2. each entry of the restored tree against what is left
     reasons: dict[bytes, list[str]] = {}
