@@ -276,16 +276,17 @@ async def clear_pin(
     session: AsyncSession, principal: Principal, snap: Snapshot, *, client: str | None
 ) -> Snapshot:
     """Unpin: retention treats it like any other snapshot again."""
-    was = repository.pin_active(snap)
+    # Read before the update: it writes its values onto the loaded row.
+    had, note = snap.pinned, snap.pin_note
     await repository.unpin(session, snap.pk)
-    if was or snap.pinned:
+    if had:
         await audit.record(
             session,
             "snapshot.unpin",
             principal=principal,
             account_id=await _account(session, snap),
             pod_id=snap.pod_id,
-            detail={"snapshot_id": snap.id, "plan": str(snap.plan), "note": snap.pin_note},
+            detail={"snapshot_id": snap.id, "plan": str(snap.plan), "note": note},
             client=client,
         )
     await session.refresh(snap)

@@ -74,7 +74,7 @@ async def probe_target(
     """Probe ``resolved`` (a saved target); ``has_repository``: a backup made the repository
     there, so its config must be present (before that, the first backup creates it)."""
     result = await _probe_once(settings, resolved, has_repository)
-    if result.code in (CODES["connect"], TIMEOUT):
+    if result.code in (CODES["connect"], TIMEOUT, UNRESOLVABLE):  # a resolver hiccup too
         result = await _probe_once(settings, resolved, has_repository)
     return result
 

@@ -15,14 +15,14 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict
 from app.integrations.restic import Repository, Restic, ResticError
 from app.integrations.s3 import S3Access
 from app.kit.crypto import Keyring
-from app.models import Snapshot
+from app.models import PlanState, Snapshot
 from app.models.base import utcnow
 from app.models.kinds import Plan
 from app.models.settings import TargetRow
@@ -168,3 +168,20 @@ async def owner_snapshot_count(session: AsyncSession, pod_id: uuid.UUID) -> int:
         .where(Snapshot.pod_id == pod_id, Snapshot.plan == Plan.OWNER)
     )
     return int(n or 0)
+
+
+async def clear_target_state(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> None:
+    """Forget the watch's verdict on a target that was just changed (the next pass probes
+    the new one at once)."""
+    await session.execute(
+        update(PlanState)
+        .where(PlanState.pod_id == pod_id, PlanState.plan == plan)
+        .values(
+            target_state=None,
+            target_code=None,
+            target_reason=None,
+            target_hint=None,
+            target_since=None,
+            target_checked_at=None,
+        )
+    )

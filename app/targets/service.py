@@ -25,6 +25,7 @@ from app.errors import NotFound, ValidationFailed
 from app.kit.crypto import Keyring, generate_password
 from app.models import BackupSettings
 from app.models.encrypted import MAINTENANCE_SECRET, REPO_PASSWORD, TARGET_SECRET
+from app.models.kinds import Plan
 from app.models.settings import TargetRow
 from app.models.shapes import (
     LocalPlace,
@@ -35,6 +36,7 @@ from app.models.shapes import (
 )
 from app.pods import repository as pods
 from app.targets import endpoint as ep
+from app.targets import repository
 from app.targets.resolve import (
     DEFAULT_SIGNING_REGION,
     ResolvedTarget,
@@ -162,6 +164,9 @@ async def save(
             row.repository_id, row.repository_initialized_at = None, None
         if changed:
             row.verified_at, row.verified_ok = None, None
+            # The watch's verdict was on the old target (a fixed key must not stay
+            # "credentials rejected" until the next probe).
+            await repository.clear_target_state(session, pod_id, Plan.OWNER)
         detail["target"] = audit_target(resolved)
         detail["secret_changed"] = old is None or old.secret != resolved.secret
         if resolved.lock_days or (old is not None and old.lock_days):

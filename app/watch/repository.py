@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -114,11 +114,13 @@ async def write_state(
 
 
 async def unavailable_counts(conn: AsyncConnection) -> list[tuple[str, int]]:
-    """(plan, pods whose target the last probe found unavailable) for the fleet gauges."""
+    """(plan, watched pods whose target the last probe found unavailable) for the fleet
+    gauges: a pod no longer watched (settings deleted, schedule off, not verified) no
+    longer counts, whatever its last verdict."""
     rows = await conn.execute(
-        text(
-            """SELECT plan, count(*) FROM plan_states WHERE target_state = 'unavailable'
-               GROUP BY plan"""
-        )
+        select(PlanState.plan, func.count())
+        .join(BackupSettings, BackupSettings.pod_id == PlanState.pod_id)
+        .where(PlanState.target_state == UNAVAILABLE, *_scheduled())
+        .group_by(PlanState.plan)
     )
     return [(plan, int(n)) for plan, n in rows.all()]

@@ -176,5 +176,8 @@ async def record(
 async def mark_available(
     session: AsyncSession, pod_id: uuid.UUID, account_id: uuid.UUID, plan: str, now: datetime
 ) -> None:
-    """A backup just wrote a snapshot there: the target works (and needs no probe soon)."""
+    """A backup just wrote a snapshot there: the target works (and needs no probe soon).
+    Only the owner's target is watched."""
+    if plan != Plan.OWNER:
+        return
     await record(session, pod_id, account_id, plan, ProbeResult(ok=True), now, by="backup")

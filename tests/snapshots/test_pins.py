@@ -119,6 +119,8 @@ async def test_pin_unpin_list_filter_and_audit(
             ("snapshot.unpin", ids[2]),
         ]
     )
+    [unpin] = [e for e in r.json()["items"] if e["action"] == "snapshot.unpin"]
+    assert unpin["detail"]["note"] == "keep: before the import"  # the pin it removed
 
     # Another account's pod answers like a missing one; so does a missing snapshot.
     r = await client.put(f"{url}/{ids[1]}/pin", headers=other_tenant.headers)
