@@ -128,8 +128,10 @@ class PruneHandler:
             ctx.check_cancel()
             # A pin set while restic planned (seconds) still counts: read them once more.
             async with ctx.session() as session:
-                pinned = set(await service.pins(session, pod.id, plan_name))
+                pinned = await snapshots.pinned_ids(session, pod.id, plan_name)
             removed = [i for i in plan.remove_ids if i not in pinned]
+            # Kept, and said so, like the pins the plan already knew.
+            late_pins = [i for i in plan.remove_ids if i in pinned]
             pruned: list[str] = []
             if removed:
                 await ctx.phase("forgetting", files_total=len(removed))
@@ -169,11 +171,11 @@ class PruneHandler:
 
         result: dict[str, Any] = {
             "policy": policy,
-            "kept": len(plan.keep),
+            "kept": len(plan.keep) + len(late_pins),
             "removed": len(removed),
             "removed_ids": removed,
             "protected_snapshot_id": plan.protected,
-            "kept_because_pinned": [k.id for k in plan.kept_because_pinned],
+            "kept_because_pinned": [k.id for k in plan.kept_because_pinned] + late_pins,
             "untouched": len(plan.untouched),
             "pruned": bool(pruned),
             "prune_output": [ln for ln in pruned if ln.strip()][-20:],

@@ -213,10 +213,13 @@ async def has_content_ids(session: AsyncSession, snapshot_pk: int) -> bool:
     return row is None or bool(row[0])
 
 
+DIFF_BASE_CANDIDATES = 8
+
+
 async def diff_base(session: AsyncSession, snap: Snapshot) -> Snapshot | None:
     """The indexed snapshot whose content ids ``snap``'s files inherit: its recorded
-    parent when indexed with content ids, else the newest indexed one before it (when it
-    has content ids)."""
+    parent when indexed with content ids, else the newest indexed one before it that has
+    them."""
     ready = (
         Snapshot.pod_id == snap.pod_id,
         Snapshot.plan == snap.plan,
@@ -229,7 +232,10 @@ async def diff_base(session: AsyncSession, snap: Snapshot) -> Snapshot | None:
         )
         if parent is not None and await has_content_ids(session, parent.pk):
             return parent
-    previous: Snapshot | None = await session.scalar(
+    # The newest earlier one with content ids: one whose `restic diff` failed is passed
+    # over (restic's diff is exact against any snapshot), so its gap does not give every
+    # later file a new id. A few candidates, not the whole history.
+    earlier = await session.scalars(
         select(Snapshot)
         .where(
             *ready,
@@ -239,10 +245,11 @@ async def diff_base(session: AsyncSession, snap: Snapshot) -> Snapshot | None:
             ),
         )
         .order_by(Snapshot.time.desc(), Snapshot.pk.desc())
-        .limit(1)
+        .limit(DIFF_BASE_CANDIDATES)
     )
-    if previous is not None and await has_content_ids(session, previous.pk):
-        return previous
+    for previous in earlier.all():
+        if await has_content_ids(session, previous.pk):
+            return previous
     return None
 
 
@@ -417,29 +424,22 @@ def pin_active(snap: Snapshot, now: datetime | None = None) -> bool:
     return snap.pinned_until is None or snap.pinned_until > (now or utcnow())
 
 
+def _pinned_now(pod_id: uuid.UUID, plan: str) -> list[Any]:
+    """The pod's snapshots whose pin is in force now (``PIN_ACTIVE_SQL``, as a filter)."""
+    now = utcnow()
+    return [
+        Snapshot.pod_id == pod_id,
+        Snapshot.plan == plan,
+        Snapshot.pinned.is_(True),
+        (Snapshot.pinned_until.is_(None)) | (Snapshot.pinned_until > now),
+    ]
+
+
 async def pinned_ids(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> set[str]:
     """Full ids of the pod's snapshots pinned now (retention keeps them)."""
-    now = utcnow()
-    rows = await session.scalars(
-        select(Snapshot.id).where(
-            Snapshot.pod_id == pod_id,
-            Snapshot.plan == plan,
-            Snapshot.pinned.is_(True),
-            (Snapshot.pinned_until.is_(None)) | (Snapshot.pinned_until > now),
-        )
-    )
-    return set(rows)
+    return set(await session.scalars(select(Snapshot.id).where(*_pinned_now(pod_id, plan))))
 
 
 async def pinned_rows(session: AsyncSession, pod_id: uuid.UUID, plan: str) -> list[Snapshot]:
     """The pod's snapshots pinned now, with their notes and ends (the retention plan)."""
-    now = utcnow()
-    rows = await session.scalars(
-        select(Snapshot).where(
-            Snapshot.pod_id == pod_id,
-            Snapshot.plan == plan,
-            Snapshot.pinned.is_(True),
-            (Snapshot.pinned_until.is_(None)) | (Snapshot.pinned_until > now),
-        )
-    )
-    return list(rows)
+    return list(await session.scalars(select(Snapshot).where(*_pinned_now(pod_id, plan))))

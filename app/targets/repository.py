@@ -144,7 +144,7 @@ async def ensure_repository(
                 hint=REPOSITORY_GONE_HINT,
             ) from None
         # A second copy starts with its primary's chunker parameters (deduplication).
-        new_id = await (restic.init_copy_of(repo, copy_of) if copy_of else restic.init(repo))
+        new_id = await restic.init(repo, copy_of)
         row.repository_id, row.repository_initialized_at = new_id, utcnow()
         await session.flush()
         return new_id

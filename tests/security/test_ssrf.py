@@ -534,7 +534,7 @@ async def test_a_copy_from_a_refused_source_is_refused_before_it_starts(
         cache_dir=tmp_path / "cache",
     )
     local = Repository(url=str(tmp_path / "copy"), password="pw-copy")
-    for attempt in (restic.init_copy_of(local, source), restic.copy(local, source)):
+    for attempt in (restic.init(local, source), restic.copy(local, source)):
         with pytest.raises(ResticError) as err:
             async with asyncio.timeout(60):
                 await attempt

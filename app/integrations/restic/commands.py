@@ -322,9 +322,17 @@ class Restic:
 
     # -- repository ------------------------------------------------------------------------
 
-    async def init(self, repo: Repository, **kw: Any) -> str:
-        """Create the repository (compressed where supported); return its id."""
+    async def init(self, repo: Repository, source: Repository | None = None, **kw: Any) -> str:
+        """Create the repository (compressed where supported); return its id.
+
+        ``source``: ``repo`` is a second copy of it, with its chunker parameters
+        (``--copy-chunker-params``), so files chunk alike and `restic copy` deduplicates.
+        The same flags and environment from 0.14 on (0.14 renamed ``--repo2`` to
+        ``--from-repo``; ``RESTIC_FROM_PASSWORD`` carries the source's password)."""
         args = ["init"]
+        if source is not None:
+            args.append("--copy-chunker-params")
+            kw["source"] = source
         if self.version.compression:
             args += ["--repository-version", "2"]
         if self.version.init_json:
@@ -337,17 +345,7 @@ class Restic:
         else:
             await self.run(repo, args, **kw)
         # 0.14's init prints only a 10-hex prefix of the id: read the whole id from the config.
-        return await self.repository_id(repo, **kw)
-
-    async def init_copy_of(self, repo: Repository, source: Repository, **kw: Any) -> str:
-        """Create ``repo`` as a second copy of ``source``: its chunker parameters copied
-        (``--copy-chunker-params``), so files chunk alike and `restic copy` deduplicates.
-        The same flags and environment from 0.14 on (0.14 renamed ``--repo2`` to
-        ``--from-repo``; ``RESTIC_FROM_PASSWORD`` carries the source's password)."""
-        args = ["init", "--copy-chunker-params"]
-        if self.version.compression:
-            args += ["--repository-version", "2"]
-        await self.run(repo, args, source=source, **kw)
+        kw.pop("source", None)
         return await self.repository_id(repo, **kw)
 
     async def copy(self, repo: Repository, source: Repository, **kw: Any) -> list[str]:

@@ -27,7 +27,7 @@ async def test_copy_shares_chunker_params_and_copies_only_new_snapshots(tmp_path
     await restic.init(source)
     _backup(source, data)
 
-    copy_id = await restic.init_copy_of(copy, source)
+    copy_id = await restic.init(copy, source)
     assert copy_id == await restic.repository_id(copy)
     assert (await restic.cat_config(copy))["chunker_polynomial"] == (
         await restic.cat_config(source)

@@ -259,7 +259,7 @@ async def test_restic_copies_between_two_keys_through_the_gateway(
         )
     assert s3_iam_server.keys(second.bucket, "config") == []
 
-    copy_id = await restic.init_copy_of(copy, source)
+    copy_id = await restic.init(copy, source)
     assert copy_id == await restic.repository_id(copy)
     assert (await restic.cat_config(copy))["chunker_polynomial"] == (
         await restic.cat_config(source)
